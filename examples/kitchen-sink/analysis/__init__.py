@@ -1,0 +1,1 @@
+"""Feature engineering and modelling for the sample analysis."""

@@ -1,0 +1,5 @@
+"""``python -m churn``."""
+
+from churn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Reconcile what an entrypoint needs with what the project declares; pure.
+
+Finding codes (stable; documented in README.md):
+
+SB001 error    import of a distribution the project does not declare (missing)
+SB002 warning  declared distribution the entrypoint does not need (unused)
+SB003 error    import with no known distribution (unresolved)
+SB004 warning  dynamic import with a non-literal name
+SB005 warning  file parsed by the token-scan fallback only
+SB006 info     package installed by a %pip / !pip magic in a notebook
+SB008 error    notebook cell that cannot be parsed (the other cells count)
+SB009 warning  relative import outside a package / beyond the top level
+SB010 info     distribution needed at run time without an import (add it to keep)
+SB011 warning  first-party module imported but not found
+SB012 warning  lock is missing or stale (slimbuild lock)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from packaging.utils import canonicalize_name
+
+from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
+
+
+def reconcile(
+    *,
+    name: str,
+    graph: ImportGraph,
+    resolved: Mapping[str, Resolved],
+    declared: Iterable[Declared],
+    keep: Iterable[str],
+    target_python: str,
+    project_name: str = "",
+) -> Analysis:
+    """Required, missing, unused, optional and unresolved, with findings."""
+    declared = tuple(declared)
+    own = canonicalize_name(project_name) if project_name else ""
+    decl_by_name: dict[str, list[Declared]] = {}
+    for d in declared:
+        if d.marker == "url" or d.name == own:
+            continue
+        decl_by_name.setdefault(d.name, []).append(d)
+    keep_names = {canonicalize_name(k) for k in keep}
+
+    sites_by_dist: dict[str, list[ImportSite]] = {}
+    via_by_dist: dict[str, set[str]] = {}
+    unresolved: list[ImportSite] = []
+    type_checking: list[ImportSite] = []
+    for site in graph.third_party:
+        if site.type_checking:
+            type_checking.append(site)
+            continue
+        res = resolved.get(site.module)
+        if res is None or res.distribution is None:
+            unresolved.append(site)
+            continue
+        sites_by_dist.setdefault(res.distribution, []).append(site)
+        via_by_dist.setdefault(res.distribution, set()).add(res.via)
+
+    def spec(dist: str) -> str:
+        specs = sorted({d.specifier for d in decl_by_name.get(dist, []) if d.specifier})
+        return ",".join(specs)
+
+    required: list[Requirement] = []
+    optional: list[Requirement] = []
+    for dist, sites in sorted(sites_by_dist.items()):
+        is_declared = dist in decl_by_name
+        optional_only = all(s.optional for s in sites)
+        req = Requirement(dist, tuple(sorted(sites)), tuple(sorted(via_by_dist[dist])), is_declared, spec(dist), optional_only)
+        if optional_only and not is_declared and dist not in keep_names:
+            optional.append(req)
+        else:
+            required.append(req)
+    have = {r.name for r in required}
+    for k in sorted(keep_names - have):
+        required.append(Requirement(k, (), ("keep",), k in decl_by_name, spec(k)))
+    required.sort(key=lambda r: r.name)
+    have = {r.name for r in required}
+    optional_names = {r.name for r in optional}
+
+    findings: list[Finding] = list(graph.findings)
+    missing = [r for r in required if not r.declared and r.name not in keep_names]
+    for r in missing:
+        first = r.imports[0]
+        findings.append(
+            Finding(
+                first.location,
+                "SB001",
+                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project does not declare "
+                f"(resolved via {r.via[0]}); add it to requirements.txt or [project.dependencies]",
+            )
+        )
+    for site in unresolved:
+        top = site.module.split(".")[0]
+        findings.append(
+            Finding(
+                site.location,
+                "SB003",
+                f"cannot map import '{site.module}' to a distribution; add it to [tool.slimbuild.mapping] "
+                f'(e.g. {top} = "<distribution>") or declare the distribution',
+                # an optional import (try/except ImportError) with no known distribution cannot break the image
+                Severity.WARNING if site.optional else Severity.ERROR,
+            )
+        )
+    unused: list[Declared] = []
+    for dist, decls in sorted(decl_by_name.items()):
+        if dist in have or dist in optional_names:
+            continue
+        first_decl = sorted(decls, key=lambda d: d.source)[0]
+        unused.append(first_decl)
+        findings.append(
+            Finding(
+                first_decl.source,
+                "SB002",
+                f"'{dist}' is declared but the entrypoint does not import it; it stays out of the image "
+                "(add it to keep if it is needed at run time)",
+                Severity.WARNING,
+            )
+        )
+    hinted: set[str] = set()
+    for loc, hint_dist, why in graph.runtime_hints:
+        hint_name = canonicalize_name(hint_dist)
+        if hint_name in have or hint_name in hinted:
+            continue
+        hinted.add(hint_name)
+        findings.append(Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO))
+    return Analysis(
+        entrypoint_name=name,
+        entrypoint=graph.entrypoint,
+        target_python=target_python,
+        files=graph.files,
+        required=tuple(required),
+        missing=tuple(missing),
+        unused=tuple(unused),
+        optional=tuple(optional),
+        unresolved=tuple(sorted(unresolved)),
+        dynamic_unresolved=graph.dynamic_unresolved,
+        type_checking=tuple(sorted(type_checking)),
+        pip_hints=graph.pip_hints,
+        findings=tuple(sorted(set(findings), key=_finding_key)),
+        declared=declared,
+        unparsed=graph.unparsed,
+        stdlib=graph.stdlib,
+    )
+
+
+def _finding_key(f: Finding) -> tuple[str, int, int, int, str, str]:
+    return (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message)
+
+
+def failing(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Findings that make ``check`` exit 1."""
+    return tuple(f for f in findings if f.severity is Severity.ERROR)
+
+
+def location_of(decl: Declared) -> Location:
+    """Where a declaration was made."""
+    return decl.source

@@ -1,0 +1,175 @@
+"""The click layer: parse options, call one pipeline function, render, return an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from slimbuild import __version__
+from slimbuild.errors import ExitCode, Interrupted, SlimbuildError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    debug = False
+    json = False
+
+
+def _path_arg(f: F) -> F:
+    return click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))(f)  # type: ignore[return-value]
+
+
+def _analysis_options(f: F) -> F:
+    for deco in reversed(
+        [
+            click.option(
+                "--entrypoint",
+                "-e",
+                default="",
+                metavar="E",
+                help="Entrypoint name from the config, or a .py file, package, module:function or notebook.",
+            ),
+            click.option(
+                "--target-python", default=None, metavar="X.Y", help="Python version of the image (stdlib is judged for it)."
+            ),
+            click.option(
+                "--python",
+                "python",
+                default=None,
+                metavar="PATH",
+                help="Interpreter of the project's environment, for installed-distribution metadata.",
+            ),
+            click.option(
+                "--allow-unparseable",
+                is_flag=True,
+                default=None,
+                help="Scan unparseable files with the tokenizer instead of failing (they are listed as unparsed).",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON object on stdout."),
+        ]
+    ):
+        f = deco(f)
+    return f
+
+
+def _settings(path: Path, target_python: str | None, python: str | None, allow_unparseable: bool | None) -> Any:
+    from slimbuild.config import load_settings
+
+    return load_settings(
+        path,
+        {"target_python": target_python, "python": python, "allow_unparseable": allow_unparseable or None},
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slimbuild")
+@click.option("--debug", is_flag=True, envvar="SLIMBUILD_DEBUG", help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Trace what an analysis imports, lock it, and build a slim, reproducible image."""
+    _State.debug = debug
+
+
+@cli.command()
+@_path_arg
+@_analysis_options
+def analyze(
+    path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None, as_json: bool
+) -> int:
+    """Show what the entrypoint needs: files, distributions, unused and missing ones."""
+    from slimbuild import pipeline, report
+
+    _State.json = as_json
+    analyses = pipeline.analyze(_settings(path, target_python, python, allow_unparseable), entrypoint)
+    if as_json:
+        click.echo(report.analyses_json(analyses), nl=False)
+    else:
+        click.echo("\n".join(report.analysis_text(a) for a in analyses), nl=False)
+        findings = sorted({f for a in analyses for f in a.findings})
+        click.echo(report.findings_text(findings), nl=False, err=True)
+    return int(ExitCode.OK)
+
+
+@cli.command()
+@_path_arg
+@_analysis_options
+def check(
+    path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None, as_json: bool
+) -> int:
+    """Gate for pre-commit and CI: exit 1 when an import is undeclared or unresolved."""
+    from slimbuild import pipeline, report
+    from slimbuild.check import failing
+
+    _State.json = as_json
+    analyses = pipeline.analyze(_settings(path, target_python, python, allow_unparseable), entrypoint)
+    findings = sorted(
+        {f for a in analyses for f in a.findings},
+        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.code, f.message),
+    )
+    if as_json:
+        click.echo(report.analyses_json(analyses), nl=False)
+    else:
+        click.echo(report.findings_text(findings), nl=False, err=True)
+        click.echo(report.check_summary(findings), nl=False, err=True)
+    return int(ExitCode.FINDINGS if failing(findings) else ExitCode.OK)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", hint="nothing was left half-written")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the documented exit code (never raise)."""
+    _State.debug = bool(os.environ.get("SLIMBUILD_DEBUG"))
+    _State.json = False
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_signal)
+    except ValueError:  # not in the main thread (e.g. some test runners)
+        previous = None
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="slimbuild", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else int(ExitCode.OK)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _report(Interrupted("interrupted", hint="nothing was left half-written"))
+    except SlimbuildError as exc:
+        return _report(exc)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 70
+        if _State.debug:
+            traceback.print_exc()
+        err = SlimbuildError(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="please report it; rerun with --debug for a traceback",
+        )
+        return _report(err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _report(err: SlimbuildError) -> int:
+    if _State.debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    if _State.json:
+        from slimbuild.report import error_json
+
+        click.echo(error_json(err), nl=False)
+    click.echo(f"slimbuild: error: {err.one_line()}", err=True)
+    return int(err.exit_code)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

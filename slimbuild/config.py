@@ -1,0 +1,186 @@
+"""Settings: defaults < ``[tool.slimbuild]`` (or ``slimbuild.toml``) < ``SLIMBUILD_*`` < command line."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from slimbuild.errors import ConfigError
+
+_VERSION = re.compile(r"^3\.\d{1,2}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, resolved once."""
+
+    root: Path
+    entrypoints: Mapping[str, str] = field(default_factory=dict)
+    target_python: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python: str = ""
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    optional_groups: tuple[str, ...] = ()
+    allow_unparseable: bool = False
+    max_source_bytes: int = 10 * 1024 * 1024
+    exclude: tuple[str, ...] = ()
+    # lock and build settings (used by later stages)
+    machine: str = "x86_64"
+    include: tuple[str, ...] = ()
+    template: str = "slim"
+    base_image: str = ""
+    smoke: tuple[str, ...] = ()
+    pyc: bool = False
+    allow_sdist: tuple[str, ...] = ()
+    config_file: str = ""
+
+
+# key in TOML -> (field name, type)
+_KEYS: dict[str, tuple[str, type]] = {
+    "entrypoint": ("entrypoints", str),
+    "entrypoints": ("entrypoints", dict),
+    "python": ("target_python", str),
+    "target-python": ("target_python", str),
+    "mapping": ("mapping", dict),
+    "keep": ("keep", list),
+    "requirements": ("requirements", list),
+    "optional-groups": ("optional_groups", list),
+    "allow-unparseable": ("allow_unparseable", bool),
+    "max-source-bytes": ("max_source_bytes", int),
+    "exclude": ("exclude", list),
+    "machine": ("machine", str),
+    "include": ("include", list),
+    "template": ("template", str),
+    "base-image": ("base_image", str),
+    "smoke": ("smoke", list),
+    "pyc": ("pyc", bool),
+    "allow-sdist": ("allow_sdist", list),
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: invalid TOML: {exc}", hint="fix the file's syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{path.name}: cannot read: {exc.strerror}", hint="check the file's permissions") from None
+
+
+def read_project_table(root: Path) -> tuple[dict[str, Any], str]:
+    """The ``[tool.slimbuild]`` table and the file it came from ('' when none)."""
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        table = data.get("tool", {}).get("slimbuild")
+        if table is not None:
+            return _ensure_table(table, "pyproject.toml [tool.slimbuild]"), "pyproject.toml"
+    own = root / "slimbuild.toml"
+    if own.is_file():
+        data = _read_toml(own)
+        table = data.get("tool", {}).get("slimbuild", data)
+        return _ensure_table(table, "slimbuild.toml"), "slimbuild.toml"
+    return {}, ""
+
+
+def _ensure_table(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table", hint="see README.md, 'Configuration'")
+    return value
+
+
+def _coerce(key: str, value: object, kind: type, where: str) -> object:
+    if kind is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of strings", hint=f'e.g. {key} = ["..."]')
+        return tuple(value)
+    if kind is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: '{key}' must be a table of strings", hint=f"e.g. [tool.slimbuild.{key}]")
+        return dict(value)
+    if kind is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off", ""}:
+                return False
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false", hint=f"{key} = true")
+        return value
+    if kind is int:
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: '{key}' must be an integer, not {value!r}", hint=f"{key} = 10485760") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: '{key}' must be a string", hint=f'{key} = "..."')
+    return value
+
+
+def _apply(values: dict[str, object], table: Mapping[str, object], where: str) -> None:
+    for raw_key, value in table.items():
+        key = raw_key.replace("_", "-")
+        if key not in _KEYS:
+            close = difflib.get_close_matches(key, list(_KEYS), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(_KEYS))}"
+            raise ConfigError(f"{where}: unknown key '{raw_key}'", hint=hint)
+        name, kind = _KEYS[key]
+        coerced = _coerce(key, value, kind, where)
+        if key == "entrypoint":
+            spec = str(coerced)
+            coerced = {Path(spec.split(":")[0]).stem or "default": spec}
+        values[name] = coerced
+
+
+def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings for a project root from config file, environment and overrides."""
+    env = os.environ if env is None else env
+    if not root.exists():
+        raise ConfigError(f"{root}: no such directory", hint="pass the project's directory, e.g. 'slimbuild analyze .'")
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a directory", hint="pass the project's directory; use --entrypoint for a file")
+    table, source = read_project_table(root)
+    values: dict[str, object] = {}
+    _apply(values, table, source or "config")
+    env_table = {
+        k[len("SLIMBUILD_") :].lower(): v
+        for k, v in env.items()
+        if k.startswith("SLIMBUILD_")
+        and k not in {"SLIMBUILD_CACHE", "SLIMBUILD_STATE", "SLIMBUILD_DEBUG"}
+        and k[len("SLIMBUILD_") :].lower().replace("_", "-") in _KEYS
+    }
+    _apply(values, env_table, "environment (SLIMBUILD_*)")
+    for key, value in (overrides or {}).items():
+        if value is None or value == () or value == {}:
+            continue
+        values[key] = value
+    settings = replace(Settings(root=root.resolve()), **values, config_file=source)  # type: ignore[arg-type]
+    if not _VERSION.match(settings.target_python):
+        raise ConfigError(
+            f"target Python version {settings.target_python!r} is not of the form 3.X",
+            hint="e.g. --target-python 3.11",
+        )
+    if settings.max_source_bytes <= 0:
+        raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
+    return settings
+
+
+def setting_names() -> tuple[str, ...]:
+    """Field names of Settings (for tests and docs)."""
+    return tuple(f.name for f in fields(Settings))

@@ -1,0 +1,162 @@
+"""What a project declares: requirements files, ``[project.dependencies]``, ``setup.cfg``."""
+
+from __future__ import annotations
+
+import configparser
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PepRequirement
+from packaging.utils import canonicalize_name
+
+from slimbuild.errors import ConfigError
+from slimbuild.models import Declared, Location
+
+DEFAULT_REQUIREMENT_FILES = ("requirements.txt", "requirements.in", "requirements/base.txt", "requirements/prod.txt")
+_MAX_INCLUDE_DEPTH = 20
+
+
+def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
+    buf = ""
+    start = 0
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw
+        if " #" in line or line.lstrip().startswith("#"):
+            line = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+        if not buf:
+            start = n
+        if line.rstrip().endswith("\\"):
+            buf += line.rstrip()[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            yield start, buf.strip()
+        buf = ""
+    if buf.strip():
+        yield start, buf.strip()
+
+
+def parse_requirements_file(
+    path: Path, root: Path, *, _seen: frozenset[Path] = frozenset()
+) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
+    """Requirements and constraints of one file, following ``-r``/``-c`` includes."""
+    rel = _rel(path, root)
+    if path.resolve() in _seen:
+        return (), ()
+    if len(_seen) > _MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{rel}: requirement includes nest too deeply", hint="check for -r cycles")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{rel}: cannot read requirements file ({exc})", hint="check the path and its encoding") from None
+    seen = _seen | {path.resolve()}
+    reqs: list[Declared] = []
+    cons: list[Declared] = []
+    for line_no, line in _logical_lines(text):
+        loc = Location(rel, line_no)
+        words = line.split()
+        opt = words[0]
+        if opt in {"-r", "--requirement", "-c", "--constraint"} or opt.startswith(
+            ("-r", "-c", "--requirement=", "--constraint=")
+        ):
+            target = (
+                words[1]
+                if len(words) > 1 and opt in {"-r", "-c", "--requirement", "--constraint"}
+                else opt.split("=", 1)[-1]
+                if "=" in opt
+                else opt[2:]
+            )
+            inc = path.parent / target
+            if not inc.is_file():
+                raise ConfigError(f"{loc}: included file '{target}' not found", hint="fix the -r/-c path")
+            sub_r, sub_c = parse_requirements_file(inc, root, _seen=seen)
+            if opt.startswith(("-c", "--constraint")):
+                cons.extend(sub_r + sub_c)
+            else:
+                reqs.extend(sub_r)
+                cons.extend(sub_c)
+            continue
+        if opt in {"-e", "--editable"}:
+            reqs.append(Declared(f"<editable {words[-1]}>", "", loc, "url"))
+            continue
+        if opt.startswith("-"):
+            continue  # index and pip options: not declarations
+        spec = " ".join(w for w in words if not w.startswith("--hash"))
+        try:
+            req = PepRequirement(spec)
+        except InvalidRequirement as exc:
+            if "://" in spec or spec.startswith((".", "/")):
+                reqs.append(Declared(f"<url {spec}>", "", loc, "url"))
+                continue
+            raise ConfigError(f"{loc}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax, e.g. pandas>=2") from None
+        reqs.append(Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or "")))
+    return tuple(reqs), tuple(cons)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _parse_list(values: Iterable[str], where: Location) -> list[Declared]:
+    out = []
+    for spec in values:
+        try:
+            req = PepRequirement(spec)
+        except InvalidRequirement as exc:
+            raise ConfigError(f"{where}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax") from None
+        out.append(Declared(canonicalize_name(req.name), str(req.specifier), where, str(req.marker or "")))
+    return out
+
+
+def read_declared(
+    root: Path, requirement_files: Iterable[str] = (), optional_groups: Iterable[str] = ()
+) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
+    """All runtime declarations and constraints of a project, sorted by name."""
+    reqs: list[Declared] = []
+    cons: list[Declared] = []
+    files = list(requirement_files) or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
+    for name in files:
+        p = root / name
+        if not p.is_file():
+            raise ConfigError(f"requirements file '{name}' not found", hint="fix 'requirements' in [tool.slimbuild]")
+        r, c = parse_requirements_file(p, root)
+        reqs.extend(r)
+        cons.extend(c)
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"pyproject.toml: invalid TOML: {exc}", hint="fix the file's syntax") from None
+        project = data.get("project", {})
+        if isinstance(project, dict):
+            reqs.extend(_parse_list(project.get("dependencies", []) or [], Location("pyproject.toml")))
+            groups = project.get("optional-dependencies", {}) or {}
+            for group in optional_groups:
+                if group not in groups:
+                    raise ConfigError(
+                        f"pyproject.toml: no optional-dependencies group '{group}'",
+                        hint=f"groups: {', '.join(sorted(groups)) or 'none'}",
+                    )
+                reqs.extend(_parse_list(groups[group], Location("pyproject.toml")))
+    setup_cfg = root / "setup.cfg"
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(setup_cfg, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"setup.cfg: cannot parse: {exc}", hint="fix the file's syntax") from None
+        raw = parser.get("options", "install_requires", fallback="")
+        lines = [ln.strip() for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        reqs.extend(_parse_list(lines, Location("setup.cfg")))
+    return tuple(sorted(reqs, key=lambda d: (d.name, d.source))), tuple(sorted(cons, key=lambda d: (d.name, d.source)))

@@ -1,0 +1,357 @@
+"""Imports of one Python source: decoding, parsing, and a tokenize fallback.
+
+Pure: bytes or text in, :class:`ParsedSource` out. Every failure is an
+:class:`AnalysisError` with ``file:line:col`` and what to do; nothing else
+escapes (no ``RecursionError``, no ``UnicodeDecodeError``).
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import io
+import re
+import sys
+import token
+import tokenize
+from collections.abc import Iterator
+
+from slimbuild.errors import AnalysisError
+from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+
+_OPTIONAL_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError"})
+_DYNAMIC_FUNCS = frozenset({"import_module", "__import__"})
+_PY2_HINTS = (
+    re.compile(r"^\s*print\s+[^\s(=]", re.M),
+    re.compile(r"^\s*except\s+[\w.]+\s*,\s*\w+\s*:", re.M),
+    re.compile(r"^\s*exec\s+['\"]", re.M),
+    re.compile(r"\bur['\"]"),
+)
+
+# Calls whose backing distribution is needed at run time without being imported
+# (pandas picks an engine by name). attribute -> (distribution, why)
+RUNTIME_HINTS: dict[str, tuple[str, str]] = {
+    "read_parquet": ("pyarrow", "pandas reads Parquet through pyarrow"),
+    "to_parquet": ("pyarrow", "pandas writes Parquet through pyarrow"),
+    "read_feather": ("pyarrow", "pandas reads Feather through pyarrow"),
+    "to_feather": ("pyarrow", "pandas writes Feather through pyarrow"),
+    "read_orc": ("pyarrow", "pandas reads ORC through pyarrow"),
+    "read_excel": ("openpyxl", "pandas reads .xlsx through openpyxl"),
+    "to_excel": ("openpyxl", "pandas writes .xlsx through openpyxl"),
+    "read_hdf": ("tables", "pandas reads HDF5 through PyTables"),
+    "to_hdf": ("tables", "pandas writes HDF5 through PyTables"),
+    "HDFStore": ("tables", "pandas HDFStore needs PyTables"),
+    "read_xml": ("lxml", "pandas reads XML through lxml"),
+    "read_html": ("lxml", "pandas parses HTML through lxml"),
+    "to_markdown": ("tabulate", "pandas renders Markdown through tabulate"),
+    "read_sql": ("sqlalchemy", "pandas reads SQL through SQLAlchemy"),
+    "to_sql": ("sqlalchemy", "pandas writes SQL through SQLAlchemy"),
+}
+
+
+def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Decode source bytes per PEP 263; refuse binaries, bad codecs and bad bytes."""
+    if len(data) > max_bytes:
+        raise AnalysisError(
+            f"{path}: file is {len(data):,} bytes, over the {max_bytes:,}-byte limit for Python source",
+            hint="raise max_source_bytes in [tool.slimbuild] if this file is really needed",
+        )
+    if b"\x00" in data:
+        offset = data.index(b"\x00")
+        raise AnalysisError(
+            f"{path}: not Python source (NUL byte at offset {offset})",
+            hint="remove the file from the import path or rename it if it is a compiled or binary file",
+        )
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        detail = str(exc.msg if hasattr(exc, "msg") else exc)
+        raise AnalysisError(
+            f"{path}:{exc.lineno or 1}: {detail}",
+            hint="fix the '# coding:' cookie to name a codec Python knows (e.g. utf-8)",
+        ) from None
+    try:
+        codecs.lookup(encoding)
+    except LookupError:  # pragma: no cover - detect_encoding already checks
+        raise AnalysisError(f"{path}: unknown encoding {encoding!r}", hint="fix the coding cookie") from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AnalysisError(
+            f"{path}:{line}: cannot decode byte 0x{data[exc.start]:02x} at offset {exc.start} as {encoding}",
+            hint="save the file as UTF-8, or declare its encoding with a '# coding:' line (PEP 263)",
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def _syntax_error(exc: SyntaxError, path: str, text: str, cell: int | None) -> AnalysisError:
+    loc = Location(path, exc.lineno or 0, exc.offset or 0, cell)
+    msg = exc.msg if hasattr(exc, "msg") else str(exc)
+    hint = "fix the syntax, or pass --allow-unparseable to fall back to a token scan of this file"
+    if any(rx.search(text) for rx in _PY2_HINTS) or "Missing parentheses in call to 'print'" in msg:
+        hint = "Python 2 source? port it to Python 3, or keep it out of the entrypoint's imports"
+    return AnalysisError(f"{loc}: syntax error: {msg}", hint=hint)
+
+
+def parse_source(
+    text: str,
+    path: str,
+    *,
+    cell: int | None = None,
+    allow_unparseable: bool = False,
+) -> ParsedSource:
+    """Imports of one decoded source; raises AnalysisError unless the fallback is allowed."""
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        if not allow_unparseable:
+            raise _syntax_error(exc, path, text, cell) from None
+        return scan_tokens(text, path, cell=cell, reason=_syntax_error(exc, path, text, cell).message)
+    except (RecursionError, MemoryError):
+        raise AnalysisError(
+            f"{path}: too deeply nested for Python's parser",
+            hint="simplify the file or keep it out of the entrypoint's imports",
+        ) from None
+    except ValueError as exc:  # e.g. NUL bytes in text
+        raise AnalysisError(f"{path}: not Python source ({exc})", hint="check the file's type") from None
+    try:
+        return _Visitor(path, cell).run(tree)
+    except RecursionError:
+        raise AnalysisError(
+            f"{path}: too deeply nested to analyse", hint="simplify the file or keep it out of the entrypoint's imports"
+        ) from None
+
+
+def parse_bytes(
+    data: bytes, path: str, *, allow_unparseable: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ParsedSource:
+    """Decode and parse one ``.py`` file's bytes."""
+    return parse_source(decode_source(data, path, max_bytes), path, allow_unparseable=allow_unparseable)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    if isinstance(test, ast.Attribute):
+        return test.attr == "TYPE_CHECKING"
+    return False
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    node = handler.type
+    if node is None:
+        return False
+    names = node.elts if isinstance(node, ast.Tuple) else [node]
+    for n in names:
+        ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
+        if ident in _OPTIONAL_EXCEPTIONS:
+            return True
+    return False
+
+
+def _literal_str(node: ast.expr | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+class _Visitor:
+    """Walks a module once, tracking try/except ImportError and TYPE_CHECKING blocks."""
+
+    def __init__(self, path: str, cell: int | None) -> None:
+        self.path = path
+        self.cell = cell
+        self.imports: list[RawImport] = []
+        self.dynamic: list[Location] = []
+        self.sys_path: list[str] = []
+        self.hints: list[tuple[Location, str, str]] = []
+        self.findings: list[Finding] = []
+
+    def run(self, tree: ast.Module) -> ParsedSource:
+        self._body(tree.body, optional=False, type_checking=False)
+        return ParsedSource(
+            path=self.path,
+            imports=tuple(self.imports),
+            dynamic_unresolved=tuple(self.dynamic),
+            sys_path_entries=tuple(dict.fromkeys(self.sys_path)),
+            findings=tuple(self.findings),
+            runtime_hints=tuple(self.hints),
+        )
+
+    def _loc(self, node: ast.AST) -> Location:
+        return Location(self.path, getattr(node, "lineno", 0), getattr(node, "col_offset", 0) + 1, self.cell)
+
+    def _body(self, stmts: list[ast.stmt], *, optional: bool, type_checking: bool) -> None:
+        for stmt in stmts:
+            self._stmt(stmt, optional=optional, type_checking=type_checking)
+
+    def _stmt(self, node: ast.stmt, *, optional: bool, type_checking: bool) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                self.imports.append(
+                    RawImport(node.lineno, node.col_offset + 1, alias.name, (), 0, optional, type_checking, False, self.cell)
+                )
+            return
+        if isinstance(node, ast.ImportFrom):
+            names = tuple(a.name for a in node.names if a.name != "*")
+            self.imports.append(
+                RawImport(
+                    node.lineno, node.col_offset + 1, node.module, names, node.level, optional, type_checking, False,
+                    self.cell,
+                )
+            )
+            return
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            self._exprs(node.test, optional, type_checking)
+            self._body(node.body, optional=optional, type_checking=True)
+            self._body(node.orelse, optional=optional, type_checking=type_checking)
+            return
+        if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, getattr(ast, "TryStar"))):
+            guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
+            self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
+            for h in node.handlers:  # type: ignore[attr-defined]
+                self._body(h.body, optional=optional or guarded, type_checking=type_checking)
+            self._body(node.orelse, optional=optional, type_checking=type_checking)  # type: ignore[attr-defined]
+            self._body(node.finalbody, optional=optional, type_checking=type_checking)  # type: ignore[attr-defined]
+            return
+        # Generic statement: scan expressions, then nested statement lists.
+        for field_name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                if value and isinstance(value[0], ast.stmt):
+                    self._body(value, optional=optional, type_checking=type_checking)
+                else:
+                    for item in value:
+                        if isinstance(item, ast.AST):
+                            self._walk_any(item, optional, type_checking)
+            elif isinstance(value, ast.AST):
+                self._walk_any(value, optional, type_checking)
+            del field_name
+
+    def _walk_any(self, node: ast.AST, optional: bool, type_checking: bool) -> None:
+        if isinstance(node, ast.stmt):
+            self._stmt(node, optional=optional, type_checking=type_checking)
+        elif isinstance(node, ast.match_case):
+            if node.guard is not None:
+                self._exprs(node.guard, optional, type_checking)
+            self._body(node.body, optional=optional, type_checking=type_checking)
+        elif isinstance(node, ast.ExceptHandler):
+            self._body(node.body, optional=optional, type_checking=type_checking)
+        else:
+            self._exprs(node, optional, type_checking)
+
+    def _exprs(self, root: ast.AST, optional: bool, type_checking: bool) -> None:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Call):
+                self._call(node, optional, type_checking)
+            elif isinstance(node, ast.Attribute) and node.attr in RUNTIME_HINTS:
+                dist, why = RUNTIME_HINTS[node.attr]
+                self.hints.append((self._loc(node), dist, why))
+            elif isinstance(node, ast.keyword) and node.arg == "engine":
+                value = _literal_str(node.value)
+                if value in {"pyarrow", "fastparquet", "openpyxl", "xlsxwriter", "odf", "pyxlsb", "calamine"}:
+                    assert value is not None
+                    self.hints.append((self._loc(node.value), value, f'engine="{value}" loads {value} at run time'))
+
+    def _call(self, node: ast.Call, optional: bool, type_checking: bool) -> None:
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in _DYNAMIC_FUNCS:
+            if isinstance(func, ast.Attribute) and name == "import_module":
+                base = func.value
+                if not (isinstance(base, ast.Name) and base.id == "importlib"):
+                    # e.g. self.import_module(...) on some other object: not importlib's
+                    if not (isinstance(base, ast.Attribute) and base.attr == "importlib"):
+                        return
+            arg = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "name"), None)
+            literal = _literal_str(arg)
+            if literal is None:
+                if arg is not None:
+                    self.dynamic.append(self._loc(node))
+                return
+            level = len(literal) - len(literal.lstrip("."))
+            module = literal[level:] or None
+            self.imports.append(
+                RawImport(node.lineno, node.col_offset + 1, module, (), level, optional, type_checking, True, self.cell)
+            )
+            return
+        if name in {"append", "insert"} and isinstance(func, ast.Attribute):
+            target = func.value
+            if isinstance(target, ast.Attribute) and target.attr == "path" and isinstance(target.value, ast.Name) and target.value.id == "sys":
+                arg = node.args[-1] if node.args else None
+                literal = _literal_str(arg)
+                if literal is not None:
+                    self.sys_path.append(literal)
+
+
+_IMPORT_START = re.compile(r"^(\s*)(import|from)\b")
+
+
+def scan_tokens(text: str, path: str, *, cell: int | None = None, reason: str = "") -> ParsedSource:
+    """Find static imports with the tokenizer, for files ``ast`` cannot parse (newer syntax)."""
+    imports: list[RawImport] = []
+    try:
+        for line, col, module, names, level in _token_imports(text):
+            imports.append(RawImport(line, col, module, names, level, False, False, False, cell))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass  # keep what was found before the tokenizer gave up
+    note = Finding(
+        Location(path, 0, 0, cell),
+        "SB005",
+        f"could not parse ({reason or 'syntax error'}); imports found by a token scan only",
+        Severity.WARNING,
+    )
+    return ParsedSource(path=path, imports=tuple(imports), findings=(note,), fallback=True)
+
+
+def _token_imports(text: str) -> Iterator[tuple[int, int, str | None, tuple[str, ...], int]]:
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    logical: list[tokenize.TokenInfo] = []
+    for tok in tokens:
+        if tok.type in (token.NEWLINE, token.ENDMARKER) or (tok.type == token.OP and tok.string == ";"):
+            yield from _import_from_logical(logical)
+            logical = []
+        elif tok.type in (token.COMMENT, token.NL, token.INDENT, token.DEDENT):
+            continue
+        else:
+            logical.append(tok)
+    yield from _import_from_logical(logical)
+
+
+def _import_from_logical(toks: list[tokenize.TokenInfo]) -> Iterator[tuple[int, int, str | None, tuple[str, ...], int]]:
+    if not toks or toks[0].type != token.NAME or toks[0].string not in {"import", "from"}:
+        return
+    words = [t.string for t in toks]
+    line, col = toks[0].start[0], toks[0].start[1] + 1
+    if words[0] == "import":
+        for part in " ".join(words[1:]).replace(" . ", ".").split(","):
+            name = part.strip().split(" as ")[0].replace(" ", "")
+            if name and all(p.isidentifier() for p in name.split(".")):
+                yield line, col, name, (), 0
+        return
+    try:
+        idx = words.index("import")
+    except ValueError:
+        return
+    head = "".join(words[1:idx])
+    level = len(head) - len(head.lstrip("."))
+    module = head[level:] or None
+    tail = [w for w in words[idx + 1 :] if w not in {"(", ")"}]
+    names: list[str] = []
+    skip = False
+    for w in tail:
+        if w == ",":
+            skip = False
+            continue
+        if w == "as":
+            skip = True
+            continue
+        if not skip and w.isidentifier() and w != "*":
+            names.append(w)
+            skip = True
+    if module is None or all(p.isidentifier() for p in module.split(".")):
+        yield line, col, module, tuple(names), level

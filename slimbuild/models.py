@@ -1,0 +1,167 @@
+"""Frozen value types passed between the pipeline's stages."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where something was found: a relative POSIX path, a line, maybe a notebook cell."""
+
+    path: str
+    line: int = 0
+    col: int = 0
+    cell: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path if self.cell is None else f"{self.path}[cell {self.cell}]"
+        if self.line:
+            where = f"{where}:{self.line}"
+            if self.col:
+                where = f"{where}:{self.col}"
+        return where
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters: errors fail ``check``."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """Something reported to a user, lint-style: ``path:line: SB0xx message``."""
+
+    location: Location
+    code: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def render(self) -> str:
+        """The lint-style line."""
+        return f"{self.location}: {self.code} {self.message}"
+
+
+@dataclass(frozen=True, order=True)
+class RawImport:
+    """One import statement (or literal dynamic import) as written in a file.
+
+    ``module`` is the dotted name after ``from``/``import`` (``None`` for
+    ``from . import x``); ``names`` are the names imported by a ``from`` form;
+    ``level`` counts leading dots.
+    """
+
+    line: int
+    col: int
+    module: str | None
+    names: tuple[str, ...] = ()
+    level: int = 0
+    optional: bool = False
+    type_checking: bool = False
+    dynamic: bool = False
+    cell: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedSource:
+    """What one source file (or notebook) says about imports."""
+
+    path: str
+    imports: tuple[RawImport, ...] = ()
+    dynamic_unresolved: tuple[Location, ...] = ()
+    sys_path_entries: tuple[str, ...] = ()
+    pip_hints: tuple[tuple[Location, str], ...] = ()
+    written_modules: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    runtime_hints: tuple[tuple[Location, str, str], ...] = ()
+    fallback: bool = False
+
+
+class ImportKind(str, enum.Enum):
+    """Classification of a top-level import name."""
+
+    STDLIB = "stdlib"
+    FIRST_PARTY = "first-party"
+    THIRD_PARTY = "third-party"
+
+
+@dataclass(frozen=True, order=True)
+class ImportSite:
+    """A third-party import as seen at one location."""
+
+    module: str
+    location: Location
+    optional: bool = False
+    type_checking: bool = False
+
+
+@dataclass(frozen=True)
+class ImportGraph:
+    """What an entrypoint reaches: first-party files and third-party import sites."""
+
+    entrypoint: str
+    files: tuple[str, ...]
+    third_party: tuple[ImportSite, ...]
+    stdlib: tuple[str, ...]
+    dynamic_unresolved: tuple[Location, ...]
+    pip_hints: tuple[tuple[Location, str], ...]
+    runtime_hints: tuple[tuple[Location, str, str], ...]
+    findings: tuple[Finding, ...]
+    unparsed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, order=True)
+class Resolved:
+    """How one top-level import name maps to a distribution, and why."""
+
+    module: str
+    distribution: str | None
+    via: str
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A distribution the image needs, with the import sites that need it."""
+
+    name: str
+    imports: tuple[ImportSite, ...]
+    via: tuple[str, ...]
+    declared: bool
+    specifier: str = ""
+    optional_only: bool = False
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared requirement, from requirements files, pyproject or setup.cfg."""
+
+    name: str
+    specifier: str
+    source: Location
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The result of analysing one entrypoint."""
+
+    entrypoint_name: str
+    entrypoint: str
+    target_python: str
+    files: tuple[str, ...]
+    required: tuple[Requirement, ...]
+    missing: tuple[Requirement, ...]
+    unused: tuple[Declared, ...]
+    optional: tuple[Requirement, ...]
+    unresolved: tuple[ImportSite, ...]
+    dynamic_unresolved: tuple[Location, ...]
+    type_checking: tuple[ImportSite, ...]
+    pip_hints: tuple[tuple[Location, str], ...]
+    findings: tuple[Finding, ...]
+    declared: tuple[Declared, ...] = field(default=())
+    unparsed: tuple[str, ...] = ()
+    stdlib: tuple[str, ...] = ()

@@ -1,0 +1,267 @@
+"""Jupyter notebooks: code cells to Python, IPython syntax neutralised.
+
+Cells are numbered from 1 over all cells (markdown included), as a reader
+counts them in the notebook. A cell that cannot be parsed is reported as
+``nb.ipynb[cell N]``; the other cells still count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+
+from slimbuild.errors import AnalysisError
+from slimbuild.imports import DEFAULT_MAX_BYTES, parse_source
+from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
+
+# Cell magics whose body is Python: parse the body; every other %% cell is skipped.
+_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "python", "python3", "debug", "pypy"})
+# Line magics whose argument is a Python statement.
+_PYTHON_LINE_MAGICS = frozenset({"time", "timeit", "prun"})
+_INSTALLERS = re.compile(r"^(?:%|!)\s*(?:(?:python3?|\S*/python3?)\s+-m\s+)?(pip3?|conda|mamba|micromamba)\s+install\b(.*)$")
+_ASSIGN_MAGIC = re.compile(r"^(\s*)[\w.,\s\[\]()*]+?=\s*[!%]")
+_HELP = re.compile(r"^\s*(\?{1,2}[\w.]+|[\w.\[\]()]+\?{1,2})\s*$")
+_RUN_MAGIC = re.compile(r"""get_ipython\(\)\.(?:run_line_magic|magic)\(\s*['"](pip|conda)['"]\s*,\s*['"]install\s+([^'"]*)['"]""")
+_SYSTEM_PIP = re.compile(r"""get_ipython\(\)\.system\(\s*['"](?:pip3?|python3?\s+-m\s+pip)\s+install\s+([^'"]*)['"]""")
+
+
+@dataclass(frozen=True)
+class NotebookCell:
+    """One code cell: its 1-based position and its Python source after neutralising."""
+
+    index: int
+    source: str
+    skipped: str = ""
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook's code, in cell order."""
+
+    path: str
+    language: str
+    cells: tuple[NotebookCell, ...]
+    pip_hints: tuple[tuple[Location, str], ...]
+    written_modules: tuple[str, ...]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return ""
+
+
+def _language(nb: dict[str, object]) -> str:
+    meta = nb.get("metadata")
+    if not isinstance(meta, dict):
+        return ""
+    info = meta.get("language_info")
+    if isinstance(info, dict) and isinstance(info.get("name"), str):
+        return str(info["name"]).lower()
+    spec = meta.get("kernelspec")
+    if isinstance(spec, dict):
+        if isinstance(spec.get("language"), str):
+            return str(spec["language"]).lower()
+        name = str(spec.get("name", "")).lower()
+        if name.startswith(("python", "py")):
+            return "python"
+        return name
+    if isinstance(meta.get("language"), str):  # nbformat 3 notebooks sometimes
+        return str(meta["language"]).lower()
+    return ""
+
+
+def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * 5) -> Notebook:
+    """Read a notebook's JSON (nbformat 3 or 4) into neutralised code cells."""
+    if len(data) > max_bytes:
+        raise AnalysisError(
+            f"{path}: notebook is {len(data):,} bytes, over the {max_bytes:,}-byte limit",
+            hint="clear the notebook's outputs (jupyter nbconvert --clear-output) and try again",
+        )
+    try:
+        nb = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise AnalysisError(f"{path}: notebook is not UTF-8 (byte offset {exc.start})", hint="re-save it from Jupyter") from None
+    except json.JSONDecodeError as exc:
+        raise AnalysisError(
+            f"{path}:{exc.lineno}:{exc.colno}: notebook is not valid JSON ({exc.msg}); truncated?",
+            hint="re-save it from Jupyter, or restore it from version control",
+        ) from None
+    except RecursionError:
+        raise AnalysisError(f"{path}: notebook JSON is nested too deeply", hint="re-save it from Jupyter") from None
+    if not isinstance(nb, dict):
+        raise AnalysisError(f"{path}: not a Jupyter notebook (top level is not an object)", hint="check the file")
+    major = nb.get("nbformat")
+    raw_cells: list[object]
+    if major == 4 or (major is None and isinstance(nb.get("cells"), list)):
+        raw_cells = nb.get("cells") if isinstance(nb.get("cells"), list) else []  # type: ignore[assignment]
+        source_key = "source"
+    elif major == 3:
+        raw_cells = []
+        for ws in nb.get("worksheets") or []:  # type: ignore[union-attr]
+            if isinstance(ws, dict) and isinstance(ws.get("cells"), list):
+                raw_cells.extend(ws["cells"])
+        source_key = "input"
+    else:
+        raise AnalysisError(
+            f"{path}: unsupported nbformat {major!r}",
+            hint="convert it with 'jupyter nbconvert --to notebook --nbformat 4'",
+        )
+    language = _language(nb)
+    if major == 3 and not language:
+        langs = {str(c.get("language", "")).lower() for c in raw_cells if isinstance(c, dict) and c.get("cell_type") == "code"}
+        language = "python" if langs <= {"python", ""} and langs else ""
+    cells: list[NotebookCell] = []
+    hints: list[tuple[Location, str]] = []
+    written: list[str] = []
+    for i, cell in enumerate(raw_cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = _text(cell.get(source_key))
+        code, skipped, cell_hints, cell_written = neutralise_cell(src, Location(path, 0, 0, i))
+        hints.extend(cell_hints)
+        written.extend(cell_written)
+        cells.append(NotebookCell(i, code, skipped))
+    return Notebook(path, language, tuple(cells), tuple(hints), tuple(written))
+
+
+def _pip_targets(args: str) -> list[str]:
+    try:
+        words = shlex.split(args, comments=True)
+    except ValueError:
+        words = args.split()
+    out: list[str] = []
+    skip_next = False
+    for w in words:
+        if skip_next:
+            skip_next = False
+            continue
+        if w in {"-r", "-c", "-e", "--requirement", "--constraint", "--index-url", "-i", "--extra-index-url", "-f", "--find-links", "--target", "-t", "--prefix", "-n", "--name", "--channel"}:
+            skip_next = True
+            continue
+        if w.startswith("-") or w.startswith("{") or w.startswith("$"):
+            continue
+        out.append(w)
+    return out
+
+
+def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Location, str]], list[str]]:
+    """IPython syntax to plain Python, keeping line numbers; returns (code, skipped-magic, pip hints, written modules)."""
+    hints: list[tuple[Location, str]] = []
+    lines = src.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        head = lines[0].strip()[2:]
+        name, _, rest = head.partition(" ")
+        if name == "writefile":
+            args = [a for a in rest.split() if not a.startswith("-")]
+            written: list[str] = []
+            body = "\n".join(lines[1:])
+            if args and args[0].endswith(".py"):
+                written.append(args[0])
+                # The written module's own imports count (parse its body), but the
+                # cell is not run as part of the notebook's script.
+                return "\n" + body, f"%%writefile {args[0]}", hints, written
+            return "", f"%%{name}", hints, written
+        if name in _PYTHON_CELL_MAGICS:
+            lines = [""] + lines[1:]
+        else:
+            for n, line in enumerate(lines[1:], start=2):
+                m = _INSTALLERS.match("!" + line.strip()) if name in {"bash", "sh", "script"} else None
+                if m:
+                    hints.extend((Location(where.path, n, 0, where.cell), t) for t in _pip_targets(m.group(2)))
+            return "", f"%%{name}", hints, []
+    out: list[str] = []
+    continuing = False
+    for n, line in enumerate(lines, start=1):
+        stripped = line.lstrip()
+        indent = line[: len(line) - len(stripped)]
+        if continuing:
+            out.append("")
+            continuing = line.rstrip().endswith("\\")
+            continue
+        loc = Location(where.path, n, 0, where.cell)
+        if stripped.startswith(("%", "!")) and not stripped.startswith("!="):
+            m = _INSTALLERS.match(stripped.rstrip("\\"))
+            if m:
+                hints.extend((loc, t) for t in _pip_targets(m.group(2)))
+            magic = stripped[1:].split(" ", 1)
+            if stripped.startswith("%") and magic[0] in _PYTHON_LINE_MAGICS and len(magic) > 1:
+                stmt = re.sub(r"^(?:-\w+\s+(?:\d+\s+)?)*", "", magic[1])
+                out.append(indent + stmt)
+            else:
+                out.append(indent + "pass")
+            continuing = line.rstrip().endswith("\\")
+            continue
+        if _ASSIGN_MAGIC.match(line):
+            m = _INSTALLERS.match(line.split("=", 1)[1].strip())
+            if m:
+                hints.extend((loc, t) for t in _pip_targets(m.group(2)))
+            out.append(indent + "pass")
+            continuing = line.rstrip().endswith("\\")
+            continue
+        if _HELP.match(line):
+            out.append(indent + "pass")
+            continue
+        for rx in (_RUN_MAGIC, _SYSTEM_PIP):
+            m2 = rx.search(line)
+            if m2:
+                hints.extend((loc, t) for t in _pip_targets(m2.group(m2.lastindex or 1)))
+        out.append(line)
+    return "\n".join(out) + ("\n" if out else ""), "", hints, []
+
+
+def parse_notebook(data: bytes, path: str, *, allow_unparseable: bool = False) -> ParsedSource:
+    """Imports of a notebook's code cells; one broken cell is a finding, not a failure."""
+    nb = load_notebook(data, path)
+    if nb.language and nb.language != "python":
+        raise AnalysisError(
+            f"{path}: notebook kernel language is {nb.language!r}, not Python",
+            hint="slimbuild builds Python analyses only; choose a Python notebook as the entrypoint",
+        )
+    if not nb.language:
+        raise AnalysisError(
+            f"{path}: notebook names no kernel language (no metadata.language_info or kernelspec)",
+            hint="open and save it once in Jupyter with a Python kernel so its metadata says Python",
+        )
+    imports: list[RawImport] = []
+    dynamic: list[Location] = []
+    sys_path: list[str] = []
+    findings: list[Finding] = []
+    runtime: list[tuple[Location, str, str]] = []
+    for cell in nb.cells:
+        if not cell.source.strip():
+            continue
+        try:
+            parsed = parse_source(cell.source, path, cell=cell.index, allow_unparseable=allow_unparseable)
+        except AnalysisError as exc:
+            findings.append(Finding(Location(path, 0, 0, cell.index), "SB008", f"cell skipped: {exc.message.split(': ', 1)[-1]}", Severity.ERROR))
+            continue
+        imports.extend(parsed.imports)
+        dynamic.extend(parsed.dynamic_unresolved)
+        sys_path.extend(parsed.sys_path_entries)
+        findings.extend(parsed.findings)
+        runtime.extend(parsed.runtime_hints)
+    return ParsedSource(
+        path=path,
+        imports=tuple(imports),
+        dynamic_unresolved=tuple(dynamic),
+        sys_path_entries=tuple(dict.fromkeys(sys_path)),
+        pip_hints=nb.pip_hints,
+        written_modules=nb.written_modules,
+        findings=tuple(findings),
+        runtime_hints=tuple(runtime),
+    )
+
+
+def notebook_script(data: bytes, path: str) -> str:
+    """The notebook's code cells as one Python script (for running it in an image)."""
+    nb = load_notebook(data, path)
+    parts = [f"# Generated by slimbuild from {path}: code cells in order, IPython syntax neutralised.\n"]
+    for cell in nb.cells:
+        if cell.source.strip() and not cell.skipped:
+            parts.append(f"\n# --- cell {cell.index} ---\n{cell.source}")
+    return "".join(parts)

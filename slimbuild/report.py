@@ -1,0 +1,181 @@
+"""Results as human text or as a versioned JSON object; pure (returns strings)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from slimbuild.errors import SlimbuildError
+from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
+
+SCHEMA_VERSION = 1
+
+
+def _site(s: ImportSite) -> dict[str, Any]:
+    d: dict[str, Any] = {"module": s.module, "path": s.location.path, "line": s.location.line}
+    if s.location.cell is not None:
+        d["cell"] = s.location.cell
+    return d
+
+
+def _req(r: Requirement) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "imports": [_site(s) for s in r.imports],
+        "via": list(r.via),
+        "declared": r.declared,
+        "specifier": r.specifier,
+        "optional": r.optional_only,
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "code": f.code,
+        "severity": f.severity.value,
+        "message": f.message,
+        "path": f.location.path,
+        "line": f.location.line,
+    }
+    if f.location.cell is not None:
+        d["cell"] = f.location.cell
+    return d
+
+
+def analysis_dict(a: Analysis) -> dict[str, Any]:
+    """One entrypoint's analysis as plain data with stable keys."""
+    return {
+        "name": a.entrypoint_name,
+        "entrypoint": a.entrypoint,
+        "target_python": a.target_python,
+        "files": list(a.files),
+        "required": [_req(r) for r in a.required],
+        "missing": [_req(r) for r in a.missing],
+        "unused": [{"name": d.name, "path": d.source.path, "line": d.source.line} for d in a.unused],
+        "optional": [_req(r) for r in a.optional],
+        "unresolved": [_site(s) for s in a.unresolved],
+        "unresolved_dynamic": [
+            {"path": loc.path, "line": loc.line, **({"cell": loc.cell} if loc.cell is not None else {})}
+            for loc in a.dynamic_unresolved
+        ],
+        "type_checking": [_site(s) for s in a.type_checking],
+        "pip_hints": [{"package": p, "path": loc.path, "cell": loc.cell, "line": loc.line} for loc, p in a.pip_hints],
+        "unparsed": list(a.unparsed),
+        "stdlib": list(a.stdlib),
+        "findings": [_finding(f) for f in a.findings],
+    }
+
+
+def _union(items: Iterable[list[dict[str, Any]]], key: str) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for lst in items:
+        for item in lst:
+            seen.setdefault(str(item.get(key)) + json.dumps(item, sort_keys=True), item)
+    return [seen[k] for k in sorted(seen)]
+
+
+def analyses_json(analyses: Sequence[Analysis]) -> str:
+    """The versioned JSON document for ``analyze --json``."""
+    per = [analysis_dict(a) for a in analyses]
+    required_names = {r["name"] for p in per for r in p["required"]}
+    doc: dict[str, Any] = {
+        "version": SCHEMA_VERSION,
+        "kind": "analysis",
+        "entrypoints": per,
+        "files": sorted({f for p in per for f in p["files"]}),
+        "required": _merge_reqs(p["required"] for p in per),
+        "missing": _merge_reqs(p["missing"] for p in per),
+        "optional": _merge_reqs(p["optional"] for p in per),
+        "unresolved": _union((p["unresolved"] for p in per), "module"),
+        "unused": sorted(
+            {u["name"]: u for p in per for u in p["unused"] if u["name"] not in required_names}.values(),
+            key=lambda u: u["name"],
+        ),
+    }
+    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
+
+
+def _merge_reqs(groups: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for r in group:
+            cur = merged.setdefault(r["name"], {**r, "imports": []})
+            for s in r["imports"]:
+                if s not in cur["imports"]:
+                    cur["imports"].append(s)
+            cur["via"] = sorted(set(cur["via"]) | set(r["via"]))
+    for r in merged.values():
+        r["imports"].sort(key=lambda s: (s["path"], s.get("cell") or 0, s["line"], s["module"]))
+    return [merged[k] for k in sorted(merged)]
+
+
+def _sites_text(sites: Sequence[ImportSite], limit: int = 3) -> str:
+    locs = [str(s.location) for s in sites[:limit]]
+    more = f" (+{len(sites) - limit} more)" if len(sites) > limit else ""
+    return ", ".join(locs) + more
+
+
+def analysis_text(a: Analysis) -> str:
+    """Human-readable report of one entrypoint."""
+    out = [f"entrypoint {a.entrypoint_name}: {a.entrypoint} (target Python {a.target_python})"]
+    out.append(f"  first-party files ({len(a.files)}): {', '.join(a.files)}")
+    out.append(f"  required distributions ({len(a.required)}):")
+    width = max((len(r.name) for r in (*a.required, *a.optional)), default=10)
+    for r in a.required:
+        state = "declared" if r.declared else "NOT DECLARED"
+        sites = _sites_text(r.imports) if r.imports else "(keep list)"
+        out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}")
+    if a.missing:
+        out.append(f"  missing ({len(a.missing)}): {', '.join(r.name for r in a.missing)}")
+    if a.unused:
+        out.append(f"  unused, left out of the image ({len(a.unused)}): " + ", ".join(f"{d.name} ({d.source})" for d in a.unused))
+    if a.optional:
+        out.append(
+            f"  optional, undeclared ({len(a.optional)}): "
+            + ", ".join(f"{r.name} ({_sites_text(r.imports, 1)})" for r in a.optional)
+        )
+    if a.unresolved:
+        out.append(
+            f"  unresolved imports ({len(a.unresolved)}): " + ", ".join(f"{s.module} ({s.location})" for s in a.unresolved)
+        )
+    if a.dynamic_unresolved:
+        out.append(f"  dynamic imports not traced ({len(a.dynamic_unresolved)}): " + ", ".join(map(str, a.dynamic_unresolved)))
+    if a.type_checking:
+        out.append(
+            f"  TYPE_CHECKING only, not in the image ({len(a.type_checking)}): "
+            + ", ".join(sorted({s.module for s in a.type_checking}))
+        )
+    if a.pip_hints:
+        out.append("  notebook installs (hints only, never added): " + ", ".join(sorted({p for _, p in a.pip_hints})))
+    if a.unparsed:
+        out.append(f"  unparsed, token scan only ({len(a.unparsed)}): {', '.join(a.unparsed)}")
+    return "\n".join(out) + "\n"
+
+
+def findings_text(findings: Iterable[Finding]) -> str:
+    """Lint-style lines, one per finding."""
+    return "".join(f"{f.render()}\n" for f in findings)
+
+
+def check_summary(findings: Sequence[Finding]) -> str:
+    """The closing line of ``check``."""
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+    return f"slimbuild check: {errors} error(s), {warnings} warning(s)\n"
+
+
+def error_json(err: SlimbuildError) -> str:
+    """An error as the versioned JSON object (for ``--json``)."""
+    return (
+        json.dumps(
+            {
+                "version": SCHEMA_VERSION,
+                "kind": "error",
+                "error": {"kind": err.kind, "message": err.message, "hint": err.hint, "exit_code": int(err.exit_code)},
+            },
+            sort_keys=True,
+            indent=2,
+        )
+        + "\n"
+    )

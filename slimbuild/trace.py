@@ -1,0 +1,434 @@
+"""Follow first-party imports from an entrypoint; classify every import.
+
+Only what the entrypoint reaches counts. Files are parsed in worker processes
+as soon as they are discovered, and parse results are cached by content hash
+(see :mod:`slimbuild.parsecache`), so a warm run reads and hashes files only.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimbuild import mapping
+from slimbuild.errors import AnalysisError, ConfigError
+from slimbuild.imports import decode_source, parse_source, scan_tokens
+from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
+from slimbuild.notebook import parse_notebook
+from slimbuild.stdlib import stdlib_modules
+
+# Directories that are never first-party code: environments, build output, caches.
+IGNORED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "site-packages", "dist-packages", "build", "dist",
+        "node_modules", "__pycache__", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+        ".ipynb_checkpoints", ".cache",
+    }
+)
+_PARALLEL_MIN = 16
+
+
+@dataclass(frozen=True)
+class Entrypoint:
+    """A resolved entrypoint: the file that runs first and how it is run."""
+
+    name: str
+    spec: str
+    kind: str  # "script" | "package" | "module" | "notebook"
+    path: str  # relative POSIX path of the first file
+    module: str  # dotted module name ("__main__" for scripts and notebooks)
+    package: str | None  # package for relative imports
+    function: str = ""
+
+
+def _has_python(d: Path, depth: int = 2) -> bool:
+    try:
+        for child in d.iterdir():
+            if child.suffix in {".py", ".pyi"} and child.is_file():
+                return True
+            if depth > 1 and child.is_dir() and child.name not in IGNORED_DIRS and child.name.isidentifier():
+                if _has_python(child, depth - 1):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+class ModuleFinder:
+    """Finds first-party modules in an ordered list of search roots."""
+
+    def __init__(self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = ()) -> None:
+        self.root = root
+        self.roots: list[Path] = []
+        self.virtual: set[str] = set(virtual)
+        self._memo: dict[str, list[Path] | None] = {}
+        for r in roots:
+            self.add_root(r)
+
+    def add_root(self, r: Path) -> bool:
+        """Add a search root (e.g. from ``sys.path.append``); True when new."""
+        r = r.resolve()
+        if r in self.roots or not r.is_dir():
+            return False
+        try:
+            r.relative_to(self.root)
+        except ValueError:
+            return False  # outside the project: not first-party
+        self.roots.append(r)
+        self._memo.clear()
+        return True
+
+    def _locate_top(self, top: str) -> Path | None:
+        if not top.isidentifier() or top in IGNORED_DIRS:
+            return None
+        # Regular modules and packages win over namespace portions (PEP 420).
+        for r in self.roots:
+            if (r / f"{top}.py").is_file():
+                return r / f"{top}.py"
+            if (r / top / "__init__.py").is_file():
+                return r / top
+        for r in self.roots:
+            d = r / top
+            if d.is_dir() and _has_python(d):
+                return d
+        return None
+
+    def is_first_party(self, top: str) -> bool:
+        """True when the top-level name is a module of the project."""
+        return top in self.virtual or self._locate_top(top) is not None
+
+    def files_for(self, dotted: str) -> list[Path] | None:
+        """Files executed by importing ``dotted`` (parents' ``__init__`` first); None if not first-party."""
+        if dotted in self._memo:
+            return self._memo[dotted]
+        parts = dotted.split(".")
+        top = self._locate_top(parts[0])
+        result: list[Path] | None
+        if top is None:
+            result = None
+        else:
+            files: list[Path] = []
+            current = top
+            for i, part in enumerate(parts):
+                if i > 0:
+                    if current.is_file():
+                        break  # attribute of a module, not a submodule
+                    nxt = current / f"{part}.py"
+                    if nxt.is_file():
+                        current = nxt
+                    elif (current / part).is_dir() and part.isidentifier():
+                        current = current / part
+                    else:
+                        break
+                if current.is_file():
+                    files.append(current)
+                elif (current / "__init__.py").is_file():
+                    files.append(current / "__init__.py")
+            result = files
+        self._memo[dotted] = result
+        return result
+
+    def module_exists(self, dotted: str) -> bool:
+        """True when ``dotted`` names an existing first-party module or package."""
+        parts = dotted.split(".")
+        top = self._locate_top(parts[0])
+        if top is None:
+            return False
+        current = top
+        for part in parts[1:]:
+            if current.is_file():
+                return False
+            if (current / f"{part}.py").is_file():
+                current = current / f"{part}.py"
+            elif (current / part).is_dir():
+                current = current / part
+            else:
+                return False
+        return True
+
+    def module_name(self, path: Path) -> tuple[str, str | None]:
+        """Dotted name and package of a first-party file, from the root it lies under."""
+        for r in self.roots:
+            try:
+                rel = path.relative_to(r)
+            except ValueError:
+                continue
+            parts = list(rel.with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+                return ".".join(parts), ".".join(parts)
+            return ".".join(parts), ".".join(parts[:-1]) or None
+        return path.stem, None
+
+
+def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
+    """Turn a config or CLI entrypoint spec into an :class:`Entrypoint`."""
+    module_part, _, function = spec.partition(":")
+    candidate = (root / module_part).resolve() if module_part else root
+    try:
+        rel = candidate.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise ConfigError(f"entrypoint {spec!r} is outside the project {root}", hint="name a file inside the project") from None
+    if candidate.is_file():
+        if candidate.suffix == ".ipynb":
+            return Entrypoint(name, spec, "notebook", rel, "__main__", None, function)
+        if candidate.suffix == ".py":
+            return Entrypoint(name, spec, "script", rel, "__main__", None, function)
+        raise ConfigError(f"entrypoint {spec!r} is not a .py file, a package or a notebook", hint="point it at Python code")
+    if candidate.is_dir():
+        main = candidate / "__main__.py"
+        if main.is_file():
+            return Entrypoint(name, spec, "package", f"{rel}/__main__.py", f"{candidate.name}.__main__", candidate.name, function)
+        raise AnalysisError(f"entrypoint {spec!r}: package has no __main__.py", hint="add one, or name a module:function")
+    # dotted module, possibly module:function, searched in root and src/
+    dotted = module_part
+    if dotted and all(p.isidentifier() for p in dotted.split(".")):
+        finder = ModuleFinder(root.resolve(), [root, root / "src"])
+        files = finder.files_for(dotted)
+        if files and finder.module_exists(dotted):
+            target = files[-1]
+            if target.name == "__init__.py" and (target.parent / "__main__.py").is_file() and not function:
+                target = target.parent / "__main__.py"
+            mod, pkg = finder.module_name(target)
+            relp = target.relative_to(root.resolve()).as_posix()
+            return Entrypoint(name, spec, "module", relp, mod, pkg, function)
+    raise AnalysisError(
+        f"entrypoint {spec!r} not found in {root}",
+        hint="name a .py file, a package with __main__.py, a module:function, or a .ipynb notebook",
+    )
+
+
+def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int) -> ParsedSource | tuple[str, str]:
+    """Worker: read and parse one file; errors come back as (message, hint)."""
+    try:
+        with open(abs_path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes)
+    except AnalysisError as exc:
+        return (exc.message, exc.hint)
+    except OSError as exc:
+        return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions")
+
+
+def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int) -> ParsedSource:
+    """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy."""
+    if rel.endswith(".ipynb"):
+        return parse_notebook(data, rel, allow_unparseable=allow_unparseable)
+    try:
+        text = decode_source(data, rel, max_bytes)
+    except AnalysisError as exc:
+        if not allow_unparseable or len(data) > max_bytes:
+            raise
+        return scan_tokens(data.decode("latin-1"), rel, reason=exc.message)
+    return parse_source(text, rel, allow_unparseable=allow_unparseable)
+
+
+class Parser:
+    """Parses files, in parallel when there are many, through a content-hash cache."""
+
+    def __init__(self, cache: dict[tuple[str, str], ParsedSource] | None, *, allow_unparseable: bool, max_bytes: int) -> None:
+        self.cache = cache if cache is not None else {}
+        self.used: dict[tuple[str, str], ParsedSource] = {}
+        self.allow = allow_unparseable
+        self.max_bytes = max_bytes
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._pending: dict[cf.Future[ParsedSource | tuple[str, str]], tuple[str, str]] = {}
+        self._ready: list[ParsedSource] = []
+        self.key_salt = f"{int(allow_unparseable)}:{max_bytes}"
+
+    def submit(self, abs_path: Path, rel: str, digest: str) -> None:
+        """Queue a file for parsing; cached results are ready at once."""
+        key = (rel, f"{digest}:{self.key_salt}")
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.used[key] = hit
+            self._ready.append(hit)
+            return
+        if self._pool is None and (len(self._pending) + 1 >= _PARALLEL_MIN) and (os.cpu_count() or 1) > 1:
+            ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+            self._pool = cf.ProcessPoolExecutor(max_workers=min(os.cpu_count() or 2, 8), mp_context=ctx)
+        if self._pool is None:
+            result = _parse_job(str(abs_path), rel, self.allow, self.max_bytes)
+            self._accept(result, key)
+            return
+        fut = self._pool.submit(_parse_job, str(abs_path), rel, self.allow, self.max_bytes)
+        self._pending[fut] = key
+
+    def _accept(self, result: ParsedSource | tuple[str, str], key: tuple[str, str]) -> None:
+        if isinstance(result, tuple):
+            self.close()
+            raise AnalysisError(result[0], result[1])
+        self.used[key] = result
+        self._ready.append(result)
+
+    def results(self) -> Iterable[ParsedSource]:
+        """Yield parsed files as they complete, until nothing is queued."""
+        while self._ready or self._pending:
+            while self._ready:
+                yield self._ready.pop()
+            if self._pending:
+                done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: self._pending[f]):
+                    key = self._pending.pop(fut)
+                    self._accept(fut.result(), key)
+
+    def close(self) -> None:
+        """Stop worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def trace(
+    root: Path,
+    entry: Entrypoint,
+    *,
+    target_python: str,
+    parser: Parser,
+    read_digest: Callable[[Path], str],
+) -> ImportGraph:
+    """Follow first-party imports from ``entry`` and classify every import it reaches."""
+    root = root.resolve()
+    entry_abs = root / entry.path
+    roots = [root]
+    if entry.kind in {"script", "notebook"}:
+        roots.insert(0, entry_abs.parent)  # sys.path[0] is the script's directory
+    if (root / "src").is_dir():
+        roots.append(root / "src")
+    finder = ModuleFinder(root, roots)
+    stdlib = stdlib_modules(target_python)
+
+    names: dict[str, tuple[str, str | None]] = {}  # rel path -> (module, package)
+    seen: set[str] = set()
+    third: set[ImportSite] = set()
+    std: set[str] = set()
+    dynamic: set[Location] = set()
+    pip_hints: set[tuple[Location, str]] = set()
+    runtime: set[tuple[Location, str, str]] = set()
+    findings: set[Finding] = set()
+    unparsed: set[str] = set()
+    deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
+
+    def enqueue(p: Path, module: str | None = None, package: str | None = None) -> None:
+        try:
+            rel = p.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return
+        if rel in seen:
+            return
+        seen.add(rel)
+        if module is None:
+            module, package = finder.module_name(p.resolve())
+        names[rel] = (module, package)
+        try:
+            digest = read_digest(p)
+        except OSError as exc:
+            raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
+        parser.submit(p, rel, digest)
+
+    def follow(dotted: str, site: RawImport, path: str) -> bool:
+        files = finder.files_for(dotted)
+        if files is None:
+            return False
+        for f in files:
+            enqueue(f)
+        if not finder.module_exists(dotted) and dotted.split(".")[0] not in finder.virtual:
+            findings.add(
+                Finding(Location(path, site.line, site.col, site.cell), "SB011",
+                        f"first-party module '{dotted}' not found", Severity.WARNING)
+            )
+        return True
+
+    def classify(imp: RawImport, path: str) -> None:
+        module, package = names[path]
+        loc = Location(path, imp.line, imp.col, imp.cell)
+        if imp.level > 0:
+            if not package:
+                findings.add(Finding(loc, "SB009", "relative import outside a package is ignored", Severity.WARNING))
+                return
+            parts = package.split(".")
+            if imp.level - 1 >= len(parts):
+                findings.add(Finding(loc, "SB009", "relative import beyond the top-level package is ignored", Severity.WARNING))
+                return
+            base = ".".join(parts[: len(parts) - (imp.level - 1)])
+            absolute = f"{base}.{imp.module}" if imp.module else base
+            follow(absolute, imp, path)
+            for n in imp.names:
+                if finder.module_exists(f"{absolute}.{n}"):
+                    follow(f"{absolute}.{n}", imp, path)
+            return
+        if not imp.module:
+            return
+        top = imp.module.split(".")[0]
+        if finder.is_first_party(top):
+            if top in finder.virtual and finder.files_for(top) is None:
+                return
+            follow(imp.module, imp, path)
+            for n in imp.names:
+                if finder.module_exists(f"{imp.module}.{n}"):
+                    follow(f"{imp.module}.{n}", imp, path)
+            return
+        if top in stdlib:
+            std.add(top)
+            return
+        deferred.append((imp, path))
+
+    def third_party(imp: RawImport, path: str) -> None:
+        assert imp.module is not None
+        loc = Location(path, imp.line, imp.col, imp.cell)
+        modules = [imp.module]
+        if imp.names and mapping.is_namespace_root(imp.module):
+            modules = [f"{imp.module}.{n}" for n in imp.names]
+        for m in modules:
+            third.add(ImportSite(m, loc, imp.optional, imp.type_checking))
+
+    enqueue(entry_abs, entry.module, entry.package)
+    try:
+        while True:
+            for parsed in parser.results():
+                path = parsed.path
+                findings.update(parsed.findings)
+                dynamic.update(parsed.dynamic_unresolved)
+                pip_hints.update(parsed.pip_hints)
+                runtime.update(parsed.runtime_hints)
+                if parsed.fallback:
+                    unparsed.add(path)
+                for w in parsed.written_modules:
+                    finder.virtual.add(Path(w).stem)
+                base_dir = (root / path).parent
+                for entry_dir in parsed.sys_path_entries:
+                    for cand in (root / entry_dir, base_dir / entry_dir):
+                        finder.add_root(cand)
+                for imp in parsed.imports:
+                    classify(imp, path)
+            # sys.path additions and %%writefile modules may turn earlier third-party names first-party.
+            again = [(imp, p) for imp, p in deferred if imp.module and finder.is_first_party(imp.module.split(".")[0])]
+            if not again:
+                break
+            deferred = [(imp, p) for imp, p in deferred if (imp, p) not in again]
+            for imp, p in again:
+                classify(imp, p)
+    finally:
+        parser.close()
+    for imp, p in deferred:
+        third_party(imp, p)
+    for loc in dynamic:
+        findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
+    for loc, pkg in pip_hints:
+        findings.add(Finding(loc, "SB006", f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it", Severity.INFO))
+    return ImportGraph(
+        entrypoint=entry.path,
+        files=tuple(sorted(seen)),
+        third_party=tuple(sorted(third)),
+        stdlib=tuple(sorted(std)),
+        dynamic_unresolved=tuple(sorted(dynamic)),
+        pip_hints=tuple(sorted(pip_hints)),
+        runtime_hints=tuple(sorted(runtime)),
+        findings=tuple(sorted(findings)),
+        unparsed=tuple(sorted(unparsed)),
+    )

@@ -1,0 +1,373 @@
+"""Host-side wheelhouse: download the locked wheels for the target, hash-check, cache.
+
+Cache layout is content-addressed: ``CACHE/wheels/<algo>/<hex>/<filename>``.
+A file lands there only after its digest matched the lock, so a cache hit is
+re-verified (cheap) and used without any network access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from slimbuild.errors import IntegrityError, ResolutionError
+from slimbuild.lock import LockedDist, Lock, Target, run_pip_tool, unreachable
+
+__all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
+
+_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """$SLIMBUILD_CACHE, else $XDG_CACHE_HOME/slimbuild, else ~/.cache/slimbuild."""
+    explicit = os.environ.get("SLIMBUILD_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "slimbuild"
+
+
+def _file_digest(path: Path, algo: str) -> str:
+    digest = hashlib.new(algo)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return f"{algo}:{digest.hexdigest()}"
+
+
+def _dist_label(path: Path) -> str:
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+        return f"{name}=={version}"
+    except InvalidWheelFilename:
+        pass
+    try:
+        sname, sversion = parse_sdist_filename(path.name)
+        return f"{sname}=={sversion}"
+    except InvalidSdistFilename:
+        return path.name
+
+
+def verify_wheel(path: Path, expected: Collection[str]) -> None:
+    """Check PATH's digest is one of EXPECTED (``algo:hex``); else delete it, IntegrityError."""
+    path = Path(path)
+    algos = sorted({h.partition(":")[0] for h in expected}) or ["sha256"]
+    actual = {algo: _file_digest(path, algo) for algo in algos}
+    if any(value in expected for value in actual.values()):
+        return
+    path.unlink(missing_ok=True)  # a file that failed its hash must never be used
+    shown = ", ".join(sorted(expected)) or "(none)"
+    raise IntegrityError(
+        f"hash mismatch for {_dist_label(path)} ({path.name}): expected {shown}, "
+        f"got {actual.get('sha256', next(iter(actual.values())))}",
+        hint="the index served different bytes than were locked: check the index or "
+        "proxy; relock only if the release was legitimately re-uploaded",
+    )
+
+
+def _safe_members(zf: zipfile.ZipFile, path: Path) -> list[str]:
+    names = zf.namelist()
+    for name in names:
+        posix = PurePosixPath(name.replace("\\", "/"))
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in posix.parts:
+            raise IntegrityError(
+                f"unsafe member {name!r} in {path.name} (absolute path or '..')",
+                hint="the wheel is malicious or corrupt: remove it from the index/wheelhouse",
+            )
+    return names
+
+
+def _open_wheel(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IntegrityError(
+            f"corrupt wheel {path.name}: {exc}",
+            hint="delete it from the cache/wheelhouse and fetch it again",
+        ) from exc
+
+
+def wheel_top_level(path: Path) -> tuple[str, ...]:
+    """Import names a wheel provides: top_level.txt, else derived from its file list."""
+    path = Path(path)
+    with _open_wheel(path) as zf:
+        names = _safe_members(zf, path)
+        top = next(
+            (n for n in names if re.fullmatch(r"[^/]+\.dist-info/top_level\.txt", n)), None
+        )
+        if top is not None:
+            try:
+                text = zf.read(top).decode("utf-8")
+            except (zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
+                raise IntegrityError(
+                    f"corrupt wheel {path.name}: unreadable {top}: {exc}",
+                    hint="delete it and fetch it again",
+                ) from exc
+            found = {line.strip().replace("/", ".") for line in text.splitlines()}
+            return tuple(sorted(n for n in found if n))
+    found_names: set[str] = set()
+    for name in names:
+        parts = PurePosixPath(name).parts
+        if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] == "__pycache__":
+            continue
+        if len(parts) > 1:
+            if parts[0].isidentifier():
+                found_names.add(parts[0])
+            continue
+        stem = parts[0].split(".", 1)[0]
+        if parts[0].endswith((".py", ".so", ".pyd")) and stem.isidentifier():
+            found_names.add(stem)
+    return tuple(sorted(found_names))
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def _cache_path(cache_dir: Path, digest: str) -> Path:
+    algo, _, hexdigest = digest.partition(":")
+    return cache_dir / "wheels" / algo / hexdigest
+
+
+def _tag_rank(filename: str, ranks: Mapping[object, int]) -> int | None:
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    found = [ranks[t] for t in tags if t in ranks]
+    return min(found) if found else None
+
+
+def _is_sdist_of(filename: str, dist: LockedDist) -> bool:
+    try:
+        name, _ = parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return False
+    return canonicalize_name(name) == dist.name
+
+
+def _cached(
+    dist: LockedDist, cache_dir: Path, ranks: Mapping[object, int], sdist_ok: bool
+) -> Path | None:
+    best: tuple[int, str, Path] | None = None
+    for digest in dist.hashes:
+        folder = _cache_path(cache_dir, digest)
+        if not folder.is_dir():
+            continue
+        for candidate in folder.iterdir():
+            if candidate.name.startswith("."):
+                continue
+            rank = _tag_rank(candidate.name, ranks)
+            if rank is None and sdist_ok and _is_sdist_of(candidate.name, dist):
+                rank = len(ranks)  # any wheel beats the sdist
+            if rank is not None and (best is None or (rank, candidate.name) < best[:2]):
+                best = (rank, candidate.name, candidate)
+    if best is None:
+        return None
+    verify_wheel(best[2], dist.hashes)  # the cache may have been tampered with
+    return best[2]
+
+
+def _store(path: Path, cache_dir: Path, digest: str) -> Path:
+    folder = _cache_path(cache_dir, digest)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / path.name
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, final)  # atomic: a reader never sees half a wheel
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def _requirements_file(dists: Sequence[LockedDist]) -> str:
+    # Hashes make pip prefer the locked file among several for the release.
+    return "".join(
+        f"{d.name}=={d.version} " + " ".join(f"--hash={h}" for h in d.hashes) + "\n"
+        for d in dists
+    )
+
+
+_HASH_FAIL_RE = re.compile(
+    r"^\s*(?P<req>\S+)==(?P<ver>\S+) from \S+.*?\n\s*Expected (?P<algo>\w+) (?P<exp>[0-9a-f]+)"
+    r".*?\n\s*Got\s+(?P<got>[0-9a-f]+)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def _download(
+    dists: Sequence[LockedDist],
+    target: Target,
+    work: Path,
+    env: Mapping[str, str] | None,
+    *,
+    sdist: bool,
+) -> None:
+    reqs = work / ("sdists.txt" if sdist else "wheels.txt")
+    reqs.write_text(_requirements_file(dists), encoding="utf-8")
+    args = ["download", "--no-deps", "--dest", str(work / "dl"), "-r", reqs.name]
+    if sdist:
+        # Sdists are platform independent; --platform would require --only-binary.
+        for dist in dists:
+            args += ["--no-binary", dist.name]
+    else:
+        args += ["--only-binary", ":all:"]
+        for tag in target.platform_tags():
+            args += ["--platform", tag]
+        args += [
+            "--python-version",
+            target.python_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            target.abi,
+        ]
+    run = run_pip_tool("pip", args, target=None, env=env, cwd=work)
+    if run.returncode == 0:
+        return
+    by_name = {d.name: d for d in dists}
+    mismatch = _HASH_FAIL_RE.search(run.output)
+    if mismatch or "DO NOT MATCH THE HASHES" in run.output:
+        name = canonicalize_name(mismatch["req"]) if mismatch else "?"
+        label = f"{name}=={mismatch['ver']}" if mismatch else "a locked distribution"
+        expected = ", ".join(by_name[name].hashes) if name in by_name else "(locked hashes)"
+        got = f"{mismatch['algo']}:{mismatch['got']}" if mismatch else "(see pip output)"
+        raise IntegrityError(
+            f"hash mismatch for {label}: expected {expected}, got {got}",
+            hint="the index served different bytes than were locked: check the index or "
+            "proxy; relock only if the release was legitimately re-uploaded",
+        )
+    corrupt = re.search(r"Wheel '([^']+)' located at (\S+) is invalid", run.output)
+    if corrupt:
+        raise IntegrityError(
+            f"corrupt wheel for {canonicalize_name(corrupt[1])}: "
+            f"{PurePosixPath(corrupt[2]).name} is not a valid wheel",
+            hint="remove it from the index/wheelhouse and publish a good build",
+        )
+    down = unreachable(run.fetch_failures)
+    if down:
+        url, reason = down[0]
+        raise ResolutionError(
+            f"package index unreachable: {url} ({reason})",
+            hint="check the network and PIP_INDEX_URL, or fill the wheel cache "
+            "(slimbuild fetch) while online",
+        )
+    missing = re.search(r"No matching distribution found for (\S+)", run.output)
+    if missing:
+        name = canonicalize_name(re.split(r"[=<>!~ ]", missing[1], maxsplit=1)[0])
+        dist = by_name.get(name)
+        label = f"{dist.name}=={dist.version}" if dist else missing[1]
+        if sdist:
+            raise ResolutionError(
+                f"no sdist of {label} on the configured index",
+                hint="check the index, or relock",
+            )
+        raise ResolutionError(
+            f"no wheel of {label} for {target.describe()}; sdists execute code at build "
+            "time (build deps are not hash-checked, pip#13984)",
+            hint=f"use a version with a wheel for the target, or opt in with "
+            f"--allow-sdist {name} (still hash-checked)",
+        )
+    tail = " | ".join(line.strip() for line in run.output.splitlines() if line.strip())[-1500:]
+    raise ResolutionError(
+        f"pip download failed for {', '.join(sorted(by_name))}: {tail}",
+        hint="rerun with --debug for pip's full output",
+    )
+
+
+def _collect(
+    dists: Sequence[LockedDist], target: Target, dl: Path, cache_dir: Path, sdist: bool
+) -> dict[str, Path]:
+    ranks = {tag: i for i, tag in enumerate(target.supported_tags())}
+    wanted = {d.name: d for d in dists}
+    got: dict[str, Path] = {}
+    for path in sorted(dl.iterdir()) if dl.is_dir() else ():
+        try:
+            if sdist:
+                raw_name, raw_version = parse_sdist_filename(path.name)
+            else:
+                raw_name, raw_version, _, _ = parse_wheel_filename(path.name)
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            continue
+        dist = wanted.get(canonicalize_name(raw_name))
+        if dist is None or str(raw_version) != dist.version:
+            continue
+        if not sdist and _tag_rank(path.name, ranks) is None:
+            raise IntegrityError(
+                f"pip chose {path.name} for {dist.name}=={dist.version}, which does not "
+                f"run on {target.describe()}",
+                hint="report this: slimbuild's platform tags and pip's disagree",
+            )
+        verify_wheel(path, dist.hashes)  # C3: deletes the file and raises on mismatch
+        if not sdist:
+            _open_wheel(path).close()  # C4: a truncated download is not a wheel
+        digest = next(h for h in dist.hashes if _file_digest(path, h.partition(":")[0]) == h)
+        got[dist.name] = _store(path, cache_dir, digest)
+    for name, dist in wanted.items():
+        if name not in got:
+            raise ResolutionError(
+                f"pip downloaded no file for {dist.name}=={dist.version} ({target.describe()})",
+                hint="check the index and the lock",
+            )
+    return got
+
+
+def fetch_wheels(
+    lock: Lock,
+    target: Target,
+    cache_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    allow_sdist: Collection[str] = (),
+) -> tuple[Path, ...]:
+    """Cached, hash-verified wheel (or opted-in sdist) paths for every locked dist, sorted."""
+    cache_dir = Path(cache_dir)
+    ranks = {tag: i for i, tag in enumerate(target.supported_tags())}
+    sdist_names = {canonicalize_name(n) for n in allow_sdist}
+    found: dict[str, Path] = {}
+    missing: list[LockedDist] = []
+    for dist in lock.dists:
+        hit = _cached(dist, cache_dir, ranks, dist.name in sdist_names)
+        if hit is None:
+            missing.append(dist)
+        else:
+            found[dist.name] = hit
+    if missing:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="slimbuild-fetch-", dir=cache_dir) as tmp:
+            work = Path(tmp)
+            as_wheels = [d for d in missing if d.name not in sdist_names]
+            as_sdists = [d for d in missing if d.name in sdist_names]
+            if as_wheels:
+                # One pip run for all: pip stops at the first failure and names it.
+                _download(as_wheels, target, work, env, sdist=False)
+                found.update(_collect(as_wheels, target, work / "dl", cache_dir, sdist=False))
+            if as_sdists:
+                # Opted in: try a wheel first, one by one, and fall back to the sdist.
+                for dist in as_sdists:
+                    sub = work / f"w-{dist.name}"
+                    sub.mkdir()
+                    try:
+                        _download([dist], target, sub, env, sdist=False)
+                        found.update(_collect([dist], target, sub / "dl", cache_dir, False))
+                    except ResolutionError:
+                        _download([dist], target, sub, env, sdist=True)
+                        found.update(_collect([dist], target, sub / "dl", cache_dir, True))
+    return tuple(sorted(found.values(), key=lambda p: (p.name, str(p))))
