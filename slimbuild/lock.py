@@ -288,16 +288,16 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-_CANNOT_HASH_HINT = (
-    "build a wheel (pip wheel --no-deps SRC -w DIR), point find-links at DIR "
-    "and require it by name==version"
-)
+_CANNOT_HASH_HINT = "build a wheel (pip wheel --no-deps SRC -w DIR), point find-links at DIR and require it by name==version"
 
 
 def _looks_like_url_or_path(text: str) -> bool:
-    return "://" in text or text.startswith((".", "/", "~")) or text.startswith(
-        ("git+", "hg+", "svn+", "bzr+")
-    ) or text.endswith((".whl", ".zip", ".tar.gz", ".tgz"))
+    return (
+        "://" in text
+        or text.startswith((".", "/", "~"))
+        or text.startswith(("git+", "hg+", "svn+", "bzr+"))
+        or text.endswith((".whl", ".zip", ".tar.gz", ".tgz"))
+    )
 
 
 def _parse_options(tokens: list[str], source: str, number: int) -> list[str]:
@@ -405,8 +405,7 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
         dist = _parse_lock_line(number, line, source)
         if dist.name in dists:
             raise ResolutionError(
-                f"{source}:{number}: {dist.name} is pinned twice "
-                f"(also line {dists[dist.name].line})",
+                f"{source}:{number}: {dist.name} is pinned twice (also line {dists[dist.name].line})",
                 hint="keep one pin per distribution",
             )
         dists[dist.name] = dist
@@ -416,8 +415,7 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
         what = "has no hashes" if len(unhashed) == len(dists) else "is only partly hashed"
         raise ResolutionError(
             f"{source} {what}: unhashed {where}",
-            hint="every line needs --hash (all or nothing); "
-            "regenerate with slimbuild lock (pip-compile --generate-hashes)",
+            hint="every line needs --hash (all or nothing); regenerate with slimbuild lock (pip-compile --generate-hashes)",
         )
     return Lock(
         dists=tuple(sorted(dists.values(), key=lambda d: d.name)),
@@ -429,11 +427,7 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
 
 def render_lock_text(body: str, target: Target, inputs_sha256: str) -> str:
     """pip-compile's output with slimbuild's two header lines in front."""
-    kept = [
-        line
-        for line in body.splitlines()
-        if not line.startswith((TARGET_HEADER, INPUTS_HEADER, _GENERATED_HEADER))
-    ]
+    kept = [line for line in body.splitlines() if not line.startswith((TARGET_HEADER, INPUTS_HEADER, _GENERATED_HEADER))]
     while kept and not kept[0].strip():
         kept.pop(0)
     header = [
@@ -450,7 +444,7 @@ def render_lock_text(body: str, target: Target, inputs_sha256: str) -> str:
 # Runs inside the pip / pip-compile process (argv: config-json, module, args...).
 # It makes the image, not the host, the target of pip's finder, resolver and
 # marker evaluation, and reports index fetch failures pip logs only at debug.
-_PIP_SHIM = r'''
+_PIP_SHIM = r"""
 import json, runpy, sys
 cfg = json.loads(sys.argv[1]); module = sys.argv[2]
 MARK = "SLIMBUILD-SHIM"
@@ -492,7 +486,7 @@ except (ImportError, AttributeError) as exc:
     sys.exit(97)
 sys.argv = [module] + sys.argv[3:]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
-'''
+"""
 _SHIM_UNSUPPORTED_RC = 97
 
 
@@ -540,8 +534,7 @@ def run_pip_tool(
             failures.append((mask_url(url), mask_text(" ".join(reason))))
         elif line.startswith(f"{_SHIM_MARK} unsupported"):
             raise ResolutionError(
-                f"cannot target {target.describe() if target else 'the image'} with this pip: "
-                f"{line[len(_SHIM_MARK) + 13 :]}",
+                f"cannot target {target.describe() if target else 'the image'} with this pip: {line[len(_SHIM_MARK) + 13 :]}",
                 hint="install the pip and pip-tools versions slimbuild is tested with",
             )
         else:
@@ -551,11 +544,7 @@ def run_pip_tool(
 
 def unreachable(failures: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """Fetch failures that mean an index is down, not that a project is absent (404)."""
-    return tuple(
-        (url, reason)
-        for url, reason in failures
-        if not re.search(r"\b(404|Not Found)\b", reason)
-    )
+    return tuple((url, reason) for url, reason in failures if not re.search(r"\b(404|Not Found)\b", reason))
 
 
 def pip_sources(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
@@ -583,7 +572,10 @@ def pip_sources(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, ..
 def _sources_and_warnings(env: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     config = pip_sources(env)
     no_index = bool(config.get("no-index")) and config["no-index"][0].lower() in (
-        "1", "true", "yes", "on",
+        "1",
+        "true",
+        "yes",
+        "on",
     )
     index = () if no_index else config.get("index-url", ("https://pypi.org/simple",))
     extra = () if no_index else config.get("extra-index-url", ())
@@ -616,9 +608,7 @@ def _relevant_lines(output: str, limit: int = 15) -> list[str]:
                 continue  # resolvelib internals repeat what pip said in words
             # Last line of a traceback: "pkg.module.SomeError: message".
             line = re.sub(r"^[\w.]+(Error|NotFound|Exception): ?", "", line)
-        if not line.strip() or line.startswith("During handling") or line.startswith(
-            "The above exception"
-        ):
+        if not line.strip() or line.startswith("During handling") or line.startswith("The above exception"):
             continue
         if line.strip() not in (k.strip() for k in keep):
             keep.append(line.rstrip())
@@ -635,8 +625,8 @@ def _compile_args(
     # locked versions have a wheel for the target (C5); opted-in sdists are
     # forced to source, which pip's format control cannot express otherwise.
     pip_args = ["--only-binary", ":all:"]
-    for name in sorted({canonicalize_name(n) for n in allow_sdist}):
-        pip_args += ["--no-binary", name]
+    for sdist_name in sorted({canonicalize_name(n) for n in allow_sdist}):
+        pip_args += ["--no-binary", sdist_name]
     args = [
         "compile",
         "--generate-hashes",
@@ -678,9 +668,7 @@ def compile_lock(
     sources, warnings = _sources_and_warnings(env)
     with tempfile.TemporaryDirectory(prefix="slimbuild-lock-") as tmp:
         work = Path(tmp)
-        (work / "requirements.in").write_text(
-            "".join(f"{r.strip()}\n" for r in requirements if r.strip()), encoding="utf-8"
-        )
+        (work / "requirements.in").write_text("".join(f"{r.strip()}\n" for r in requirements if r.strip()), encoding="utf-8")
         if previous is not None:
             # pip-compile keeps the pins of an existing output file unless upgraded.
             (work / "requirements.lock").write_text(previous, encoding="utf-8")
@@ -698,10 +686,7 @@ def compile_lock(
     if run.returncode != 0:
         _raise_compile_failure(run, down, target)
     check_compile_warnings(run.output)
-    warnings += tuple(
-        f"could not fetch {url} ({reason}); the lock was resolved without it"
-        for url, reason in down
-    )
+    warnings += tuple(f"could not fetch {url} ({reason}); the lock was resolved without it" for url, reason in down)
     text = render_lock_text(body, target, digest)
     lock = parse_lock(text, source="pip-compile output")
     return Lock(
@@ -719,34 +704,27 @@ def check_compile_warnings(output: str) -> None:
     if not re.search(r"may be rejected by pip install", output, re.IGNORECASE):
         return
     detail = "; ".join(
-        line.strip("# ").strip()
-        for line in output.splitlines()
-        if "WARNING" in line and "may be rejected" not in line
+        line.strip("# ").strip() for line in output.splitlines() if "WARNING" in line and "may be rejected" not in line
     )
     raise ResolutionError(
-        "pip-compile warned the lock may be rejected by pip install"
-        + (f": {detail}" if detail else ""),
+        "pip-compile warned the lock may be rejected by pip install" + (f": {detail}" if detail else ""),
         hint="pin every requirement by name from an index (no URLs, paths or editables)",
     )
 
 
-def _raise_compile_failure(
-    run: PipRun, down: Sequence[tuple[str, str]], target: Target
-) -> None:
+def _raise_compile_failure(run: PipRun, down: Sequence[tuple[str, str]], target: Target) -> None:
     lines = _relevant_lines(run.output)
     if down:
         url, reason = down[0]
         raise ResolutionError(
             f"package index unreachable: {url} ({reason})",
-            hint="check the network and PIP_INDEX_URL; offline, point PIP_FIND_LINKS "
-            "at a wheelhouse with PIP_NO_INDEX=1",
+            hint="check the network and PIP_INDEX_URL; offline, point PIP_FIND_LINKS at a wheelhouse with PIP_NO_INDEX=1",
         )
     missing = re.search(r"No matching distribution found for (\S+)", run.output)
     conflict = re.search(r"conflicting dependencies|conflict is caused by", run.output)
     if missing and not conflict:
         raise ResolutionError(
-            f"no wheel of {missing[1]} for {target.describe()} on the configured index: "
-            + " | ".join(lines),
+            f"no wheel of {missing[1]} for {target.describe()} on the configured index: " + " | ".join(lines),
             hint="check the name and version; if only an sdist exists, building it runs "
             "its code at build time (build deps are not hash-checked, pip#13984): "
             "opt in with allow_sdist / --allow-sdist NAME",
@@ -780,4 +758,3 @@ def write_lock(path: Path, lock: Lock) -> None:
         pass  # some filesystems cannot fsync a directory; the replace is still atomic
     finally:
         os.close(dir_fd)
-

@@ -388,6 +388,10 @@ def trace(
             third.add(ImportSite(m, loc, imp.optional, imp.type_checking))
 
     enqueue(entry_abs, entry.module, entry.package)
+    if entry.package:
+        # `python -m pkg.mod` runs the parent packages' __init__ first.
+        for init in finder.files_for(entry.package) or []:
+            enqueue(init)
     try:
         while True:
             for parsed in parser.results():

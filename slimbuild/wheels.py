@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from packaging.tags import Tag
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -25,7 +26,7 @@ from packaging.utils import (
 )
 
 from slimbuild.errors import IntegrityError, ResolutionError
-from slimbuild.lock import LockedDist, Lock, Target, run_pip_tool, unreachable
+from slimbuild.lock import Lock, LockedDist, Target, run_pip_tool, unreachable
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
 
@@ -107,9 +108,7 @@ def wheel_top_level(path: Path) -> tuple[str, ...]:
     path = Path(path)
     with _open_wheel(path) as zf:
         names = _safe_members(zf, path)
-        top = next(
-            (n for n in names if re.fullmatch(r"[^/]+\.dist-info/top_level\.txt", n)), None
-        )
+        top = next((n for n in names if re.fullmatch(r"[^/]+\.dist-info/top_level\.txt", n)), None)
         if top is not None:
             try:
                 text = zf.read(top).decode("utf-8")
@@ -143,7 +142,7 @@ def _cache_path(cache_dir: Path, digest: str) -> Path:
     return cache_dir / "wheels" / algo / hexdigest
 
 
-def _tag_rank(filename: str, ranks: Mapping[object, int]) -> int | None:
+def _tag_rank(filename: str, ranks: Mapping[Tag, int]) -> int | None:
     try:
         _, _, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
@@ -160,9 +159,7 @@ def _is_sdist_of(filename: str, dist: LockedDist) -> bool:
     return canonicalize_name(name) == dist.name
 
 
-def _cached(
-    dist: LockedDist, cache_dir: Path, ranks: Mapping[object, int], sdist_ok: bool
-) -> Path | None:
+def _cached(dist: LockedDist, cache_dir: Path, ranks: Mapping[Tag, int], sdist_ok: bool) -> Path | None:
     best: tuple[int, str, Path] | None = None
     for digest in dist.hashes:
         folder = _cache_path(cache_dir, digest)
@@ -199,10 +196,7 @@ def _store(path: Path, cache_dir: Path, digest: str) -> Path:
 
 def _requirements_file(dists: Sequence[LockedDist]) -> str:
     # Hashes make pip prefer the locked file among several for the release.
-    return "".join(
-        f"{d.name}=={d.version} " + " ".join(f"--hash={h}" for h in d.hashes) + "\n"
-        for d in dists
-    )
+    return "".join(f"{d.name}=={d.version} " + " ".join(f"--hash={h}" for h in d.hashes) + "\n" for d in dists)
 
 
 _HASH_FAIL_RE = re.compile(
@@ -257,8 +251,7 @@ def _download(
     corrupt = re.search(r"Wheel '([^']+)' located at (\S+) is invalid", run.output)
     if corrupt:
         raise IntegrityError(
-            f"corrupt wheel for {canonicalize_name(corrupt[1])}: "
-            f"{PurePosixPath(corrupt[2]).name} is not a valid wheel",
+            f"corrupt wheel for {canonicalize_name(corrupt[1])}: {PurePosixPath(corrupt[2]).name} is not a valid wheel",
             hint="remove it from the index/wheelhouse and publish a good build",
         )
     down = unreachable(run.fetch_failures)
@@ -266,14 +259,13 @@ def _download(
         url, reason = down[0]
         raise ResolutionError(
             f"package index unreachable: {url} ({reason})",
-            hint="check the network and PIP_INDEX_URL, or fill the wheel cache "
-            "(slimbuild fetch) while online",
+            hint="check the network and PIP_INDEX_URL, or fill the wheel cache (slimbuild fetch) while online",
         )
     missing = re.search(r"No matching distribution found for (\S+)", run.output)
     if missing:
         name = canonicalize_name(re.split(r"[=<>!~ ]", missing[1], maxsplit=1)[0])
-        dist = by_name.get(name)
-        label = f"{dist.name}=={dist.version}" if dist else missing[1]
+        found = by_name.get(name)
+        label = f"{found.name}=={found.version}" if found else missing[1]
         if sdist:
             raise ResolutionError(
                 f"no sdist of {label} on the configured index",
@@ -282,8 +274,7 @@ def _download(
         raise ResolutionError(
             f"no wheel of {label} for {target.describe()}; sdists execute code at build "
             "time (build deps are not hash-checked, pip#13984)",
-            hint=f"use a version with a wheel for the target, or opt in with "
-            f"--allow-sdist {name} (still hash-checked)",
+            hint=f"use a version with a wheel for the target, or opt in with --allow-sdist {name} (still hash-checked)",
         )
     tail = " | ".join(line.strip() for line in run.output.splitlines() if line.strip())[-1500:]
     raise ResolutionError(
@@ -292,9 +283,7 @@ def _download(
     )
 
 
-def _collect(
-    dists: Sequence[LockedDist], target: Target, dl: Path, cache_dir: Path, sdist: bool
-) -> dict[str, Path]:
+def _collect(dists: Sequence[LockedDist], target: Target, dl: Path, cache_dir: Path, sdist: bool) -> dict[str, Path]:
     ranks = {tag: i for i, tag in enumerate(target.supported_tags())}
     wanted = {d.name: d for d in dists}
     got: dict[str, Path] = {}
@@ -311,8 +300,7 @@ def _collect(
             continue
         if not sdist and _tag_rank(path.name, ranks) is None:
             raise IntegrityError(
-                f"pip chose {path.name} for {dist.name}=={dist.version}, which does not "
-                f"run on {target.describe()}",
+                f"pip chose {path.name} for {dist.name}=={dist.version}, which does not run on {target.describe()}",
                 hint="report this: slimbuild's platform tags and pip's disagree",
             )
         verify_wheel(path, dist.hashes)  # C3: deletes the file and raises on mismatch

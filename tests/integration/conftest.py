@@ -39,8 +39,19 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def _download(dest: Path, reqs: tuple[str, ...], *platform_args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-         "--dest", str(dest), *platform_args, *reqs],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--dest",
+            str(dest),
+            *platform_args,
+            *reqs,
+        ],
         env=clean_env(PIP_INDEX_URL="https://pypi.org/simple"),
         check=True,
         capture_output=True,
@@ -58,8 +69,18 @@ def wheel_dir() -> Path:
         for req in WHEELS:  # one by one: pip refuses two versions of six in one run
             _download(dest, (req,))
         for platform in PLATFORMS:
-            _download(dest, PLATFORM_WHEELS, "--platform", platform, "--python-version",
-                      "3.11", "--implementation", "cp", "--abi", "cp311")
+            _download(
+                dest,
+                PLATFORM_WHEELS,
+                "--platform",
+                platform,
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+            )
         stamp.write_text("ok\n")
     return dest
 

@@ -23,8 +23,7 @@ H2 = "sha256:" + "b" * 64
     ("text", "expected"),
     [
         (f"six==1.16.0 --hash={H1}\n", [("six", "1.16.0", (H1,))]),
-        (f"Six==1.16.0 \\\n    --hash={H2} \\\n    --hash={H1}\n    # via x\n",
-         [("six", "1.16.0", (H1, H2))]),
+        (f"Six==1.16.0 \\\n    --hash={H2} \\\n    --hash={H1}\n    # via x\n", [("six", "1.16.0", (H1, H2))]),
         (f"# comment\n\nPyYAML==6.0.1 --hash {H1}  # trailing\n", [("pyyaml", "6.0.1", (H1,))]),
         (f'idna==3.7 ; python_version >= "3.12" \\\n    --hash={H1}\n', [("idna", "3.7", (H1,))]),
         (f"b==2 --hash={H1}\na==1.0 --hash={H2}\n", [("a", "1.0", (H2,)), ("b", "2", (H1,))]),
@@ -101,8 +100,7 @@ def test_C9_rejected_lock_lines(line: str, fragment: str) -> None:
 def test_C2_header_round_trip() -> None:
     target = Target("3.12", "aarch64")
     digest = inputs_digest(["six"], target)
-    text = render_lock_text(f"six==1.16.0 \\\n    --hash={H1}\n    # via -r requirements.in\n",
-                            target, digest)
+    text = render_lock_text(f"six==1.16.0 \\\n    --hash={H1}\n    # via -r requirements.in\n", target, digest)
     lock = parse_lock(text)
     assert lock.target == target and lock.inputs_sha256 == digest
     assert lock.text == text and render_lock_text(text, target, digest) == text
@@ -122,8 +120,11 @@ def test_C2_compile_warning_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("python", "machine", "describe"),
-    [("3.11", "x86_64", "linux/x86_64 cp311"), ("3.12", "aarch64", "linux/aarch64 cp312"),
-     ("3.10", "x86_64", "linux/x86_64 cp310")],
+    [
+        ("3.11", "x86_64", "linux/x86_64 cp311"),
+        ("3.12", "aarch64", "linux/aarch64 cp312"),
+        ("3.10", "x86_64", "linux/x86_64 cp310"),
+    ],
 )
 def test_C10_target_describe(python: str, machine: str, describe: str) -> None:
     assert Target(python, machine).describe() == describe
@@ -131,8 +132,15 @@ def test_C10_target_describe(python: str, machine: str, describe: str) -> None:
 
 @pytest.mark.parametrize(
     ("python", "machine"),
-    [("3", "x86_64"), ("3.11.2", "x86_64"), ("py311", "x86_64"), ("3.11", "arm64"),
-     ("3.11", "amd64"), ("3.11", "i686"), ("3.11", "")],
+    [
+        ("3", "x86_64"),
+        ("3.11.2", "x86_64"),
+        ("py311", "x86_64"),
+        ("3.11", "arm64"),
+        ("3.11", "amd64"),
+        ("3.11", "i686"),
+        ("3.11", ""),
+    ],
 )
 def test_C10_target_invalid_is_config_error(python: str, machine: str) -> None:
     with pytest.raises(ConfigError) as err:
