@@ -16,7 +16,7 @@
 #   SLIMBUILD_STORAGE_DRIVER   force a dockerd storage driver (overlay2|fuse-overlayfs|vfs)
 #   SLIMBUILD_DOCKERD_TIMEOUT  seconds to wait for the socket             [60]
 #   SLIMBUILD_BASE_IMAGE       tag of the base image          [slimbuild-test/debian-python:bookworm]
-#   SLIMBUILD_DEBIAN_MIRROR    debootstrap mirror             [http://deb.debian.org/debian]
+#   SLIMBUILD_DEBIAN_MIRROR    debootstrap mirror             [debootstrap's default]
 #
 # Storage driver notes (measured in this sandbox: kernel 6.x, ext4 root, cgroup v1,
 # docker.io 20.10.24 from bookworm):
@@ -37,7 +37,7 @@ STATE="${SLIMBUILD_STATE:-/var/tmp/slimbuild-ci}"
 SOCK=/var/run/docker.sock
 BASE_IMAGE="${SLIMBUILD_BASE_IMAGE:-slimbuild-test/debian-python:bookworm}"
 TIMEOUT="${SLIMBUILD_DOCKERD_TIMEOUT:-60}"
-MIRROR="${SLIMBUILD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+MIRROR="${SLIMBUILD_DEBIAN_MIRROR:-}"
 ROOTFS_TAR="$STATE/bookworm-python3.tar"
 LOG="$STATE/dockerd.log"
 
@@ -111,7 +111,7 @@ if ! dk image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
         log "debootstrap bookworm minbase + python3 (~45 s)"
         tmp="$(mktemp -d "$STATE/rootfs.XXXXXX")"
         trap 'rm -rf "$tmp"' EXIT
-        debootstrap --variant=minbase --include=python3 bookworm "$tmp/root" "$MIRROR" \
+        debootstrap --variant=minbase --include=python3 bookworm "$tmp/root" ${MIRROR:+"$MIRROR"} \
             >"$STATE/debootstrap.log" 2>&1 \
             || { tail -n 20 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
         # Drop apt lists/caches (~90 MB) and host-specific leftovers.

@@ -12,15 +12,18 @@ SB008 error    notebook cell that cannot be parsed (the other cells count)
 SB009 warning  relative import outside a package / beyond the top level
 SB010 info     distribution needed at run time without an import (add it to keep)
 SB011 warning  first-party module imported but not found
-SB012 warning  lock is missing or stale (slimbuild lock)
+SB012 warning  lock is missing (error when stale: inputs changed since slimbuild lock)
+SB013 warning  locked distribution provides none of the imports mapped to it
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from packaging.utils import canonicalize_name
 
+from slimbuild.errors import ResolutionError
+from slimbuild.lock import Lock
 from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
 
 
@@ -158,3 +161,42 @@ def failing(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 def location_of(decl: Declared) -> Location:
     """Where a declaration was made."""
     return decl.source
+
+
+def lock_inputs(a: Analysis) -> tuple[str, ...]:
+    """The requirement lines a lock is resolved from: required names with declared specifiers."""
+    return tuple(sorted(f"{r.name}{r.specifier}" for r in a.required))
+
+
+def verify_provides(a: Analysis, lock: Lock, provides: Mapping[str, Sequence[str]]) -> tuple[Finding, ...]:
+    """Check the analysis against what the locked wheels really contain.
+
+    An import that no locked wheel provides is a ResolutionError naming it and the
+    candidates; a directly required distribution that provides no needed import
+    (and is not in ``keep``) is a warning.
+    """
+    by_top: dict[str, set[str]] = {}
+    for dist, mods in provides.items():
+        for m in mods:
+            by_top.setdefault(m.split(".")[0], set()).add(dist)
+    if not provides:
+        return ()
+    findings: list[Finding] = []
+    locked = {d.name for d in lock.dists}
+    for r in a.required:
+        tops = {s.module.split(".")[0] for s in r.imports}
+        for top in sorted(tops):
+            if top not in by_top:
+                raise ResolutionError(
+                    f"no locked wheel provides import '{top}' (the analysis mapped it to '{r.name}')",
+                    hint=f"fix the mapping in [tool.slimbuild.mapping]; locked: {', '.join(sorted(locked))}",
+                )
+        if r.imports and r.name in provides and not tops & set(provides[r.name]) and r.name in locked:
+            findings.append(
+                Finding(
+                    r.imports[0].location, "SB013",
+                    f"locked '{r.name}' provides none of the imports mapped to it ({', '.join(sorted(tops))})",
+                    Severity.WARNING,
+                )
+            )
+    return tuple(findings)

@@ -108,9 +108,11 @@ def check(
     from slimbuild.check import failing
 
     _State.json = as_json
-    analyses = pipeline.analyze(_settings(path, target_python, python, allow_unparseable), entrypoint)
+    settings = _settings(path, target_python, python, allow_unparseable)
+    analyses = pipeline.analyze(settings, entrypoint)
+    lock_state = pipeline.lock_findings(settings, analyses)
     findings = sorted(
-        {f for a in analyses for f in a.findings},
+        set(lock_state) | {f for a in analyses for f in a.findings},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.code, f.message),
     )
     if as_json:
@@ -119,6 +121,32 @@ def check(
         click.echo(report.findings_text(findings), nl=False, err=True)
         click.echo(report.check_summary(findings), nl=False, err=True)
     return int(ExitCode.FINDINGS if failing(findings) else ExitCode.OK)
+
+
+@cli.command("lock")
+@_path_arg
+@_analysis_options
+@click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every pin (existing pins are kept otherwise).")
+@click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only.")
+@click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64).")
+def lock_cmd(path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None,
+             as_json: bool, upgrade: bool, upgrade_packages: tuple[str, ...], machine: str | None) -> int:
+    """Lock exactly what the analysis needs, with hashes, for the image's platform; fetch the wheels."""
+    from slimbuild import pipeline, report
+
+    _State.json = as_json
+    settings = _settings(path, target_python, python, allow_unparseable)
+    if machine:
+        from dataclasses import replace
+
+        settings = replace(settings, machine=machine)
+    outcomes = pipeline.lock(settings, entrypoint, upgrade=upgrade, upgrade_packages=upgrade_packages)
+    for o in outcomes:
+        for w in o.warnings:
+            click.echo(f"slimbuild: warning: {w}", err=True)
+        click.echo(report.findings_text(o.findings), nl=False, err=True)
+    click.echo(report.locks_json(outcomes) if as_json else report.locks_text(outcomes), nl=False)
+    return int(ExitCode.OK)
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -51,13 +51,21 @@ RUNTIME_HINTS: dict[str, tuple[str, str]] = {
 }
 
 
+NOTEBOOK_SIZE_FACTOR = 5  # notebooks carry outputs (plots): their limit is this many times max-source-bytes
+
+
+def check_size(size: int, path: str, max_bytes: int, what: str = "Python source") -> None:
+    """Refuse a file over the size limit, naming its real size (callers read at most ``max_bytes + 1``)."""
+    if size > max_bytes:
+        raise AnalysisError(
+            f"{path}: file is {size:,} bytes, over the {max_bytes:,}-byte limit for {what}",
+            hint="raise max-source-bytes in [tool.slimbuild] if this file is really needed",
+        )
+
+
 def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Decode source bytes per PEP 263; refuse binaries, bad codecs and bad bytes."""
-    if len(data) > max_bytes:
-        raise AnalysisError(
-            f"{path}: file is {len(data):,} bytes, over the {max_bytes:,}-byte limit for Python source",
-            hint="raise max_source_bytes in [tool.slimbuild] if this file is really needed",
-        )
+    check_size(len(data), path, max_bytes)
     if b"\x00" in data:
         offset = data.index(b"\x00")
         raise AnalysisError(
@@ -68,6 +76,12 @@ def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) ->
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
         detail = str(exc.msg if hasattr(exc, "msg") else exc)
+        if detail.startswith("invalid or missing encoding declaration"):
+            # no cookie and the first lines are not UTF-8: report the bad byte, not the cookie
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as ude:
+                raise _undecodable(data, ude, path, "utf-8") from None
         raise AnalysisError(
             f"{path}:{exc.lineno or 1}: {detail}",
             hint="fix the '# coding:' cookie to name a codec Python knows (e.g. utf-8)",
@@ -79,14 +93,18 @@ def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) ->
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise AnalysisError(
-            f"{path}:{line}: cannot decode byte 0x{data[exc.start]:02x} at offset {exc.start} as {encoding}",
-            hint="save the file as UTF-8, or declare its encoding with a '# coding:' line (PEP 263)",
-        ) from None
+        raise _undecodable(data, exc, path, encoding) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def _undecodable(data: bytes, exc: UnicodeDecodeError, path: str, encoding: str) -> AnalysisError:
+    line = data.count(b"\n", 0, exc.start) + 1
+    return AnalysisError(
+        f"{path}:{line}: cannot decode byte 0x{data[exc.start]:02x} at offset {exc.start} as {encoding}",
+        hint="save the file as UTF-8, or declare its encoding with a '# coding:' line (PEP 263)",
+    )
 
 
 def _syntax_error(exc: SyntaxError, path: str, text: str, cell: int | None) -> AnalysisError:

@@ -531,7 +531,9 @@ def run_pip_tool(
     for line in proc.stdout.splitlines():
         if line.startswith(f"{_SHIM_MARK} fetch-failed "):
             _, _, url, *reason = line.split(" ", 3)
-            failures.append((mask_url(url), mask_text(" ".join(reason))))
+            # Drop urllib3's object reprs; keep the errno text a user can act on.
+            short = re.sub(r"<[^<>]+>: ", "", " ".join(reason))
+            failures.append((mask_url(url), mask_text(short if len(short) <= 200 else short[:197] + "...")))
         elif line.startswith(f"{_SHIM_MARK} unsupported"):
             raise ResolutionError(
                 f"cannot target {target.describe() if target else 'the image'} with this pip: {line[len(_SHIM_MARK) + 13 :]}",
@@ -577,7 +579,7 @@ def _sources_and_warnings(env: Mapping[str, str] | None) -> tuple[tuple[str, ...
         "yes",
         "on",
     )
-    index = () if no_index else config.get("index-url", ("https://pypi.org/simple",))
+    index = () if no_index else config.get("index-url", ("(pip's default index)",))
     extra = () if no_index else config.get("extra-index-url", ())
     links = config.get("find-links", ())
     sources = tuple(mask_url(u) for u in (*index, *extra, *links))

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from slimbuild.errors import AnalysisError
-from slimbuild.imports import DEFAULT_MAX_BYTES, parse_source
+from slimbuild.imports import DEFAULT_MAX_BYTES, NOTEBOOK_SIZE_FACTOR, parse_source
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 
 # Cell magics whose body is Python: parse the body; every other %% cell is skipped.
@@ -75,12 +75,12 @@ def _language(nb: dict[str, object]) -> str:
     return ""
 
 
-def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * 5) -> Notebook:
+def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * NOTEBOOK_SIZE_FACTOR) -> Notebook:
     """Read a notebook's JSON (nbformat 3 or 4) into neutralised code cells."""
     if len(data) > max_bytes:
         raise AnalysisError(
             f"{path}: notebook is {len(data):,} bytes, over the {max_bytes:,}-byte limit",
-            hint="clear the notebook's outputs (jupyter nbconvert --clear-output) and try again",
+            hint="clear the notebook's outputs (jupyter nbconvert --clear-output), or raise max-source-bytes",
         )
     try:
         nb = json.loads(data.decode("utf-8-sig"))
@@ -127,6 +127,15 @@ def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * 5
         written.extend(cell_written)
         cells.append(NotebookCell(i, code, skipped))
     return Notebook(path, language, tuple(cells), tuple(hints), tuple(written))
+
+
+def _logical_line(lines: list[str], i: int) -> str:
+    """Line ``i`` joined with the lines a trailing backslash continues it onto."""
+    text = lines[i].rstrip()
+    while text.endswith("\\") and i + 1 < len(lines):
+        i += 1
+        text = text[:-1] + " " + lines[i].strip()
+    return text.rstrip("\\")
 
 
 def _pip_targets(args: str) -> list[str]:
@@ -185,7 +194,7 @@ def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Loc
             continue
         loc = Location(where.path, n, 0, where.cell)
         if stripped.startswith(("%", "!")) and not stripped.startswith("!="):
-            m = _INSTALLERS.match(stripped.rstrip("\\"))
+            m = _INSTALLERS.match(_logical_line(lines, n - 1).lstrip())
             if m:
                 hints.extend((loc, t) for t in _pip_targets(m.group(2)))
             magic = stripped[1:].split(" ", 1)
@@ -197,7 +206,7 @@ def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Loc
             continuing = line.rstrip().endswith("\\")
             continue
         if _ASSIGN_MAGIC.match(line):
-            m = _INSTALLERS.match(line.split("=", 1)[1].strip())
+            m = _INSTALLERS.match(_logical_line(lines, n - 1).split("=", 1)[1].strip())
             if m:
                 hints.extend((loc, t) for t in _pip_targets(m.group(2)))
             out.append(indent + "pass")
@@ -214,9 +223,11 @@ def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Loc
     return "\n".join(out) + ("\n" if out else ""), "", hints, []
 
 
-def parse_notebook(data: bytes, path: str, *, allow_unparseable: bool = False) -> ParsedSource:
+def parse_notebook(
+    data: bytes, path: str, *, allow_unparseable: bool = False, max_bytes: int = DEFAULT_MAX_BYTES * NOTEBOOK_SIZE_FACTOR
+) -> ParsedSource:
     """Imports of a notebook's code cells; one broken cell is a finding, not a failure."""
-    nb = load_notebook(data, path)
+    nb = load_notebook(data, path, max_bytes)
     if nb.language and nb.language != "python":
         raise AnalysisError(
             f"{path}: notebook kernel language is {nb.language!r}, not Python",

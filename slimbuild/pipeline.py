@@ -6,18 +6,23 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from slimbuild import parsecache
-from slimbuild.check import reconcile
+from packaging.utils import canonicalize_name
+
+from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
-from slimbuild.errors import AnalysisError, ConfigError
-from slimbuild.models import Analysis
+from slimbuild.errors import AnalysisError, ConfigError, ResolutionError
+from slimbuild.lock import Lock, Target, compile_lock, inputs_digest, parse_lock, write_lock
+from slimbuild.models import Analysis, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.resolve import ModuleIndex, probe_environment, resolve_modules
 from slimbuild.trace import IGNORED_DIRS, Entrypoint, Parser, resolve_entrypoint, trace
+from slimbuild.wheels import fetch_wheels, wheel_top_level
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -138,6 +143,7 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
     entries: list[Entrypoint] = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested)]
     declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups)
     env_index = environment_index(settings, env)
+    wheels_index = wheel_index(cache_dir(env), [d.name for d in declared])
     cache_path = parsecache.cache_file(cache_dir(env), root)
     cache = parsecache.load(cache_path)
     results = []
@@ -156,7 +162,7 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
             (s.module for s in graph.third_party),
             user_mapping=settings.mapping,
             environment=env_index,
-            wheels=None,
+            wheels=wheels_index,
             declared=(d.name for d in declared),
         )
         results.append(
@@ -172,3 +178,161 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
         )
     parsecache.save(cache_path, cache, used)
     return tuple(results)
+
+
+# ----------------------------------------------------------------------------- lock
+
+
+@dataclass(frozen=True)
+class LockOutcome:
+    """The lock of one entrypoint: where it is, what it pins, and what the wheels say."""
+
+    analysis: Analysis
+    path: Path
+    lock: Lock
+    resolved: bool
+    wheels: tuple[Path, ...]
+    findings: tuple[Finding, ...]
+    warnings: tuple[str, ...]
+
+
+def lock_path(settings: Settings, name: str) -> Path:
+    """``slimbuild.lock``, or ``slimbuild.<name>.lock`` when the project has several entrypoints."""
+    if len(settings.entrypoints) > 1:
+        return settings.root / f"slimbuild.{name}.lock"
+    return settings.root / "slimbuild.lock"
+
+
+def target_of(settings: Settings) -> Target:
+    """The image's platform."""
+    return Target(python_version=settings.target_python, machine=settings.machine)
+
+
+def _refuse_unlockable(a: Analysis) -> None:
+    blocking = [s for s in a.unresolved if not s.optional]
+    if blocking:
+        s = blocking[0]
+        raise ResolutionError(
+            f"{s.location}: cannot map import '{s.module}' to a distribution"
+            + (f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""),
+            hint=f'add it to [tool.slimbuild.mapping] (e.g. {s.module.split(".")[0]} = "<distribution>") and declare it',
+        )
+    if a.missing:
+        names = ", ".join(r.name for r in a.missing)
+        raise ResolutionError(
+            f"entrypoint {a.entrypoint_name}: undeclared distributions: {names}",
+            hint="declare them in requirements.txt or [project.dependencies] ('slimbuild check' shows where they are imported)",
+        )
+
+
+def _read_lock(path: Path) -> Lock | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResolutionError(f"{path.name}: cannot read the lock ({exc})", hint="restore it or delete it and re-lock") from None
+    return parse_lock(text, path.name)
+
+
+def lock(
+    settings: Settings,
+    requested: str = "",
+    *,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    locked: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[LockOutcome, ...]:
+    """Analyse, then lock each entrypoint's required set for the target and fetch its wheels."""
+    env = os.environ if env is None else env
+    analyses = analyze(settings, requested, env)
+    target = target_of(settings)
+    cache = cache_dir(env)
+    outcomes = []
+    for a in analyses:
+        _refuse_unlockable(a)
+        inputs = lock_inputs(a)
+        digest = inputs_digest(inputs, target)
+        path = lock_path(settings, a.entrypoint_name)
+        existing = _read_lock(path)
+        fresh = existing is not None and existing.inputs_sha256 == digest and not upgrade and not upgrade_packages
+        if fresh:
+            assert existing is not None
+            current = existing
+        elif locked:
+            why = "is missing" if existing is None else "is stale (the analysis or the declared versions changed)"
+            raise ResolutionError(f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock")
+        else:
+            current = compile_lock(
+                inputs, target, previous=existing.text if existing else None, upgrade=upgrade,
+                upgrade_packages=upgrade_packages, env=env, allow_sdist=settings.allow_sdist,
+            )
+            write_lock(path, current)
+        wheel_paths = fetch_wheels(
+            current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh
+        )
+        provides = _wheel_modules(cache, wheel_paths)
+        findings = verify_provides(a, current, provides)
+        outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings))
+    return tuple(outcomes)
+
+
+def _wheel_modules(cache: Path, wheel_paths: Sequence[Path]) -> dict[str, tuple[str, ...]]:
+    """Distribution -> import names its wheel provides, remembered per wheel file in the cache."""
+    index_file = cache / "wheel-modules.json"
+    try:
+        known: dict[str, list[str]] = json.loads(index_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    provides: dict[str, tuple[str, ...]] = {}
+    changed = False
+    for w in wheel_paths:
+        if not w.name.endswith(".whl"):
+            continue
+        if w.name not in known:
+            known[w.name] = sorted(wheel_top_level(w))
+            changed = True
+        provides[canonicalize_name(w.name.split("-")[0])] = tuple(known[w.name])
+    if changed:
+        try:
+            atomic_write(index_file, json.dumps(known, sort_keys=True, indent=1).encode())
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return provides
+
+
+def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:
+    """Top-level names of fetched wheels of the declared distributions (resolution step 3)."""
+    try:
+        known = json.loads((cache / "wheel-modules.json").read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = {canonicalize_name(d) for d in declared}
+    dists: dict[str, set[str]] = {}
+    for filename, mods in known.items():
+        name = canonicalize_name(filename.split("-")[0])
+        if name in wanted:
+            dists.setdefault(name, set()).update(mods)
+    return ModuleIndex.from_dists("wheels", dists) if dists else None
+
+
+def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Finding, ...]:
+    """SB012 when a lock is missing (warning) or stale (error); offline, reads headers only."""
+    target = target_of(settings)
+    out = []
+    for a in analyses:
+        path = lock_path(settings, a.entrypoint_name)
+        try:
+            existing = _read_lock(path)
+        except ResolutionError as exc:
+            out.append(Finding(Location(path.name), "SB012", exc.message.split(": ", 1)[-1]))
+            continue
+        if existing is None:
+            out.append(Finding(Location(path.name), "SB012", f"no lock for entrypoint {a.entrypoint_name}: run 'slimbuild lock'",
+                               Severity.WARNING))
+        elif existing.inputs_sha256 != inputs_digest(lock_inputs(a), target):
+            out.append(Finding(Location(path.name), "SB012",
+                               f"lock is stale for entrypoint {a.entrypoint_name} (required set, versions or target changed): "
+                               "run 'slimbuild lock'"))
+    return tuple(out)

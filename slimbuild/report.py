@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slimbuild.pipeline import LockOutcome
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
@@ -179,3 +182,37 @@ def error_json(err: SlimbuildError) -> str:
         )
         + "\n"
     )
+
+
+def _lock_dict(o: LockOutcome) -> dict[str, Any]:
+    return {
+        "entrypoint": o.analysis.entrypoint_name,
+        "lock": o.path.name,
+        "target": o.lock.target.describe() if o.lock.target else "",
+        "inputs_sha256": o.lock.inputs_sha256,
+        "resolved": o.resolved,
+        "distributions": [{"name": d.name, "version": d.version, "hashes": list(d.hashes)} for d in o.lock.dists],
+        "wheels": sorted(p.name for p in o.wheels),
+        "wheel_bytes": sum(p.stat().st_size for p in o.wheels),
+        "warnings": list(o.warnings),
+        "findings": [_finding(f) for f in o.findings],
+    }
+
+
+def locks_json(outcomes: Sequence[LockOutcome]) -> str:
+    """The versioned JSON document for ``lock --json``."""
+    doc = {"version": SCHEMA_VERSION, "kind": "lock", "locks": [_lock_dict(o) for o in outcomes]}
+    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
+
+
+def locks_text(outcomes: Sequence[LockOutcome]) -> str:
+    """One line per lock."""
+    lines = []
+    for o in outcomes:
+        d = _lock_dict(o)
+        state = "resolved" if o.resolved else "up to date, no resolution"
+        lines.append(
+            f"{d['lock']}: {len(d['distributions'])} distributions for {d['target']} ({state}); "
+            f"wheelhouse {len(d['wheels'])} files, {d['wheel_bytes'] / 1e6:.1f} MB"
+        )
+    return "\n".join(lines) + "\n"

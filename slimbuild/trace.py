@@ -17,7 +17,7 @@ from pathlib import Path
 
 from slimbuild import mapping
 from slimbuild.errors import AnalysisError, ConfigError
-from slimbuild.imports import decode_source, parse_source, scan_tokens
+from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, check_size, decode_source, parse_source, scan_tokens
 from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
 from slimbuild.notebook import parse_notebook
 from slimbuild.stdlib import stdlib_modules
@@ -76,9 +76,11 @@ class ModuleFinder:
         if r in self.roots or not r.is_dir():
             return False
         try:
-            r.relative_to(self.root)
+            rel = r.relative_to(self.root)
         except ValueError:
             return False  # outside the project: not first-party
+        if any(part in IGNORED_DIRS for part in rel.parts):
+            return False  # a virtualenv, site-packages or build output is never first-party
         self.roots.append(r)
         self._memo.clear()
         return True
@@ -206,8 +208,11 @@ def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
 def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int) -> ParsedSource | tuple[str, str]:
     """Worker: read and parse one file; errors come back as (message, hint)."""
     try:
+        limit = max_bytes * NOTEBOOK_SIZE_FACTOR if rel.endswith(".ipynb") else max_bytes
         with open(abs_path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+            data = fh.read(limit + 1)  # bounded memory: never read more than the limit
+            if len(data) > limit:
+                check_size(os.fstat(fh.fileno()).st_size, rel, limit, "a notebook" if rel.endswith(".ipynb") else "Python source")
         return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes)
     except AnalysisError as exc:
         return (exc.message, exc.hint)
@@ -218,7 +223,7 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int)
 def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int) -> ParsedSource:
     """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy."""
     if rel.endswith(".ipynb"):
-        return parse_notebook(data, rel, allow_unparseable=allow_unparseable)
+        return parse_notebook(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes * NOTEBOOK_SIZE_FACTOR)
     try:
         text = decode_source(data, rel, max_bytes)
     except AnalysisError as exc:

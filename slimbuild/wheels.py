@@ -27,6 +27,7 @@ from packaging.utils import (
 
 from slimbuild.errors import IntegrityError, ResolutionError
 from slimbuild.lock import Lock, LockedDist, Target, run_pip_tool, unreachable
+from slimbuild.paths import cache_dir
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
 
@@ -34,13 +35,8 @@ _CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
-    """$SLIMBUILD_CACHE, else $XDG_CACHE_HOME/slimbuild, else ~/.cache/slimbuild."""
-    explicit = os.environ.get("SLIMBUILD_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "slimbuild"
+    """$SLIMBUILD_CACHE, else the user's cache dir + /slimbuild (see slimbuild.paths)."""
+    return cache_dir()
 
 
 def _file_digest(path: Path, algo: str) -> str:
@@ -159,7 +155,9 @@ def _is_sdist_of(filename: str, dist: LockedDist) -> bool:
     return canonicalize_name(name) == dist.name
 
 
-def _cached(dist: LockedDist, cache_dir: Path, ranks: Mapping[Tag, int], sdist_ok: bool) -> Path | None:
+def _cached(
+    dist: LockedDist, cache_dir: Path, ranks: Mapping[Tag, int], sdist_ok: bool, verify: bool = True
+) -> Path | None:
     best: tuple[int, str, Path] | None = None
     for digest in dist.hashes:
         folder = _cache_path(cache_dir, digest)
@@ -175,7 +173,8 @@ def _cached(dist: LockedDist, cache_dir: Path, ranks: Mapping[Tag, int], sdist_o
                 best = (rank, candidate.name, candidate)
     if best is None:
         return None
-    verify_wheel(best[2], dist.hashes)  # the cache may have been tampered with
+    if verify:
+        verify_wheel(best[2], dist.hashes)  # the cache may have been tampered with
     return best[2]
 
 
@@ -324,15 +323,21 @@ def fetch_wheels(
     *,
     env: Mapping[str, str] | None = None,
     allow_sdist: Collection[str] = (),
+    verify_cached: bool = True,
 ) -> tuple[Path, ...]:
-    """Cached, hash-verified wheel (or opted-in sdist) paths for every locked dist, sorted."""
+    """Cached, hash-verified wheel (or opted-in sdist) paths for every locked dist, sorted.
+
+    ``verify_cached=False`` trusts the content-addressed cache (each file was hashed when it
+    was stored under its own sha256): for the warm path of ``slimbuild lock`` only; a build
+    verifies again.
+    """
     cache_dir = Path(cache_dir)
     ranks = {tag: i for i, tag in enumerate(target.supported_tags())}
     sdist_names = {canonicalize_name(n) for n in allow_sdist}
     found: dict[str, Path] = {}
     missing: list[LockedDist] = []
     for dist in lock.dists:
-        hit = _cached(dist, cache_dir, ranks, dist.name in sdist_names)
+        hit = _cached(dist, cache_dir, ranks, dist.name in sdist_names, verify_cached)
         if hit is None:
             missing.append(dist)
         else:

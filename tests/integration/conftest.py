@@ -52,7 +52,7 @@ def _download(dest: Path, reqs: tuple[str, ...], *platform_args: str) -> None:
             *platform_args,
             *reqs,
         ],
-        env=clean_env(PIP_INDEX_URL="https://pypi.org/simple"),
+        env=clean_env(),  # pip's default index
         check=True,
         capture_output=True,
     )

@@ -186,7 +186,7 @@ def test_C2_inputs_digest_order_independent_and_normalised() -> None:
     [
         ("https://user:tok@pypi.example.com/simple", "https://***@pypi.example.com/simple"),
         ("https://tok@pypi.example.com:8443/simple/", "https://***@pypi.example.com:8443/simple/"),
-        ("https://pypi.org/simple", "https://pypi.org/simple"),
+        ("https://index.example/simple", "https://index.example/simple"),
         ("file:///opt/pypi/simple", "file:///opt/pypi/simple"),
     ],
 )

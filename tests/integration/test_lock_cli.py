@@ -1,0 +1,137 @@
+"""`slimbuild lock` end to end: analysis -> pip-compile -> wheelhouse -> verification, offline index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from slimbuild.lock import parse_lock
+from tests.conftest import Run
+from tests.constants import FINDINGS, OK, RESOLUTION
+from tests.integration.conftest import clean_env
+
+pytestmark = pytest.mark.network
+
+CLI = Callable[..., Run]
+
+
+@pytest.fixture
+def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point pip at the local index only (the real user's pip config would apply otherwise)."""
+    for key, value in clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index_dir)).items():
+        monkeypatch.setenv(key, value)
+    import os
+
+    for key in [k for k in os.environ if k.startswith("PIP_") and k not in {"PIP_NO_INDEX", "PIP_FIND_LINKS",
+                                                                              "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}]:
+        monkeypatch.delenv(key)
+    return index_dir
+
+
+def _proj(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "main.py").write_text("from dateutil import parser\nimport yaml\n")
+    (root / "scratch.py").write_text("import attr\n")  # never reached: attrs stays out of the lock
+    (root / "requirements.txt").write_text("python-dateutil\nPyYAML\nattrs\n")
+    return root
+
+
+def test_lock_pins_only_what_the_entrypoint_needs(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    run = run_cli("lock", str(root), "--json")
+    assert run.code == OK, run.err
+    lock = parse_lock((root / "slimbuild.lock").read_text())
+    assert [d.name for d in lock.dists] == ["python-dateutil", "pyyaml", "six"]
+    assert all(d.hashes and d.version for d in lock.dists)
+    doc = json.loads(run.out)
+    (entry,) = doc["locks"]
+    assert entry["resolved"] is True and entry["target"] == "linux/x86_64 cp311"
+    assert any("manylinux" in w and "x86_64" in w for w in entry["wheels"])
+
+
+def test_warm_lock_does_no_resolution(offline: Path, tmp_path: Path, run_cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _proj(tmp_path)
+    assert run_cli("lock", str(root)).code == OK
+    before = (root / "slimbuild.lock").read_bytes()
+
+    def forbidden(*_a: object, **_k: object) -> None:
+        raise AssertionError("pip-compile must not run when nothing changed")
+
+    monkeypatch.setattr("slimbuild.pipeline.compile_lock", forbidden)
+    run = run_cli("lock", str(root), "--json")
+    assert run.code == OK, run.err
+    assert json.loads(run.out)["locks"][0]["resolved"] is False
+    assert (root / "slimbuild.lock").read_bytes() == before
+
+
+def test_check_reports_missing_then_stale_lock(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    first = run_cli("check", str(root))
+    assert first.code == OK and "SB012 no lock" in first.err
+    assert run_cli("lock", str(root)).code == OK
+    assert "SB012" not in run_cli("check", str(root)).err
+    (root / "main.py").write_text("from dateutil import parser\nimport yaml\nimport attr\n")  # attrs now needed
+    stale = run_cli("check", str(root))
+    assert stale.code == FINDINGS and "SB012 lock is stale" in stale.err
+
+
+def test_A18_unmapped_import_is_exit_4_at_lock_time(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    (root / "main.py").write_text("import internal_lib\n")
+    run = run_cli("lock", str(root))
+    assert run.code == RESOLUTION
+    assert "cannot map import 'internal_lib' to a distribution" in run.err and "mapping" in run.err
+    assert not (root / "slimbuild.lock").exists()
+
+
+def test_E15_conflict_keeps_previous_lock(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    assert run_cli("lock", str(root)).code == OK
+    before = (root / "slimbuild.lock").read_bytes()
+    (root / "requirements.txt").write_text("python-dateutil\nPyYAML>=99\nattrs\n")  # unsatisfiable
+    run = run_cli("lock", str(root))
+    assert run.code == RESOLUTION and "pyyaml" in run.err.lower()
+    assert (root / "slimbuild.lock").read_bytes() == before
+
+
+def test_C10_lock_for_aarch64_gets_aarch64_wheels(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    run = run_cli("lock", str(root), "--machine", "aarch64", "--json")
+    assert run.code == OK, run.err
+    (entry,) = json.loads(run.out)["locks"]
+    assert entry["target"] == "linux/aarch64 cp311"
+    yaml_wheels = [w for w in entry["wheels"] if w.lower().startswith("pyyaml")]
+    assert yaml_wheels and all("aarch64" in w for w in yaml_wheels)
+
+
+def test_wheel_metadata_feeds_later_analyses(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    assert run_cli("lock", str(root)).code == OK
+    doc = json.loads(run_cli("analyze", str(root), "--json").out)
+    vias = {r["name"]: r["via"] for r in doc["required"]}
+    assert vias["pyyaml"] == ["environment (wheels)"] or vias["pyyaml"] == ["wheel metadata"]
+
+
+def test_user_lock_without_hashes_is_refused(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    (root / "slimbuild.lock").write_text("python-dateutil==2.9.0.post0\npyyaml==6.0.1\n")
+    run = run_cli("lock", str(root))
+    assert run.code == RESOLUTION and "line 1" in run.err
+
+
+def test_lock_runs_as_a_subprocess_with_the_users_pip_config_masked(offline: Path, tmp_path: Path) -> None:
+    root = _proj(tmp_path)
+    env = clean_env(
+        PIP_FIND_LINKS=str(offline), PIP_RETRIES="0", PIP_TIMEOUT="3",
+        PIP_INDEX_URL="http://user:s3cret@127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL="http://user:s3cret@127.0.0.1:9/extra",
+    )
+    proc = subprocess.run([sys.executable, "-m", "slimbuild", "lock", str(root)], env=env, capture_output=True, text=True)
+    assert proc.returncode == OK, proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout + (root / "slimbuild.lock").read_text()
+    assert "dependency confusion" in proc.stderr
