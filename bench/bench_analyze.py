@@ -92,7 +92,7 @@ def _pip_download(name: str, version: str, dest: Path) -> Path | None:
             return None
         got = [p for p in Path(tmp).iterdir() if p.name.endswith((".tar.gz", ".zip"))]
         if proc.returncode != 0 or len(got) != 1:
-            log(f"  pip download {name}=={version} failed (rc={proc.returncode}); falling back to the JSON API")
+            log(f"  pip download {name}=={version} failed (rc={proc.returncode}); falling back to PyPI's simple API")
             return None
         final = dest / got[0].name
         shutil.move(str(got[0]), final)
@@ -100,17 +100,20 @@ def _pip_download(name: str, version: str, dest: Path) -> Path | None:
 
 
 def _json_download(name: str, version: str, dest: Path) -> Path:
-    """Fallback: the sdist URL from PyPI's JSON API (the index pip uses without config), sha256-checked."""
-    with urllib.request.urlopen(f"https://pypi.org/pypi/{name}/{version}/json", timeout=60) as resp:
+    """Fallback: the sdist URL from PyPI's simple API (PEP 691 JSON; the index pip uses without config), sha256-checked."""
+    req = urllib.request.Request(f"https://pypi.org/simple/{canonicalize_name(name)}/",
+                                 headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
         meta = json.load(resp)
-    sdists = [u for u in meta["urls"] if u["packagetype"] == "sdist"]
+    prefix = f"{name.replace('-', '_')}-{version}.tar.gz".lower()
+    sdists = [f for f in meta["files"] if f["filename"].lower() in {prefix, f"{name}-{version}.tar.gz".lower()}]
     if not sdists:
         raise SystemExit(f"{name}=={version}: no sdist on PyPI")
     u = sdists[0]
     final = dest / u["filename"]
     with urllib.request.urlopen(u["url"], timeout=120) as resp:
         data = resp.read()
-    if hashlib.sha256(data).hexdigest() != u["digests"]["sha256"]:
+    if hashlib.sha256(data).hexdigest() != u["hashes"]["sha256"]:
         raise SystemExit(f"{name}=={version}: sha256 mismatch")
     final.write_bytes(data)
     return final
@@ -137,7 +140,7 @@ def fetch_sdist(name: str, version: str) -> tuple[Path, str]:
         how = "pip download"
         if got is None:
             got = _json_download(name, version, sdir)
-            how = "PyPI JSON API"
+            how = "PyPI simple API (PEP 691)"
         archive = got
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     if unpacked.exists():

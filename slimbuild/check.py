@@ -128,7 +128,9 @@ def reconcile(
         if hint_name in have or hint_name in hinted:
             continue
         hinted.add(hint_name)
-        findings.append(Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO))
+        findings.append(
+            Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO)
+        )
     return Analysis(
         entrypoint_name=name,
         entrypoint=graph.entrypoint,

@@ -113,7 +113,7 @@ def check(
     lock_state = pipeline.lock_findings(settings, analyses)
     findings = sorted(
         set(lock_state) | {f for a in analyses for f in a.findings},
-        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.code, f.message),
+        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
     if as_json:
         click.echo(report.analyses_json(analyses), nl=False)

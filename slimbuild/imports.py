@@ -229,7 +229,7 @@ class _Visitor:
             self._body(node.body, optional=optional, type_checking=True)
             self._body(node.orelse, optional=optional, type_checking=type_checking)
             return
-        if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, getattr(ast, "TryStar"))):
+        if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
             guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
             for h in node.handlers:  # type: ignore[attr-defined]
@@ -299,7 +299,10 @@ class _Visitor:
             return
         if name in {"append", "insert"} and isinstance(func, ast.Attribute):
             target = func.value
-            if isinstance(target, ast.Attribute) and target.attr == "path" and isinstance(target.value, ast.Name) and target.value.id == "sys":
+            if (
+                isinstance(target, ast.Attribute) and target.attr == "path"
+                and isinstance(target.value, ast.Name) and target.value.id == "sys"
+            ):
                 arg = node.args[-1] if node.args else None
                 literal = _literal_str(arg)
                 if literal is not None:

@@ -138,6 +138,14 @@ def _logical_line(lines: list[str], i: int) -> str:
     return text.rstrip("\\")
 
 
+_OPTIONS_WITH_VALUE = frozenset(
+    {
+        "-r", "-c", "-e", "--requirement", "--constraint", "--index-url", "-i", "--extra-index-url", "-f", "--find-links",
+        "--target", "-t", "--prefix", "-n", "--name", "--channel",
+    }
+)
+
+
 def _pip_targets(args: str) -> list[str]:
     try:
         words = shlex.split(args, comments=True)
@@ -149,7 +157,7 @@ def _pip_targets(args: str) -> list[str]:
         if skip_next:
             skip_next = False
             continue
-        if w in {"-r", "-c", "-e", "--requirement", "--constraint", "--index-url", "-i", "--extra-index-url", "-f", "--find-links", "--target", "-t", "--prefix", "-n", "--name", "--channel"}:
+        if w in _OPTIONS_WITH_VALUE:
             skip_next = True
             continue
         if w.startswith("-") or w.startswith("{") or w.startswith("$"):
@@ -176,7 +184,7 @@ def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Loc
                 return "\n" + body, f"%%writefile {args[0]}", hints, written
             return "", f"%%{name}", hints, written
         if name in _PYTHON_CELL_MAGICS:
-            lines = [""] + lines[1:]
+            lines = ["", *lines[1:]]
         else:
             for n, line in enumerate(lines[1:], start=2):
                 m = _INSTALLERS.match("!" + line.strip()) if name in {"bash", "sh", "script"} else None
@@ -249,7 +257,8 @@ def parse_notebook(
         try:
             parsed = parse_source(cell.source, path, cell=cell.index, allow_unparseable=allow_unparseable)
         except AnalysisError as exc:
-            findings.append(Finding(Location(path, 0, 0, cell.index), "SB008", f"cell skipped: {exc.message.split(': ', 1)[-1]}", Severity.ERROR))
+            reason = exc.message.split(": ", 1)[-1]
+            findings.append(Finding(Location(path, 0, 0, cell.index), "SB008", f"cell skipped: {reason}", Severity.ERROR))
             continue
         imports.extend(parsed.imports)
         dynamic.extend(parsed.dynamic_unresolved)

@@ -350,7 +350,7 @@ def trace(
         return True
 
     def classify(imp: RawImport, path: str) -> None:
-        module, package = names[path]
+        package = names[path][1]
         loc = Location(path, imp.line, imp.col, imp.cell)
         if imp.level > 0:
             if not package:
@@ -429,7 +429,8 @@ def trace(
     for loc in dynamic:
         findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
     for loc, pkg in pip_hints:
-        findings.add(Finding(loc, "SB006", f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it", Severity.INFO))
+        message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
+        findings.add(Finding(loc, "SB006", message, Severity.INFO))
     return ImportGraph(
         entrypoint=entry.path,
         files=tuple(sorted(seen)),

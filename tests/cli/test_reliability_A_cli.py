@@ -161,7 +161,8 @@ def test_A2_python2_allow_unparseable_lists_unparsed(run_cli: RunCli, project: P
     a = entry(ok_json(run_cli("analyze", str(root), "--json", "--allow-unparseable")))
     assert a["unparsed"] == ["main.py"]
     assert names(a["required"]) == ["pyyaml"]
-    assert "Python 2" in codes(a, "SB005")[0]["message"] or codes(a, "SB005")
+    [sb005] = codes(a, "SB005")
+    assert sb005["severity"] == "warning" and "main.py:2:" in sb005["message"]
 
 
 # ---------------------------------------------------------------- A3 unknown codec
@@ -354,7 +355,13 @@ def test_A7_deep_nesting_with_allow_unparseable_is_clean(run_cli: RunCli, projec
 
 @pytest.mark.parametrize(
     "data",
-    [b"this is not json\n", notebook([code_cell("import yaml\n")]).encode()[:40], b"", b"[1, 2, 3]\n", b'{"nbformat": 4, "cells": [\xff]}'],
+    [
+        b"this is not json\n",
+        notebook([code_cell("import yaml\n")]).encode()[:40],
+        b"",
+        b"[1, 2, 3]\n",
+        b'{"nbformat": 4, "cells": [\xff]}',
+    ],
     ids=["not-json", "truncated", "empty", "json-list", "not-utf8"],
 )
 def test_A8_notebook_not_json_exit_3_naming_notebook(run_cli: RunCli, project: Project, data: bytes) -> None:
@@ -396,7 +403,8 @@ def test_A9_source_string_and_list_parsed_the_same(run_cli: RunCli, tmp_path: Pa
 def _nb_v3(inputs: list[str | list[str]], language: str = "python") -> str:
     cells = [{"cell_type": "code", "language": language, "input": src, "outputs": [], "metadata": {}} for src in inputs]
     cells.insert(0, {"cell_type": "markdown", "source": "# v3", "metadata": {}})
-    return json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"}, "worksheets": [{"cells": cells, "metadata": {}}]})
+    worksheets = [{"cells": cells, "metadata": {}}]
+    return json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {"name": "old"}, "worksheets": worksheets})
 
 
 def test_A10_nbformat3_worksheets_parsed(run_cli: RunCli, project: Project) -> None:
@@ -409,7 +417,8 @@ def test_A10_nbformat3_worksheets_parsed(run_cli: RunCli, project: Project) -> N
 
 @pytest.mark.parametrize("major", [2, 5, "4"])
 def test_A10_unsupported_nbformat_exit_3_never_skipped(run_cli: RunCli, project: Project, major: object) -> None:
-    root = project({"nb.ipynb": json.dumps({"nbformat": major, "metadata": {"language_info": {"name": "python"}}, "worksheets": []})})
+    meta = {"language_info": {"name": "python"}}
+    root = project({"nb.ipynb": json.dumps({"nbformat": major, "metadata": meta, "worksheets": []})})
     error_line(run_cli("analyze", str(root), "--entrypoint", "nb.ipynb"), ANALYSIS, "nb.ipynb", f"unsupported nbformat {major!r}")
 
 
@@ -429,7 +438,8 @@ def test_A11_non_python_kernel_entrypoint_exit_3(
     run_cli: RunCli, project: Project, language: str | None, kernelspec: dict[str, str] | None, shown: str
 ) -> None:
     # R code that a Python parser would read as imports must never be parsed as Python
-    root = project({"nb.ipynb": notebook([code_cell("import yaml\nlibrary(ggplot2)\n")], language=language, kernelspec=kernelspec)})
+    cells = [code_cell("import yaml\nlibrary(ggplot2)\n")]
+    root = project({"nb.ipynb": notebook(cells, language=language, kernelspec=kernelspec)})
     run = run_cli("analyze", str(root), "--json", "--entrypoint", "nb.ipynb")
     error_line(run, ANALYSIS, "nb.ipynb", shown, "not Python")
     assert "pyyaml" not in run.out
@@ -437,7 +447,8 @@ def test_A11_non_python_kernel_entrypoint_exit_3(
 
 def test_A11_missing_language_metadata_exit_3(run_cli: RunCli, project: Project) -> None:
     root = project({"nb.ipynb": notebook([code_cell("import yaml\n")], language=None)})
-    error_line(run_cli("analyze", str(root), "--entrypoint", "nb.ipynb"), ANALYSIS, "nb.ipynb", "kernel language", "language_info")
+    run = run_cli("analyze", str(root), "--entrypoint", "nb.ipynb")
+    error_line(run, ANALYSIS, "nb.ipynb", "kernel language", "language_info")
 
 
 def test_A11_discovered_non_python_notebook_not_parsed(run_cli: RunCli, project: Project) -> None:
@@ -474,7 +485,9 @@ A12_PIP = ["apkg", "bashpkg", "bpkg", "qpkg", "xpkg", "ypkg", "zpkg"]
 def test_A12_magics_neutralised_and_real_imports_kept(run_cli: RunCli, project: Project) -> None:
     root = project({"nb.ipynb": notebook(A12_CELLS)})
     a = entry(ok_json(run_cli("analyze", str(root), "--json", "--entrypoint", "nb.ipynb")))
-    assert names(a["required"]) == ["attrs", "beautifulsoup4", "matplotlib", "numpy", "pandas", "pyyaml", "requests", "scipy", "toml"]
+    assert names(a["required"]) == [
+        "attrs", "beautifulsoup4", "matplotlib", "numpy", "pandas", "pyyaml", "requests", "scipy", "toml",
+    ]
     assert a["unresolved"] == []
     assert a["unparsed"] == []
     assert codes(a, "SB008") == []
@@ -508,7 +521,8 @@ def test_A12_bash_cell_skipped_entirely(run_cli: RunCli, project: Project) -> No
 
 
 def test_A12_writefile_module_is_first_party(run_cli: RunCli, project: Project) -> None:
-    root = project({"nb.ipynb": notebook([code_cell("%%writefile helpers.py\nX = 1\n"), code_cell("import helpers\nfrom helpers import X\n")])})
+    cells = [code_cell("%%writefile helpers.py\nX = 1\n"), code_cell("import helpers\nfrom helpers import X\n")]
+    root = project({"nb.ipynb": notebook(cells)})
     a = entry(ok_json(run_cli("analyze", str(root), "--json", "--entrypoint", "nb.ipynb")))
     assert a["required"] == [] and a["unresolved"] == []
     assert codes(a, "SB003") == [] and codes(a, "SB011") == []
@@ -573,7 +587,8 @@ def test_A14_non_literal_dynamic_imports_warn_with_location(run_cli: RunCli, pro
         {"line": 12, "path": "main.py"},
         {"line": 12, "path": "main.py"},
     ]
-    assert [(f["line"], f["severity"]) for f in codes(a, "SB004")] == [(10, "warning"), (11, "warning"), (12, "warning"), (12, "warning")]
+    expected = [(10, "warning"), (11, "warning"), (12, "warning"), (12, "warning")]
+    assert [(f["line"], f["severity"]) for f in codes(a, "SB004")] == expected
     text = run_cli("analyze", str(root))
     assert text.code == OK and "Traceback" not in text.err
     for loc in ("main.py:10:5", "main.py:11:5", "main.py:12:5", "main.py:12:37"):
@@ -582,7 +597,8 @@ def test_A14_non_literal_dynamic_imports_warn_with_location(run_cli: RunCli, pro
 
 
 def test_A14_dynamic_import_in_notebook_cell(run_cli: RunCli, project: Project) -> None:
-    root = project({"nb.ipynb": notebook([md_cell("x"), code_cell("import importlib\nname = 'yaml'\nm = importlib.import_module(name)\n")])})
+    cell = code_cell("import importlib\nname = 'yaml'\nm = importlib.import_module(name)\n")
+    root = project({"nb.ipynb": notebook([md_cell("x"), cell])})
     a = entry(ok_json(run_cli("analyze", str(root), "--json", "--entrypoint", "nb.ipynb")))
     assert a["unresolved_dynamic"] == [{"cell": 2, "line": 3, "path": "nb.ipynb"}]
 
@@ -774,7 +790,10 @@ def test_A18_mapping_resolves_internal_lib(run_cli: RunCli, project: Project) ->
 
 # ---------------------------------------------------------------- A19 import name != distribution
 
-A19_SRC = "import sklearn\nimport yaml\nimport cv2\nfrom PIL import Image\nimport google.cloud.storage\nfrom google.cloud import storage\n"
+A19_SRC = (
+    "import sklearn\nimport yaml\nimport cv2\nfrom PIL import Image\nimport google.cloud.storage\n"
+    "from google.cloud import storage\n"
+)
 
 
 def test_A19_import_names_map_to_normalised_distributions(run_cli: RunCli, project: Project) -> None:
@@ -982,7 +1001,7 @@ def test_A23_output_identical_across_runs_and_hash_seeds(project: Project, tmp_p
     ]
     for args in commands:
         outputs = []
-        for n, seed in enumerate(["1", "2", "3", "12345"]):
+        for n, seed in enumerate(["1", "2", "12345"]):
             env = {**_clean_env(), "PYTHONHASHSEED": seed, "SLIMBUILD_CACHE": str(tmp_path / f"cache-{args[0]}-{len(args)}-{n}")}
             for _warm in range(2):  # cold cache, then warm cache
                 proc = subprocess.run([sys.executable, "-m", "slimbuild", *args], capture_output=True, env=env, cwd=tmp_path,

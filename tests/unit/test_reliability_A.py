@@ -234,13 +234,13 @@ def test_A7_check_size_names_real_size() -> None:
 
 def test_A7_notebook_size_limit() -> None:
     data = nb_bytes([code("import yaml\n")])
-    with pytest.raises(AnalysisError, match="nb.ipynb: notebook is"):
+    with pytest.raises(AnalysisError, match=r"nb\.ipynb: notebook is"):
         load_notebook(data, "nb.ipynb", max_bytes=len(data) - 1)
     assert load_notebook(data, "nb.ipynb", max_bytes=len(data)).cells
 
 
 def test_A7_deeply_nested_notebook_json_is_clean_error() -> None:
-    with pytest.raises(AnalysisError, match="nb.ipynb"):
+    with pytest.raises(AnalysisError, match=r"nb\.ipynb"):
         load_notebook(b"[" * 100_000 + b"]" * 100_000, "nb.ipynb")
 
 
@@ -338,7 +338,10 @@ WHERE = Location("nb.ipynb", 0, 0, 1)
 
 
 def test_A12_magics_become_pass_keeping_lines_and_blocks() -> None:
-    src = "%pip install xpkg\n!pip install ypkg\nif True:\n    %time import numpy\n    %matplotlib inline\nx = !ls\nobj?\n??obj\nimport yaml"
+    src = (
+        "%pip install xpkg\n!pip install ypkg\nif True:\n    %time import numpy\n    %matplotlib inline\n"
+        "x = !ls\nobj?\n??obj\nimport yaml"
+    )
     out, skipped, hints, written = neutralise_cell(src, WHERE)
     assert out.splitlines() == ["pass", "pass", "if True:", "    import numpy", "    pass", "pass", "pass", "pass", "import yaml"]
     assert skipped == "" and written == []
@@ -560,7 +563,9 @@ def test_A17_namespace_package_and_shadowing_modules_are_first_party(tmp_path: P
 
 
 def test_A18_unmapped_import_never_resolved_to_same_name() -> None:
-    res = resolve_modules(["internal_lib", "internal_lib.sub"], user_mapping={}, environment=None, wheels=None, declared=["requests"])
+    res = resolve_modules(
+        ["internal_lib", "internal_lib.sub"], user_mapping={}, environment=None, wheels=None, declared=["requests"]
+    )
     assert all(r.distribution is None and r.via == "unresolved" for r in res.values())
 
 
@@ -623,7 +628,8 @@ def test_A20_stdlib_judged_for_target_version() -> None:
 
 
 def test_A21_environment_and_build_dirs_ignored() -> None:
-    assert {".venv", "venv", "site-packages", "dist-packages", "build", "dist", "__pycache__", ".ipynb_checkpoints"} <= IGNORED_DIRS
+    expected = {".venv", "venv", "site-packages", "dist-packages", "build", "dist", "__pycache__", ".ipynb_checkpoints"}
+    assert expected <= IGNORED_DIRS
 
 
 def test_A21_ignored_top_level_names_never_first_party(tmp_path: Path) -> None:

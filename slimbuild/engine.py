@@ -1,0 +1,638 @@
+"""Container engine interface and its Docker Engine API implementation (classic builder, API >= 1.41).
+
+Images are always built untagged and tagged only afterwards, all refs or none, so an
+interrupted or failed build can never leave a tag created or moved (RELIABILITY E4, E10).
+
+Build failures (E4) raise ``BuildFailed`` whose one-line message carries the engine's error
+text followed by the last ``LOG_TAIL_LINES`` log lines joined with `` | ``, so the existing
+top-level error printer shows them without any special casing.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType, MappingProxyType
+from typing import Any, BinaryIO, Literal, Protocol
+
+import docker
+import docker.errors
+import docker.utils
+import urllib3.exceptions
+
+from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
+
+MIN_API_VERSION = "1.41"
+DEFAULT_URL = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60.0
+LOG_TAIL_LINES = 20
+UPLOAD_CHUNK = 256 * 1024
+_MAX_LINE = 300
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_TMPFS: Mapping[str, str] = MappingProxyType({"/tmp": ""})
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+_STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
+
+ProgressKind = Literal["context", "step", "log"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report: context bytes sent, a Dockerfile step started, or a build log line."""
+
+    kind: ProgressKind
+    message: str
+    step: int | None = None
+    total_steps: int | None = None
+    bytes_sent: int | None = None
+    total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """A successful build: the image id from the engine's ``aux`` record and the last log lines."""
+
+    image_id: str
+    log_tail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished container run: its exit code and combined stdout/stderr."""
+
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Who answered: the engine URL, its API and engine versions, OS and architecture."""
+
+    url: str
+    api_version: str
+    engine_version: str
+    os: str
+    arch: str
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class Engine(Protocol):
+    """The few engine operations slimbuild needs; a buildx engine can implement it later."""
+
+    def info(self) -> EngineInfo:
+        """Describe the engine."""
+        ...
+
+    def build(
+        self,
+        context: BinaryIO | bytes,
+        *,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] = _EMPTY,
+        labels: Mapping[str, str] = _EMPTY,
+        on_progress: ProgressCallback | None = None,
+        nocache: bool = False,
+        network: str = "none",
+    ) -> BuildOutcome:
+        """Build an untagged image from a tar context."""
+        ...
+
+    def run(
+        self,
+        image_id: str,
+        argv: Sequence[str],
+        *,
+        user: str,
+        read_only: bool = True,
+        network: str = "none",
+        tmpfs: Mapping[str, str] = _TMPFS,
+        cap_drop: Sequence[str] = ("ALL",),
+        security_opt: Sequence[str] = ("no-new-privileges",),
+        timeout: float,
+    ) -> RunOutcome:
+        """Run argv (replacing ENTRYPOINT and CMD) in a throwaway locked-down container."""
+        ...
+
+    def tag(self, image_id: str, refs: Sequence[str]) -> None:
+        """Apply every ref to the image, or none of them."""
+        ...
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """The engine's image inspect document."""
+        ...
+
+    def history(self, image_id: str) -> list[dict[str, Any]]:
+        """The image's history records."""
+        ...
+
+    def save(self, image_id: str) -> Iterator[bytes]:
+        """The image as a ``docker save`` tar stream."""
+        ...
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove an untagged image; tagged or missing images are left alone."""
+        ...
+
+
+# --------------------------------------------------------------------------- stream parsing
+
+
+class _LineSplitter:
+    """Reassemble log lines from stream fragments that may split or join lines."""
+
+    def __init__(self) -> None:
+        self._partial = ""
+
+    def feed(self, text: str) -> list[str]:
+        """Complete lines contained in text plus what was buffered."""
+        data = (self._partial + text).replace("\r\n", "\n").replace("\r", "\n")
+        *lines, self._partial = data.split("\n")
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last unterminated line, if any."""
+        rest, self._partial = self._partial, ""
+        return [rest] if rest else []
+
+
+def _one_line(text: str) -> str:
+    """Collapse whitespace and cap the length so a message stays one readable line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_LINE else flat[: _MAX_LINE - 3] + "..."
+
+
+def _aux_image_id(aux: object) -> str | None:
+    """The image id of an ``aux`` record, or None for other aux payloads (e.g. BuildKit traces)."""
+    if isinstance(aux, Mapping):
+        value = aux.get("ID")
+        if isinstance(value, str) and _IMAGE_ID.fullmatch(value):
+            return value
+    return None
+
+
+def _error_text(chunk: Mapping[str, Any]) -> str:
+    """The error message of an ``error``/``errorDetail`` chunk."""
+    detail = chunk.get("errorDetail")
+    if isinstance(detail, Mapping) and detail.get("message"):
+        return str(detail["message"])
+    return str(chunk.get("error") or "unknown error")
+
+
+def parse_build_stream(
+    chunks: Iterable[Any],
+    *,
+    on_progress: ProgressCallback | None = None,
+    tail_lines: int = LOG_TAIL_LINES,
+) -> BuildOutcome:
+    """Turn decoded build-stream chunks into a BuildOutcome; the image id comes only from ``aux.ID``."""
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    splitter = _LineSplitter()
+    image_id: str | None = None
+
+    def emit_lines(lines: list[str]) -> None:
+        for raw in lines:
+            line = raw.rstrip()
+            if not line.strip():
+                continue
+            tail.append(_one_line(line))
+            if on_progress is None:
+                continue
+            step = _STEP.match(line)
+            if step:
+                on_progress(ProgressEvent("step", line, step=int(step[1]), total_steps=int(step[2])))
+            else:
+                on_progress(ProgressEvent("log", line))
+
+    for chunk in chunks:
+        if not isinstance(chunk, Mapping):
+            continue
+        if "error" in chunk or "errorDetail" in chunk:
+            emit_lines(splitter.flush())
+            error = _one_line(_error_text(chunk))
+            lines = [line for line in tail if line != error]
+            shown = f"; last {len(lines)} log lines: " + " | ".join(lines) if lines else ""
+            raise BuildFailed(
+                f"image build failed: {error}{shown}",
+                "fix the failing Dockerfile step shown in the log lines and build again",
+            )
+        if "aux" in chunk:
+            found = _aux_image_id(chunk["aux"])
+            if found is not None:
+                image_id = found
+        for key in ("stream", "status"):
+            value = chunk.get(key)
+            if isinstance(value, str):
+                emit_lines(splitter.feed(value if key == "stream" else value + "\n"))
+    emit_lines(splitter.flush())
+    if image_id is None:
+        raise BuildFailed(
+            "image build result unknown: the engine's stream ended without an image id",
+            "the connection to the engine may have dropped; check the engine (docker info) and build again",
+        )
+    return BuildOutcome(image_id=image_id, log_tail=tuple(tail))
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while slimbuild held an engine connection."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated(signum)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn a default-handled SIGTERM into an exception (main thread only) so cleanup can run."""
+    install = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if install:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_INTERRUPTS = (KeyboardInterrupt, _Terminated, Interrupted)
+
+
+# --------------------------------------------------------------------------- connection errors
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (cause, context, exception args, urllib3 reason)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        nested = [item.__cause__, item.__context__, getattr(item, "reason", None), *getattr(item, "args", ())]
+        stack.extend(x for x in nested if isinstance(x, BaseException))
+
+
+def _is_permission_denied(exc: BaseException) -> bool:
+    """True when the socket refused us for lack of permission (EACCES/EPERM)."""
+    return any(
+        isinstance(c, PermissionError) or (isinstance(c, OSError) and c.errno in (errno.EACCES, errno.EPERM))
+        for c in _causes(exc)
+    )
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost OS-level reason, for the message."""
+    found = [c for c in _causes(exc) if isinstance(c, OSError) and c.errno is not None]
+    return _one_line(f"{found[-1].strerror}" if found else str(exc))
+
+
+def _unavailable(url: str, exc: BaseException) -> EngineUnavailable:
+    """Map a failure to reach the engine to EngineUnavailable with a useful hint."""
+    if _is_permission_denied(exc):
+        return EngineUnavailable(
+            f"permission denied connecting to the Docker daemon at {url}",
+            "add your user to the 'docker' group and log in again, or use rootless Docker and point DOCKER_HOST at its socket",
+        )
+    return EngineUnavailable(
+        f"Docker daemon not reachable at {url} ({_root_cause(exc)})",
+        "start the Docker daemon (dockerd / systemctl start docker) or point DOCKER_HOST at a running engine",
+    )
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """'1.41' -> (1, 41); junk parts count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+
+def _context_host(environ: Mapping[str, str]) -> dict[str, Any]:
+    """base_url/tls of the current non-default Docker CLI context, when DOCKER_HOST is unset."""
+    try:
+        from docker.context import ContextAPI
+
+        ctx = ContextAPI.get_current_context()
+    except Exception:  # noqa: BLE001 - an unreadable CLI config means "use the default socket"
+        return {}
+    if ctx is None or ctx.name == "default" or not ctx.Host:
+        return {}
+    kwargs: dict[str, Any] = {"base_url": ctx.Host}
+    if ctx.TLSConfig:
+        kwargs["tls"] = ctx.TLSConfig
+    return kwargs
+
+
+def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> DockerEngine:
+    """Connect to the engine named by DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH (or the CLI context)."""
+    environ = dict(os.environ if env is None else env)
+    try:
+        kwargs: dict[str, Any] = docker.utils.kwargs_from_env(environment=environ)
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable(
+            f"invalid Docker TLS settings: {_one_line(str(exc))}", "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
+        ) from None
+    if not kwargs.get("base_url"):
+        kwargs.update(_context_host(environ))
+    url = str(kwargs.get("base_url") or DEFAULT_URL)
+    try:
+        client = docker.APIClient(version="auto", timeout=timeout, **kwargs)
+    except docker.errors.DockerException as exc:
+        if "Invalid bind address" in str(exc) or "Invalid port" in str(exc):
+            raise EngineUnavailable(
+                f"invalid DOCKER_HOST {url!r}", "use unix:///path/to/docker.sock or tcp://host:port"
+            ) from None
+        raise _unavailable(url, exc) from None
+    try:
+        version = client.version()
+    except (docker.errors.DockerException, OSError) as exc:
+        client.close()
+        raise _unavailable(url, exc) from None
+    api = str(version.get("ApiVersion", "0"))
+    if _version_tuple(api) < _version_tuple(MIN_API_VERSION):
+        client.close()
+        raise EngineUnavailable(
+            f"Engine API >= {MIN_API_VERSION} required, the engine at {url} offers {api}",
+            "upgrade the Docker Engine to 20.10 or newer",
+        )
+    info = EngineInfo(
+        url=url,
+        api_version=api,
+        engine_version=str(version.get("Version", "?")),
+        os=str(version.get("Os", "?")),
+        arch=str(version.get("Arch", "?")),
+    )
+    return DockerEngine(client, info)
+
+
+# --------------------------------------------------------------------------- the Docker engine
+
+
+def _context_chunks(context: BinaryIO | bytes, on_progress: ProgressCallback | None) -> Iterator[bytes]:
+    """Stream the context in chunks, reporting bytes sent."""
+    total = len(context) if isinstance(context, bytes | bytearray) else None
+    sent = 0
+    view = memoryview(context) if isinstance(context, bytes | bytearray) else None
+    while True:
+        if view is not None:
+            chunk = bytes(view[sent : sent + UPLOAD_CHUNK])
+        else:
+            chunk = context.read(UPLOAD_CHUNK)  # type: ignore[union-attr]
+        if not chunk:
+            break
+        sent += len(chunk)
+        if on_progress is not None:
+            size = f"/{total}" if total is not None else ""
+            on_progress(ProgressEvent("context", f"sending build context {sent}{size} bytes", bytes_sent=sent, total_bytes=total))
+        yield chunk
+
+
+def _short(image_id: str) -> str:
+    """sha256:abcdef0123456789... -> abcdef012345."""
+    return image_id.removeprefix("sha256:")[:12]
+
+
+class DockerEngine:
+    """Engine over the Docker Engine API via ``docker.APIClient`` (classic builder)."""
+
+    def __init__(self, client: Any, info: EngineInfo) -> None:
+        self._client = client
+        self._info = info
+
+    @property
+    def client(self) -> Any:
+        """The underlying ``docker.APIClient`` (for tests and diagnostics)."""
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._client.close()
+
+    def info(self) -> EngineInfo:
+        """Describe the engine this object is connected to."""
+        return self._info
+
+    def _lost(self, exc: BaseException) -> EngineUnavailable:
+        return _unavailable(self._info.url, exc)
+
+    def build(
+        self,
+        context: BinaryIO | bytes,
+        *,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] = _EMPTY,
+        labels: Mapping[str, str] = _EMPTY,
+        on_progress: ProgressCallback | None = None,
+        nocache: bool = False,
+        network: str = "none",
+    ) -> BuildOutcome:
+        """Build an untagged image; Ctrl-C/SIGTERM closes the connection so the engine cancels the build."""
+        responses: list[Any] = []
+
+        def remember(response: Any, *args: Any, **kwargs: Any) -> None:
+            responses.append(response)
+
+        hooks: list[Any] = self._client.hooks["response"]
+        hooks.append(remember)
+        try:
+            with _sigterm_raises():
+                try:
+                    stream = self._client.build(
+                        fileobj=_context_chunks(context, on_progress),
+                        custom_context=True,
+                        dockerfile=dockerfile,
+                        buildargs=dict(buildargs),
+                        labels=dict(labels),
+                        nocache=nocache,
+                        network_mode=network,
+                        rm=True,
+                        forcerm=True,
+                        pull=False,
+                        decode=True,
+                    )
+                    return parse_build_stream(stream, on_progress=on_progress)
+                except _INTERRUPTS:
+                    # Closing the response drops the connection; the engine then cancels the build
+                    # and (forcerm) removes its intermediate container (moby PR #9774).
+                    for response in responses:
+                        response.close()
+                    self._client.close()
+                    raise Interrupted("image build interrupted; the engine was told to cancel it", "no tag was created") from None
+                except docker.errors.APIError as exc:
+                    raise BuildFailed(
+                        f"image build failed: {_one_line(str(exc.explanation or exc))}",
+                        "check the Dockerfile and the build context",
+                    ) from None
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise BuildFailed(
+                        f"image build result unknown: connection to the engine at {self._info.url} lost ({_root_cause(exc)})",
+                        "check the engine (docker info) and build again",
+                    ) from None
+        finally:
+            hooks.remove(remember)
+
+    def run(
+        self,
+        image_id: str,
+        argv: Sequence[str],
+        *,
+        user: str,
+        read_only: bool = True,
+        network: str = "none",
+        tmpfs: Mapping[str, str] = _TMPFS,
+        cap_drop: Sequence[str] = ("ALL",),
+        security_opt: Sequence[str] = ("no-new-privileges",),
+        timeout: float,
+    ) -> RunOutcome:
+        """Run argv (replacing ENTRYPOINT and CMD) as user in a throwaway container; always removed."""
+        if not argv:
+            raise ValueError("argv must not be empty")
+        client = self._client
+        container: str | None = None
+        try:
+            with _sigterm_raises():
+                host_config = client.create_host_config(
+                    read_only=read_only,
+                    network_mode=network,
+                    tmpfs=dict(tmpfs),
+                    cap_drop=list(cap_drop),
+                    security_opt=list(security_opt),
+                )
+                created = client.create_container(
+                    image_id,
+                    entrypoint=[argv[0]],
+                    command=list(argv[1:]) or None,
+                    user=user,
+                    host_config=host_config,
+                    network_disabled=network == "none",
+                    labels={"slimbuild.run": "1"},
+                )
+                container = str(created["Id"])
+                client.start(container)
+                try:
+                    status = client.wait(container, timeout=timeout)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if not any(isinstance(c, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(c) for c in _causes(exc)):
+                        raise
+                    client.kill(container)
+                    raise BuildFailed(
+                        f"smoke run {' '.join(argv)!r} in image {_short(image_id)} timed out after {timeout:g}s",
+                        "make the smoke command faster or raise its timeout",
+                    ) from None
+                output = client.logs(container, stdout=True, stderr=True)
+                return RunOutcome(int(status.get("StatusCode", -1)), bytes(output).decode("utf-8", "replace"))
+        except _INTERRUPTS:
+            raise Interrupted(f"run of {' '.join(argv)!r} interrupted", "") from None
+        except docker.errors.APIError as exc:
+            raise BuildFailed(
+                f"cannot run {' '.join(argv)!r} in image {_short(image_id)}: {_one_line(str(exc.explanation or exc))}",
+                "check the command exists in the image and the user may run it",
+            ) from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+        finally:
+            if container is not None:
+                try:
+                    client.remove_container(container, force=True, v=True)
+                except (docker.errors.DockerException, OSError):
+                    pass
+
+    def _image_id_or_none(self, ref: str) -> str | None:
+        try:
+            return str(self._client.inspect_image(ref)["Id"])
+        except docker.errors.ImageNotFound:
+            return None
+
+    def _set_ref(self, image_id: str, ref: str) -> None:
+        repo, tag = docker.utils.parse_repository_tag(ref)
+        self._client.tag(image_id, repo, tag or "latest", force=True)
+
+    def _rollback(self, applied: list[tuple[str, str | None]]) -> None:
+        """Undo this call's tags: restore moved refs, remove new ones (keeping the build cache)."""
+        for ref, previous in reversed(applied):
+            try:
+                if previous is None:
+                    self._client.remove_image(ref, noprune=True)
+                else:
+                    self._set_ref(previous, ref)
+            except (docker.errors.DockerException, OSError):
+                pass
+
+    def tag(self, image_id: str, refs: Sequence[str]) -> None:
+        """Point every ref at image_id, all or nothing: on failure or interrupt this call's refs are undone."""
+        applied: list[tuple[str, str | None]] = []
+        current = ""
+        try:
+            with _sigterm_raises():
+                try:
+                    for current in refs:
+                        previous = self._image_id_or_none(current)
+                        self._set_ref(image_id, current)
+                        applied.append((current, previous))
+                except BaseException:
+                    self._rollback(applied)
+                    raise
+        except _INTERRUPTS:
+            raise Interrupted(f"tagging image {_short(image_id)} interrupted", "no tag of this run was kept") from None
+        except docker.errors.APIError as exc:
+            raise BuildFailed(
+                f"cannot tag image {_short(image_id)} as {current!r}: {_one_line(str(exc.explanation or exc))}",
+                "use a valid lowercase reference such as registry/name:tag; no tag of this run was kept",
+            ) from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """The engine's inspect document for an image id or reference."""
+        try:
+            return dict(self._client.inspect_image(ref))
+        except docker.errors.ImageNotFound:
+            raise BuildFailed(f"no such image: {ref}", "build the image first or check the reference") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def history(self, image_id: str) -> list[dict[str, Any]]:
+        """The image's history records, newest first."""
+        try:
+            return [dict(item) for item in self._client.history(image_id)]
+        except docker.errors.ImageNotFound:
+            raise BuildFailed(f"no such image: {image_id}", "build the image first or check the reference") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def save(self, image_id: str) -> Iterator[bytes]:
+        """Stream the image as a ``docker save`` tar."""
+        try:
+            stream = self._client.get_image(image_id)
+        except docker.errors.ImageNotFound:
+            raise BuildFailed(f"no such image: {image_id}", "build the image first or check the reference") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+        for chunk in stream:
+            yield bytes(chunk)
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove an image that carries no tag; tagged (someone uses it) or missing images are left alone."""
+        try:
+            if self._client.inspect_image(image_id).get("RepoTags"):
+                return
+            self._client.remove_image(image_id, noprune=True)
+        except docker.errors.ImageNotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # still used by a container or another image
+                return
+            raise BuildFailed(f"cannot remove image {_short(image_id)}: {_one_line(str(exc.explanation or exc))}", "") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
