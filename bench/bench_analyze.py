@@ -230,7 +230,8 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
     if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-2000:]}")
     # ru_maxrss is KiB on Linux; it covers the child and the descendants it waited for.
-    return {"wall_s": wall, "rss_mib": ru.ru_maxrss / 1024, "rc": proc.returncode, "stdout": stdout, "stderr": stderr}
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "rc": proc.returncode,
+            "stdout": stdout, "stderr": stderr}
 
 
 def slimbuild_env(cache: Path) -> dict[str, str]:
@@ -250,6 +251,7 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s_median": statistics.median(walls),
         "wall_s_min": min(walls),
         "wall_s_all": [round(w, 4) for w in walls],
+        "cpu_s_median": statistics.median(s["cpu_s"] for s in samples),
         "rss_mib_max": max(s["rss_mib"] for s in samples),
         "runs": len(samples),
     }
@@ -329,6 +331,7 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ratios[f"slimbuild/{other}"] = {
                 "wall": cold["slimbuild"]["wall_s_median"] / cold[other]["wall_s_median"],
                 "rss": cold["slimbuild"]["rss_mib_max"] / cold[other]["rss_mib_max"],
+                "cpu": cold["slimbuild"]["cpu_s_median"] / cold[other]["cpu_s_median"],
                 "per_file_wall": (cold["slimbuild"]["per_file_ms"] / cold[other]["per_file_ms"]
                                   if cold[other].get("per_file_ms") else None),
             }
@@ -495,24 +498,24 @@ def render(res: dict[str, Any]) -> str:
         c = sp["corpus"]
         out.append(f"### Cold analysis: {c['name']}=={c['version']} sdist, {c['py_files']} .py files "
                    f"(slimbuild entrypoint: {c['entrypoint']})\n")
-        out.append("| tool | median wall (s) | min (s) | peak RSS (MiB) | files parsed | ms/file |")
-        out.append("|---|---:|---:|---:|---:|---:|")
+        out.append("| tool | median wall (s) | min (s) | median CPU (s) | peak RSS (MiB) | files parsed | ms/file |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
         for t, v in sp["cold"].items():
-            out.append(f"| {t} | {v['wall_s_median']:.2f} | {v['wall_s_min']:.2f} | {v['rss_mib_max']:.0f} | "
+            out.append(f"| {t} | {v['wall_s_median']:.2f} | {v['wall_s_min']:.2f} | {v['cpu_s_median']:.2f} | {v['rss_mib_max']:.0f} | "
                        f"{v['files_parsed'] if v['files_parsed'] is not None else 'n/a'} | {_f(v['per_file_ms'])} |")
         out.append("")
-        out.append("| ratio | wall | peak RSS | wall per file parsed |")
-        out.append("|---|---:|---:|---:|")
+        out.append("| ratio | wall | CPU | peak RSS | wall per file parsed |")
+        out.append("|---|---:|---:|---:|---:|")
         for k, v in sp["ratios"].items():
             goal = " (goal <= 1.0)" if k == "slimbuild/deptry" else ""
-            out.append(f"| {k}{goal} | {v['wall']:.2f} | {v['rss']:.2f} | {_f(v['per_file_wall'])} |")
+            out.append(f"| {k}{goal} | {v['wall']:.2f} | {v['cpu']:.2f} | {v['rss']:.2f} | {_f(v['per_file_wall'])} |")
         out.append("")
         out.append("### Warm (cache warm, nothing changed)\n")
-        out.append("| command | median wall (s) | min (s) | peak RSS (MiB) |")
-        out.append("|---|---:|---:|---:|")
+        out.append("| command | median wall (s) | min (s) | median CPU (s) | peak RSS (MiB) |")
+        out.append("|---|---:|---:|---:|---:|")
         for k, v in sp["warm"].items():
             label = "slimbuild check (goal <= 0.2 s)" if k == "check" else ("slimbuild analyze --json" if k == "analyze" else k)
-            out.append(f"| {label} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} | {v['rss_mib_max']:.0f} |")
+            out.append(f"| {label} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} | {v['cpu_s_median']:.3f} | {v['rss_mib_max']:.0f} |")
         out.append("")
     g = res.get("golden")
     if g:
@@ -586,7 +589,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     res: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "loadavg_at_start": os.getloadavg()},
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -600,11 +604,14 @@ def main() -> int:
             log("real sdists ...")
             res["accuracy"] = bench_accuracy(args, work)
     res["elapsed_s"] = time.perf_counter() - t0
+    res["machine"]["loadavg_at_end"] = os.getloadavg()
     for part in (res.get("speed") or {}).get("cold", {}).values():
         part.pop("stdout", None)
     table = render(res)
     print(table)
-    print(f"\n(total bench time {res['elapsed_s']:.0f} s)")
+    m = res["machine"]
+    print(f"\n(total bench time {res['elapsed_s']:.0f} s; python {m['python']}, {m['cpus']} CPUs, load average "
+          f"{m['loadavg_at_start'][0]:.2f} at start, {m['loadavg_at_end'][0]:.2f} at end)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from slimbuild import parsecache
 from packaging.utils import canonicalize_name
 
+from slimbuild import parsecache
 from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
@@ -262,16 +262,21 @@ def lock(
             current = existing
         elif locked:
             why = "is missing" if existing is None else "is stale (the analysis or the declared versions changed)"
-            raise ResolutionError(f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock")
+            raise ResolutionError(
+                f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock"
+            )
         else:
             current = compile_lock(
-                inputs, target, previous=existing.text if existing else None, upgrade=upgrade,
-                upgrade_packages=upgrade_packages, env=env, allow_sdist=settings.allow_sdist,
+                inputs,
+                target,
+                previous=existing.text if existing else None,
+                upgrade=upgrade,
+                upgrade_packages=upgrade_packages,
+                env=env,
+                allow_sdist=settings.allow_sdist,
             )
             write_lock(path, current)
-        wheel_paths = fetch_wheels(
-            current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh
-        )
+        wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
         provides = _wheel_modules(cache, wheel_paths)
         findings = verify_provides(a, current, provides)
         outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings))
@@ -329,10 +334,21 @@ def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Fin
             out.append(Finding(Location(path.name), "SB012", exc.message.split(": ", 1)[-1]))
             continue
         if existing is None:
-            out.append(Finding(Location(path.name), "SB012", f"no lock for entrypoint {a.entrypoint_name}: run 'slimbuild lock'",
-                               Severity.WARNING))
+            out.append(
+                Finding(
+                    Location(path.name),
+                    "SB012",
+                    f"no lock for entrypoint {a.entrypoint_name}: run 'slimbuild lock'",
+                    Severity.WARNING,
+                )
+            )
         elif existing.inputs_sha256 != inputs_digest(lock_inputs(a), target):
-            out.append(Finding(Location(path.name), "SB012",
-                               f"lock is stale for entrypoint {a.entrypoint_name} (required set, versions or target changed): "
-                               "run 'slimbuild lock'"))
+            out.append(
+                Finding(
+                    Location(path.name),
+                    "SB012",
+                    f"lock is stale for entrypoint {a.entrypoint_name} (required set, versions or target changed): "
+                    "run 'slimbuild lock'",
+                )
+            )
     return tuple(out)

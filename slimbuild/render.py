@@ -190,7 +190,9 @@ def _check_image(what: str, ref: str) -> None:
         raise PolicyViolation(f"{what} {ref!r} is not an image reference", hint="use name:tag@sha256:<digest>")
     tag, digest = match.group("tag"), match.group("digest")
     if tag == "latest":
-        raise PolicyViolation(f"{what} {ref!r} uses the tag 'latest'", hint="pin a version tag and its digest: name:X.Y@sha256:<digest>")
+        raise PolicyViolation(
+            f"{what} {ref!r} uses the tag 'latest'", hint="pin a version tag and its digest: name:X.Y@sha256:<digest>"
+        )
     if not tag or not digest:
         raise PolicyViolation(
             f"{what} {ref!r} is not pinned as name:tag@sha256:<digest>",
@@ -218,19 +220,30 @@ def validate_plan(plan: BuildPlan) -> None:
     if not _TEMPLATE_NAME.fullmatch(plan.template):
         raise ConfigError(f"template name {plan.template!r} is invalid", hint="use e.g. 'slim' or 'distroless'")
     if plan.python and not (_INTERPRETER.fullmatch(plan.python) and ".." not in plan.python.split("/")):
-        raise PolicyViolation(f"python interpreter {plan.python!r} is not a plain absolute path", hint="e.g. /usr/bin/python3, or leave it empty")
+        raise PolicyViolation(
+            f"python interpreter {plan.python!r} is not a plain absolute path", hint="e.g. /usr/bin/python3, or leave it empty"
+        )
     if isinstance(plan.uid, bool) or not 0 < plan.uid < 2**31 - 1:
         raise PolicyViolation(f"uid {plan.uid!r} is not a non-root numeric uid", hint="use e.g. 10001")
     if not 0 <= plan.source_date_epoch < 2**33:
-        raise ConfigError(f"SOURCE_DATE_EPOCH {plan.source_date_epoch} is out of range", hint="use seconds since 1970, e.g. from git log -1 --format=%ct")
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH {plan.source_date_epoch} is out of range",
+            hint="use seconds since 1970, e.g. from git log -1 --format=%ct",
+        )
     if not _PIP_WHEEL.fullmatch(plan.pip_wheel):
-        raise PolicyViolation(f"pip wheel {plan.pip_wheel!r} is not a pip-*.whl file name", hint="download pip's wheel into the wheelhouse")
+        raise PolicyViolation(
+            f"pip wheel {plan.pip_wheel!r} is not a pip-*.whl file name", hint="download pip's wheel into the wheelhouse"
+        )
     for name in plan.wheel_files:
         if not _WHEEL_FILE.fullmatch(name):
-            raise PolicyViolation(f"wheel file {name!r} is not a plain wheel file name", hint="only *.whl files from the wheelhouse")
+            raise PolicyViolation(
+                f"wheel file {name!r} is not a plain wheel file name", hint="only *.whl files from the wheelhouse"
+            )
     for pattern in plan.prune:
         if not _PRUNE_PATTERN.fullmatch(pattern) or pattern.strip(".*") == "":
-            raise PolicyViolation(f"prune pattern {pattern!r} is not a plain site-packages name", hint="e.g. 'pip' or 'pip-*.dist-info'")
+            raise PolicyViolation(
+                f"prune pattern {pattern!r} is not a plain site-packages name", hint="e.g. 'pip' or 'pip-*.dist-info'"
+            )
     for path in plan.app_files:
         _check_app_path(path)
     if not plan.entrypoint:
@@ -238,11 +251,15 @@ def validate_plan(plan: BuildPlan) -> None:
     for what, argv in (("entrypoint", plan.entrypoint), ("cmd", plan.cmd), ("healthcheck", plan.healthcheck)):
         for arg in argv:
             if "\x00" in arg or any(unicodedata.category(ch) == "Cs" for ch in arg):
-                raise PolicyViolation(f"{what} argument {arg!r} contains NUL or a lone surrogate", hint="exec arguments must be valid text")
+                raise PolicyViolation(
+                    f"{what} argument {arg!r} contains NUL or a lone surrogate", hint="exec arguments must be valid text"
+                )
     for key, value in plan.labels:
         _check_text("label", key)
         if not _LABEL_KEY.fullmatch(key):
-            raise PolicyViolation(f"label key {key!r} is invalid", hint="use lower-case reverse-DNS keys, e.g. org.opencontainers.image.source")
+            raise PolicyViolation(
+                f"label key {key!r} is invalid", hint="use lower-case reverse-DNS keys, e.g. org.opencontainers.image.source"
+            )
         _check_text(f"label {key} value", value)
         if _URL_CREDENTIALS.search(value):
             raise PolicyViolation(f"label {key} carries URL credentials", hint="remove user:password@ from the URL")
@@ -251,7 +268,9 @@ def validate_plan(plan: BuildPlan) -> None:
         if not _ENV_KEY.fullmatch(key) or key in _RESERVED_ENV:
             raise PolicyViolation(f"env name {key!r} is invalid or reserved", hint="use NAME=value with NAME like MY_SETTING")
         if _SECRET_KEY.search(key):
-            raise PolicyViolation(f"env name {key!r} looks like a secret", hint="secrets never go into image ENV; pass them at run time")
+            raise PolicyViolation(
+                f"env name {key!r} looks like a secret", hint="secrets never go into image ENV; pass them at run time"
+            )
         _check_text(f"env {key} value", value)
         if _URL_CREDENTIALS.search(value):
             raise PolicyViolation(f"env {key} carries URL credentials", hint="remove user:password@ from the URL")
@@ -341,7 +360,9 @@ def render_dockerfile(plan: BuildPlan, template_dir: Path | None = None) -> str:
     try:
         text = template.render(**_template_vars(plan))
     except jinja2.UndefinedError as exc:
-        raise ConfigError(f"template {name}: {exc.message}", hint="the template uses a variable the plan does not provide") from None
+        raise ConfigError(
+            f"template {name}: {exc.message}", hint="the template uses a variable the plan does not provide"
+        ) from None
     except jinja2.TemplateError as exc:
         raise ConfigError(f"template {name}: {exc}", hint="fix the template") from None
     validate_dockerfile(text)
@@ -397,7 +418,7 @@ _FORBIDDEN_RUN = (
 
 
 def validate_dockerfile(text: str) -> None:
-    """Raise PolicyViolation unless TEXT has no ADD, no curl|sh, no sudo, no upgrade, exec-form CMD/ENTRYPOINT, non-root numeric USER."""
+    """Raise PolicyViolation on ADD, curl|sh, sudo, upgrade, shell-form CMD/ENTRYPOINT or a root/non-numeric last USER."""
     instructions = parse_dockerfile(text)
     stages: set[str] = set()
     last_user: Instruction | None = None

@@ -36,7 +36,8 @@ for d in md.distributions():
     mods = set()
     for f in d.files or ():
         parts = f.parts
-        if not parts or parts[0] in ("..", "bin", "__pycache__") or parts[0].endswith((".dist-info", ".egg-info", ".data", ".pth")):
+        skip = ("..", "bin", "__pycache__")
+        if not parts or parts[0] in skip or parts[0].endswith((".dist-info", ".egg-info", ".data", ".pth")):
             continue
         last = parts[-1]
         if last.endswith(".py") or ".cpython-" in last or last.endswith((".so", ".pyd", ".abi3.so")):

@@ -1,4 +1,4 @@
-"""CLI behaviour: entrypoint forms, config, JSON schema, errors, exit codes (J1–J4)."""
+"""CLI behaviour: entrypoint forms, config, JSON schema, errors, exit codes (J1-J4)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,31 @@ def test_J3_json_schema_keys_are_pinned(project: Project, run_cli: CLI) -> None:
     assert sorted(doc) == ["entrypoints", "files", "kind", "missing", "optional", "required", "unresolved", "unused", "version"]
     (entry,) = doc["entrypoints"]
     assert sorted(entry) == [
-        "entrypoint", "files", "findings", "missing", "name", "optional", "pip_hints", "required", "stdlib",
-        "target_python", "type_checking", "unparsed", "unresolved", "unresolved_dynamic", "unused",
+        "entrypoint",
+        "files",
+        "findings",
+        "missing",
+        "name",
+        "optional",
+        "pip_hints",
+        "required",
+        "stdlib",
+        "target_python",
+        "type_checking",
+        "unparsed",
+        "unresolved",
+        "unresolved_dynamic",
+        "unused",
     ]
     assert doc["required"] == [
-        {"declared": True, "imports": [{"line": 1, "module": "pandas", "path": "main.py"}], "name": "pandas",
-         "optional": False, "specifier": "", "via": ["bundled table"]}
+        {
+            "declared": True,
+            "imports": [{"line": 1, "module": "pandas", "path": "main.py"}],
+            "name": "pandas",
+            "optional": False,
+            "specifier": "",
+            "via": ["bundled table"],
+        }
     ]
 
 
@@ -82,10 +101,16 @@ def test_J2_check_reads_the_project_not_a_file_list(project: Project, run_cli: C
 @pytest.mark.parametrize(
     ("files", "spec", "expected_files"),
     [
-        ({"app/__init__.py": "", "app/__main__.py": "from app import core\n", "app/core.py": "import numpy\n"},
-         "app", ["app/__init__.py", "app/__main__.py", "app/core.py"]),
-        ({"src/tool/__init__.py": "", "src/tool/cli.py": "import numpy\ndef main(): pass\n"},
-         "tool.cli:main", ["src/tool/__init__.py", "src/tool/cli.py"]),
+        (
+            {"app/__init__.py": "", "app/__main__.py": "from app import core\n", "app/core.py": "import numpy\n"},
+            "app",
+            ["app/__init__.py", "app/__main__.py", "app/core.py"],
+        ),
+        (
+            {"src/tool/__init__.py": "", "src/tool/cli.py": "import numpy\ndef main(): pass\n"},
+            "tool.cli:main",
+            ["src/tool/__init__.py", "src/tool/cli.py"],
+        ),
         ({"jobs/run.py": "import numpy\n"}, "jobs/run.py", ["jobs/run.py"]),
     ],
     ids=["package", "module-function", "script"],
@@ -98,19 +123,26 @@ def test_entrypoint_forms(project: Project, run_cli: CLI, files: dict[str, str],
 
 
 def test_entrypoint_from_project_scripts(project: Project, run_cli: CLI) -> None:
-    root = project({
-        "pyproject.toml": '[project]\nname="t"\nversion="1"\ndependencies=["numpy"]\n[project.scripts]\nt = "t.cli:main"\n',
-        "src/t/__init__.py": "", "src/t/cli.py": "import numpy\n",
-    })
+    root = project(
+        {
+            "pyproject.toml": '[project]\nname="t"\nversion="1"\ndependencies=["numpy"]\n[project.scripts]\nt = "t.cli:main"\n',
+            "src/t/__init__.py": "",
+            "src/t/cli.py": "import numpy\n",
+        }
+    )
     doc = _json(run_cli("analyze", str(root), "--json"))
     assert doc["entrypoints"][0]["entrypoint"] == "src/t/cli.py"
 
 
 def test_several_entrypoints_by_name(project: Project, run_cli: CLI) -> None:
-    root = project({
-        "slimbuild.toml": '[entrypoints]\na = "a.py"\nb = "b.py"\n',
-        "a.py": "import numpy\n", "b.py": "import yaml\n", "requirements.txt": "numpy\npyyaml\n",
-    })
+    root = project(
+        {
+            "slimbuild.toml": '[entrypoints]\na = "a.py"\nb = "b.py"\n',
+            "a.py": "import numpy\n",
+            "b.py": "import yaml\n",
+            "requirements.txt": "numpy\npyyaml\n",
+        }
+    )
     both = _json(run_cli("analyze", str(root), "--json"))
     assert [e["name"] for e in both["entrypoints"]] == ["a", "b"]
     assert [u["name"] for u in both["entrypoints"][0]["unused"]] == ["pyyaml"]
@@ -163,12 +195,15 @@ def test_environment_metadata_resolves_via_the_project_interpreter(project: Proj
 
 
 def test_user_mapping_wins(project: Project, run_cli: CLI) -> None:
-    root = project({
-        "main.py": "import internal_lib\nimport sklearn\n",
-        "pyproject.toml": '[project]\nname="x"\nversion="1"\ndependencies=["acme-internal", "scikit-learn"]\n'
-                          '[tool.slimbuild.mapping]\ninternal_lib = "acme-internal"\n',
-    })
+    root = project(
+        {
+            "main.py": "import internal_lib\nimport sklearn\n",
+            "pyproject.toml": '[project]\nname="x"\nversion="1"\ndependencies=["acme-internal", "scikit-learn"]\n'
+            '[tool.slimbuild.mapping]\ninternal_lib = "acme-internal"\n',
+        }
+    )
     doc = _json(run_cli("analyze", str(root), "--json"))
     assert [(r["name"], r["via"]) for r in doc["required"]] == [
-        ("acme-internal", ["mapping"]), ("scikit-learn", ["bundled table"])
+        ("acme-internal", ["mapping"]),
+        ("scikit-learn", ["bundled table"]),
     ]

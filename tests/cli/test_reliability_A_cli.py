@@ -23,7 +23,7 @@ import pytest
 
 import slimbuild
 from tests.conftest import Run
-from tests.constants import ANALYSIS, FINDINGS, OK, USAGE
+from tests.constants import ANALYSIS, FINDINGS, OK, RESOLUTION, USAGE
 
 REPO = Path(slimbuild.__file__).resolve().parents[1]
 Project = Callable[[dict[str, "str | bytes"]], Path]
@@ -777,6 +777,14 @@ def test_A18_unmapped_import_listed_in_analyze_never_resolved_to_same_name(run_c
     assert a["required"] == [] and a["missing"] == [] and a["optional"] == []
     assert "internal-lib" not in json.dumps(a)
     assert [f["severity"] for f in codes(a, "SB003")] == ["error", "error"]
+
+
+def test_A18_lock_refuses_unmapped_import_exit_4(run_cli: RunCli, project: Project) -> None:
+    """At lock time an unmapped import is a resolution failure (exit 4), before any index is contacted."""
+    root = project({"main.py": "import internal_lib\nimport os\n"})
+    run = run_cli("lock", str(root))
+    error_line(run, RESOLUTION, "main.py:1:1", "cannot map import 'internal_lib' to a distribution", "[tool.slimbuild.mapping]")
+    assert sorted(p.name for p in root.iterdir()) == ["main.py"]
 
 
 def test_A18_mapping_resolves_internal_lib(run_cli: RunCli, project: Project) -> None:

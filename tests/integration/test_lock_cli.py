@@ -27,8 +27,12 @@ def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(key, value)
     import os
 
-    for key in [k for k in os.environ if k.startswith("PIP_") and k not in {"PIP_NO_INDEX", "PIP_FIND_LINKS",
-                                                                              "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}]:
+    for key in [
+        k
+        for k in os.environ
+        if k.startswith("PIP_")
+        and k not in {"PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}
+    ]:
         monkeypatch.delenv(key)
     return index_dir
 
@@ -128,8 +132,11 @@ def test_user_lock_without_hashes_is_refused(offline: Path, tmp_path: Path, run_
 def test_lock_runs_as_a_subprocess_with_the_users_pip_config_masked(offline: Path, tmp_path: Path) -> None:
     root = _proj(tmp_path)
     env = clean_env(
-        PIP_FIND_LINKS=str(offline), PIP_RETRIES="0", PIP_TIMEOUT="3",
-        PIP_INDEX_URL="http://user:s3cret@127.0.0.1:9/simple", PIP_EXTRA_INDEX_URL="http://user:s3cret@127.0.0.1:9/extra",
+        PIP_FIND_LINKS=str(offline),
+        PIP_RETRIES="0",
+        PIP_TIMEOUT="3",
+        PIP_INDEX_URL="http://user:s3cret@127.0.0.1:9/simple",
+        PIP_EXTRA_INDEX_URL="http://user:s3cret@127.0.0.1:9/extra",
     )
     proc = subprocess.run([sys.executable, "-m", "slimbuild", "lock", str(root)], env=env, capture_output=True, text=True)
     assert proc.returncode == OK, proc.stderr
