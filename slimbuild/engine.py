@@ -318,7 +318,7 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
 
 
-def _context_host(environ: Mapping[str, str]) -> dict[str, Any]:
+def _context_host() -> dict[str, Any]:
     """base_url/tls of the current non-default Docker CLI context, when DOCKER_HOST is unset."""
     try:
         from docker.context import ContextAPI
@@ -344,7 +344,7 @@ def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TI
             f"invalid Docker TLS settings: {_one_line(str(exc))}", "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
         ) from None
     if not kwargs.get("base_url"):
-        kwargs.update(_context_host(environ))
+        kwargs.update(_context_host())
     url = str(kwargs.get("base_url") or DEFAULT_URL)
     try:
         client = docker.APIClient(version="auto", timeout=timeout, **kwargs)
@@ -495,7 +495,10 @@ class DockerEngine:
         security_opt: Sequence[str] = ("no-new-privileges",),
         timeout: float,
     ) -> RunOutcome:
-        """Run argv (replacing ENTRYPOINT and CMD) as user in a throwaway container; always removed."""
+        """Run argv (replacing ENTRYPOINT and CMD) as user in a throwaway container; always removed.
+
+        ``output`` is stdout and stderr as the engine logged them; their relative order is not guaranteed.
+        """
         if not argv:
             raise ValueError("argv must not be empty")
         client = self._client
@@ -570,7 +573,11 @@ class DockerEngine:
                 pass
 
     def tag(self, image_id: str, refs: Sequence[str]) -> None:
-        """Point every ref at image_id, all or nothing: on failure or interrupt this call's refs are undone."""
+        """Point every ref at image_id, all or nothing: on failure or interrupt this call's refs are undone.
+
+        Undoing restores a moved ref to its previous image and removes a new one; as with ``docker rmi``,
+        the engine deletes an image whose last tag is removed (its parent layers, the build cache, are kept).
+        """
         applied: list[tuple[str, str | None]] = []
         current = ""
         try:

@@ -129,7 +129,10 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
 def _read_digest_factory(max_bytes: int) -> Callable[[Path], str]:
     def read_digest(p: Path) -> str:
         st = p.stat()
-        if st.st_size > max_bytes:
+        # Notebooks may be 5x larger (outputs); files over their limit are refused by the parser
+        # anyway, so they are keyed without reading them.
+        limit = max_bytes * 5 if p.suffix == ".ipynb" else max_bytes
+        if st.st_size > limit:
             return f"oversize:{st.st_size}:{st.st_mtime_ns}"
         return parsecache.digest_file(p)
 

@@ -261,6 +261,8 @@ def validate_plan(plan: BuildPlan) -> None:
                 f"label key {key!r} is invalid", hint="use lower-case reverse-DNS keys, e.g. org.opencontainers.image.source"
             )
         _check_text(f"label {key} value", value)
+        if not value.strip():
+            raise ConfigError(f"label {key} is empty", hint="leave the label out instead")
         if _URL_CREDENTIALS.search(value):
             raise PolicyViolation(f"label {key} carries URL credentials", hint="remove user:password@ from the URL")
     for key, value in plan.env:
