@@ -332,19 +332,16 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
 
 
 def _environment(template_dir: Path | None) -> jinja2.Environment:
-    options: dict[str, object] = {
-        "undefined": jinja2.StrictUndefined,
-        "autoescape": False,
-        "keep_trailing_newline": True,
-        "trim_blocks": True,
-        "lstrip_blocks": True,
-    }
-    env: jinja2.Environment
-    if template_dir is None:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(bundled_template_dir())), **options)  # type: ignore[arg-type]
-    else:
-        # Trusted-code-only: the sandbox limits attribute access, it is not a security boundary.
-        env = jinja2.sandbox.SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(template_dir)), **options)  # type: ignore[arg-type]
+    # Trusted-code-only for user templates: the sandbox limits attribute access, it is not a security boundary.
+    cls = jinja2.Environment if template_dir is None else jinja2.sandbox.SandboxedEnvironment
+    env = cls(
+        loader=jinja2.FileSystemLoader(str(template_dir or bundled_template_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(json_str=json_str, json_list=json_list, copy_list=copy_list, dq=dq)
     return env
 

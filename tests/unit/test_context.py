@@ -148,7 +148,7 @@ def test_B4_link_to_file_inside_is_dereferenced(layout: tuple[Path, Path]) -> No
 
 # ---------------------------------------------------------------- B5 / B6 sensitive files
 
-SENSITIVE = {
+SENSITIVE: dict[str, str | bytes] = {
     ".env": "TOKEN=1",
     ".env.local": "TOKEN=2",
     "certs/server.pem": "-----BEGIN",
@@ -208,24 +208,30 @@ def test_B6_link_to_secret_is_policy_violation(layout: tuple[Path, Path]) -> Non
 @pytest.mark.parametrize(
     ("patterns", "paths"),
     [
-        (["foo"], ["foo", "foo/x", "sub/foo", "foobar"]),
+        (["foo"], ["foo/x", "sub/foo", "foobar"]),
         (["/foo", "./bar"], ["foo", "bar", "sub/foo", "sub/bar"]),
-        (["**/foo"], ["foo", "sub/foo", "a/b/foo/x"]),
+        (["**/foo"], ["foo/y", "sub/foo", "a/b/foo/x"]),
         (["*.csv", "!keep*.csv"], ["a.csv", "keep1.csv", "sub/a.csv"]),
         (["data", "!data/keep*"], ["data/x", "data/keep.csv", "data/sub/keep.csv"]),
         (["*.txt", "!a.txt", "a.txt"], ["a.txt", "b.txt"]),
-        (["a/../b", "c/./d"], ["b", "a/b", "c/d"]),
+        (["a/../b", "c/./d"], ["b/x", "a/b", "c/d"]),
         (["# comment", "", "  spaced  "], ["# comment", "spaced"]),
         (["docs/*/x"], ["docs/a/x", "docs/a/b/x"]),
     ],
 )
-def test_B7_dockerignore_agrees_with_docker_py(patterns: list[str], paths: list[str]) -> None:
-    reference = pytest.importorskip("docker.utils.build").PatternMatcher(
-        [p.strip() for p in patterns if p.strip() and not p.strip().startswith("#")]
-    )
+def test_B7_dockerignore_agrees_with_docker_py(patterns: list[str], paths: list[str], tmp_path: Path) -> None:
+    build = pytest.importorskip("docker.utils.build")
+    project = _tree(tmp_path / "p", dict.fromkeys(paths, "x"))
+    (project / ".dockerignore").write_text("\n".join(patterns) + "\n")
+    # What docker-py's .dockerignore reader hands to exclude_paths: stripped, no comments or blanks.
+    read = [p.strip() for p in patterns if p.strip() and not p.strip().startswith("#")]
+    reference = {p.replace(os.sep, "/") for p in build.exclude_paths(str(project), read)}
+    files, _ = collect_project_files(project, ["."])
+    ours = set(_names(files))
+    expected = {p for p in paths if p in reference}
+    assert ours == expected, (patterns, sorted(ours), sorted(expected))
     spec = dockerignore_spec(patterns)
-    for path in paths:
-        assert spec.match_file(path) == reference.matches(path), (patterns, path)
+    assert {p for p in paths if not spec.match_file(p)} >= ours
 
 
 def test_B7_dockerignore_applied_when_collecting(layout: tuple[Path, Path]) -> None:
@@ -246,9 +252,9 @@ def test_B10_fifo_and_socket_skipped_without_opening(layout: tuple[Path, Path]) 
     project, _ = layout
     os.mkfifo(project / "pipe")
     sock = socket.socket(socket.AF_UNIX)
-    sock_path = project / "s.sock"
+    sock_path: Path | None = project / "s.sock"
     try:
-        sock.bind(str(sock_path))
+        sock.bind(str(project / "s.sock"))
     except OSError:  # path too long for AF_UNIX on some hosts
         sock_path = None
     skipped: list[tuple[str, str]] = []
@@ -305,7 +311,12 @@ def test_B13_context_tar_is_normalised(layout: tuple[Path, Path]) -> None:
     assert names == ["app", "app/main.py", "app/pkg", "app/pkg/__init__.py", "app/pkg/mod.py", "app/run.sh", "requirements.lock"]
     assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", SDE)}
     modes = {m.name.rstrip("/"): m.mode for m in members}
-    assert modes["app"] == 0o755 and modes["app/run.sh"] == 0o755 and modes["app/main.py"] == 0o644 and modes["requirements.lock"] == 0o644
+    assert (
+        modes["app"] == 0o755
+        and modes["app/run.sh"] == 0o755
+        and modes["app/main.py"] == 0o644
+        and modes["requirements.lock"] == 0o644
+    )
 
 
 def test_G1_context_tar_byte_identical_across_mtimes_and_umask(layout: tuple[Path, Path], tmp_path: Path) -> None:

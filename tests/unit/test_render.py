@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -214,13 +215,14 @@ BAD_CHARS = ["\n", "\r", "\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x1b"]
 @pytest.mark.parametrize("where", ["app_file", "label_value", "env_value", "label_key", "env_key"])
 def test_D2_line_breaks_and_controls_rejected(bad: str, where: str) -> None:
     value = f"x{bad}RUN rm -rf /"
-    changes: dict[str, object] = {
+    table: dict[str, dict[str, Any]] = {
         "app_file": {"app_files": (f"pkg/{value}.py",)},
         "label_value": {"labels": (("org.opencontainers.image.title", value),)},
         "env_value": {"env": (("MODE", value),)},
         "label_key": {"labels": ((value, "v"),)},
         "env_key": {"env": ((value, "v"),)},
-    }[where]
+    }
+    changes = table[where]
     with pytest.raises(PolicyViolation) as info:
         render_dockerfile(_plan(**changes))
     assert info.value.exit_code == ExitCode.POLICY
@@ -243,7 +245,10 @@ def test_D2_special_characters_round_trip() -> None:
     )
     text = render_dockerfile(plan)
     app_copies = [json.loads(i.value) for i in _stage(text, "app") if i.keyword == "COPY"]
-    assert [[docker_unquoted_word(w) for w in c] for c in app_copies] == [["app/main.py", "/stage/app/"], [f"app/pkg/{name}", "/stage/app/pkg/"]]
+    assert [[docker_unquoted_word(w) for w in c] for c in app_copies] == [
+        ["app/main.py", "/stage/app/"],
+        [f"app/pkg/{name}", "/stage/app/pkg/"],
+    ]
     runtime = _stage(text, "runtime")
     (label,) = [i for i in runtime if i.keyword == "LABEL"]
     assert docker_key_values(label.value) == list(plan.labels)
@@ -278,11 +283,12 @@ def test_D2_unsafe_paths_rejected(name: str) -> None:
 )
 def test_D2_unsafe_plan_values_rejected(field: str, value: object) -> None:
     with pytest.raises(PolicyViolation):
-        render_dockerfile(_plan(**{field: value}))
+        changes: dict[str, Any] = {field: value}
+        render_dockerfile(_plan(**changes))
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
-_name = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), max_size=30)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+_name = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="/"), max_size=30)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -303,13 +309,19 @@ def test_D2_I4_arbitrary_values_rejected_or_round_trip(name: str, label: str, en
     except ConfigError as exc:
         assert "is empty" in exc.message and not label.strip()
         return
-    baseline = render_dockerfile(_plan(template, app_files=("main.py", "pkg/x.py"), labels=(("org.opencontainers.image.title", "t"),), env=(("MODE", "m"),)))
+    baseline = render_dockerfile(
+        _plan(
+            template, app_files=("main.py", "pkg/x.py"), labels=(("org.opencontainers.image.title", "t"),), env=(("MODE", "m"),)
+        )
+    )
     assert _keywords(text) == _keywords(baseline)
     assert len(text.splitlines()) == len(baseline.splitlines())
     app_copies = [json.loads(i.value) for i in _stage(text, "app") if i.keyword == "COPY"]
     assert [docker_unquoted_word(w) for w in app_copies[1]] == [f"app/pkg/{name}", "/stage/app/pkg/"]
     runtime = _stage(text, "runtime")
-    assert docker_key_values(next(i for i in runtime if i.keyword == "LABEL").value) == [("org.opencontainers.image.title", label)]
+    assert docker_key_values(next(i for i in runtime if i.keyword == "LABEL").value) == [
+        ("org.opencontainers.image.title", label)
+    ]
     assert docker_key_values([i for i in runtime if i.keyword == "ENV"][1].value) == [("MODE", env)]
     assert json.loads(next(i for i in runtime if i.keyword == "ENTRYPOINT").value) == ["/opt/venv/bin/python", arg]
 
@@ -318,7 +330,9 @@ def test_D2_I4_arbitrary_values_rejected_or_round_trip(name: str, label: str, en
 @given(name=_name, label=_text, arg=_text)
 def test_D2_I4_hadolint_no_errors_on_arbitrary_values(name: str, label: str, arg: str, tmp_path: Path) -> None:
     try:
-        text = render_dockerfile(_plan(app_files=(f"pkg/{name}",), labels=(("org.opencontainers.image.title", label),), entrypoint=(arg,)))
+        text = render_dockerfile(
+            _plan(app_files=(f"pkg/{name}",), labels=(("org.opencontainers.image.title", label),), entrypoint=(arg,))
+        )
     except (PolicyViolation, ConfigError):
         return
     result = _hadolint(text, tmp_path)
@@ -347,7 +361,10 @@ def test_D3_user_template_is_sandboxed(tmp_path: Path) -> None:
 
 
 def test_D3_user_template_renders_with_filters(tmp_path: Path) -> None:
-    body = "FROM {{ base_image }}\nCOPY {{ ['a b'] | copy_list('/app/') }}\nUSER {{ uid }}:{{ uid }}\nENTRYPOINT {{ entrypoint | json_list }}\n"
+    body = (
+        "FROM {{ base_image }}\nCOPY {{ ['a b'] | copy_list('/app/') }}\n"
+        "USER {{ uid }}:{{ uid }}\nENTRYPOINT {{ entrypoint | json_list }}\n"
+    )
     text = render_dockerfile(_plan(template="custom"), template_dir=_user_template(tmp_path, body))
     assert 'COPY ["a b", "/app/"]' in text and text.endswith("\n")
 
@@ -402,7 +419,9 @@ def test_D4_unpinned_or_latest_is_policy_violation(ref: str) -> None:
 def test_D4_runtime_image_checked_too() -> None:
     with pytest.raises(PolicyViolation):
         render_dockerfile(_plan("distroless", runtime_image="gcr.io/distroless/python3-debian12:latest"))
-    text = render_dockerfile(_plan("distroless", runtime_image=f"gcr.io/distroless/python3-debian12:nonroot@{DIGEST}", python="/usr/bin/python3"))
+    text = render_dockerfile(
+        _plan("distroless", runtime_image=f"gcr.io/distroless/python3-debian12:nonroot@{DIGEST}", python="/usr/bin/python3")
+    )
     assert f"FROM gcr.io/distroless/python3-debian12:nonroot@{DIGEST} AS runtime" in text
     assert 'PY="/usr/bin/python3"' in text
 
@@ -497,7 +516,9 @@ def test_D7_identical_across_hash_seeds() -> None:
     outputs = set()
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        proc = subprocess.run([sys.executable, "-c", code, str(REPO), str(HERE)], capture_output=True, text=True, env=env, check=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(REPO), str(HERE)], capture_output=True, text=True, env=env, check=True, timeout=60
+        )
         outputs.add(proc.stdout)
     assert len(outputs) == 1
 
