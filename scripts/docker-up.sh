@@ -81,10 +81,19 @@ pick_storage_driver() {
     fi
 }
 
+# A live dockerd (a killed one can linger as a zombie until its parent reaps it).
+live_dockerd() {
+    local p
+    for p in $(pgrep -x dockerd 2>/dev/null); do
+        grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || { echo "$p"; return 0; }
+    done
+    return 1
+}
+
 if ! engine_up; then
     [ "$(id -u)" -eq 0 ] || die "engine not answering on $SOCK and not root: cannot start dockerd"
-    if pgrep -x dockerd >/dev/null 2>&1; then
-        log "dockerd already running (pid $(pgrep -x dockerd | tr '\n' ' ')), waiting for $SOCK"
+    if pid="$(live_dockerd)"; then
+        log "dockerd already running (pid $pid), waiting for $SOCK"
     else
         driver="$(pick_storage_driver)"
         log "starting dockerd (storage driver $driver), log: $LOG"
