@@ -84,8 +84,20 @@ def _pip_download(name: str, version: str, dest: Path) -> Path | None:
     """pip download of the sdist with the machine's pip config switched off (plain PyPI)."""
     env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        cmd = [PY, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
-               "-q", "-d", tmp, f"{name}=={version}"]
+        cmd = [
+            PY,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--no-build-isolation",
+            "-q",
+            "-d",
+            tmp,
+            f"{name}=={version}",
+        ]
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
         except subprocess.TimeoutExpired:
@@ -101,8 +113,12 @@ def _pip_download(name: str, version: str, dest: Path) -> Path | None:
 
 def _json_download(name: str, version: str, dest: Path) -> Path:
     """Fallback: the sdist URL from PyPI's simple API (PEP 691 JSON; the index pip uses without config), sha256-checked."""
-    req = urllib.request.Request(f"https://pypi.org/simple/{canonicalize_name(name)}/",
-                                 headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    from pip._internal.models.index import PyPI  # pip's own default index, not a hard-coded host
+
+    index = os.environ.get("SLIMBUILD_BENCH_INDEX", PyPI.simple_url).rstrip("/")
+    req = urllib.request.Request(
+        f"{index}/{canonicalize_name(name)}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     with urllib.request.urlopen(req, timeout=60) as resp:
         meta = json.load(resp)
     prefix = f"{name.replace('-', '_')}-{version}.tar.gz".lower()
@@ -128,9 +144,11 @@ def fetch_sdist(name: str, version: str) -> tuple[Path, str]:
     marker = unpacked / ".bench-complete"
     if marker.exists():
         return next(p for p in unpacked.iterdir() if p.is_dir()), marker.read_text().strip()
-    archives = [p for p in sdir.iterdir()
-                if canonicalize_name(re.split(r"-\d", p.name, maxsplit=1)[0]) == canonicalize_name(name)
-                and f"-{version}." in p.name]
+    archives = [
+        p
+        for p in sdir.iterdir()
+        if canonicalize_name(re.split(r"-\d", p.name, maxsplit=1)[0]) == canonicalize_name(name) and f"-{version}." in p.name
+    ]
     how = "cached"
     if archives:
         archive = archives[0]
@@ -179,8 +197,7 @@ def count_py(tree: Path) -> int:
     return sum(1 for _ in tree.rglob("*.py"))
 
 
-def make_tree(src: Path, dest: Path, import_name: str, *, blind: bool = False,
-              requirements: list[str] | None = None) -> Path:
+def make_tree(src: Path, dest: Path, import_name: str, *, blind: bool = False, requirements: list[str] | None = None) -> Path:
     """A copy of the sdist with bench_entry.py (and, if asked, without any declaration files)."""
     if dest.exists():
         shutil.rmtree(dest)
@@ -214,8 +231,9 @@ def declares_for_deptry(tree: Path) -> bool:
 # --------------------------------------------------------------------------- measuring
 
 
-def measure(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-            ok: tuple[int, ...] = (0,)) -> dict[str, Any]:
+def measure(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)
+) -> dict[str, Any]:
     """Wall time (perf_counter around spawn+wait) and peak RSS (wait4 rusage) of one child process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -230,8 +248,14 @@ def measure(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | No
     if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-2000:]}")
     # ru_maxrss is KiB on Linux; it covers the child and the descendants it waited for.
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": ru.ru_maxrss / 1024, "rc": proc.returncode,
-            "stdout": stdout, "stderr": stderr}
+    return {
+        "wall_s": wall,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "rss_mib": ru.ru_maxrss / 1024,
+        "rc": proc.returncode,
+        "stdout": stdout,
+        "stderr": stderr,
+    }
 
 
 def slimbuild_env(cache: Path) -> dict[str, str]:
@@ -302,8 +326,7 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # interleaved, so drift on the machine hits every tool alike
         cache = work / f"sbcache-cold-{i}"
         shutil.rmtree(cache, ignore_errors=True)
-        r = measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO,
-                    env=slimbuild_env(cache))
+        r = measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO, env=slimbuild_env(cache))
         sb_json = json.loads(r["stdout"])
         files["slimbuild"] = len(sb_json["files"])
         tools["slimbuild"].append(r)
@@ -323,8 +346,7 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     cold = {t: {**summarise(v), "files_parsed": files.get(t)} for t, v in tools.items()}
     for t in cold:
-        cold[t]["per_file_ms"] = (1000 * cold[t]["wall_s_median"] / cold[t]["files_parsed"]
-                                  if cold[t]["files_parsed"] else None)
+        cold[t]["per_file_ms"] = 1000 * cold[t]["wall_s_median"] / cold[t]["files_parsed"] if cold[t]["files_parsed"] else None
     ratios = {}
     for other in ("deptry", "fawltydeps"):
         if other in cold:
@@ -332,8 +354,9 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "wall": cold["slimbuild"]["wall_s_median"] / cold[other]["wall_s_median"],
                 "rss": cold["slimbuild"]["rss_mib_max"] / cold[other]["rss_mib_max"],
                 "cpu": cold["slimbuild"]["cpu_s_median"] / cold[other]["cpu_s_median"],
-                "per_file_wall": (cold["slimbuild"]["per_file_ms"] / cold[other]["per_file_ms"]
-                                  if cold[other].get("per_file_ms") else None),
+                "per_file_wall": (
+                    cold["slimbuild"]["per_file_ms"] / cold[other]["per_file_ms"] if cold[other].get("per_file_ms") else None
+                ),
             }
 
     # warm: one analyze fills the cache, then check (and analyze) with nothing changed
@@ -342,10 +365,14 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = slimbuild_env(warm_cache)
     measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO, env=env)
     measure(sb_cmd("check", str(tree), "--entrypoint", "bench_entry.py"), cwd=REPO, env=env, ok=(0, 1))  # warm-up
-    warm_check = [measure(sb_cmd("check", str(tree), "--entrypoint", "bench_entry.py"), cwd=REPO, env=env, ok=(0, 1))
-                  for _ in range(args.warm_runs)]
-    warm_analyze = [measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO, env=env)
-                    for _ in range(args.warm_runs)]
+    warm_check = [
+        measure(sb_cmd("check", str(tree), "--entrypoint", "bench_entry.py"), cwd=REPO, env=env, ok=(0, 1))
+        for _ in range(args.warm_runs)
+    ]
+    warm_analyze = [
+        measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO, env=env)
+        for _ in range(args.warm_runs)
+    ]
     floor_pass = [measure([PY, "-c", "pass"]) for _ in range(args.warm_runs)]
     floor_cli = [measure([PY, "-c", "import slimbuild.cli"], env=env) for _ in range(args.warm_runs)]
     warm = {
@@ -362,12 +389,20 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     ent = sb_json["entrypoints"][0]
     return {
-        "corpus": {"name": name, "version": version, "obtained": how, "py_files": n_py,
-                   "entrypoint": f"bench_entry.py: import {import_name}",
-                   "requirements_txt_added": reqs, "truth": truth},
-        "tools": {"deptry": tool_version(deptry) if deptry else None,
-                  "fawltydeps": tool_version(fawlty) if fawlty else None},
-        "cold": cold, "ratios": ratios, "warm": warm, "profile_top": profile,
+        "corpus": {
+            "name": name,
+            "version": version,
+            "obtained": how,
+            "py_files": n_py,
+            "entrypoint": f"bench_entry.py: import {import_name}",
+            "requirements_txt_added": reqs,
+            "truth": truth,
+        },
+        "tools": {"deptry": tool_version(deptry) if deptry else None, "fawltydeps": tool_version(fawlty) if fawlty else None},
+        "cold": cold,
+        "ratios": ratios,
+        "warm": warm,
+        "profile_top": profile,
         "corpus_prediction": {
             "required": [r["name"] for r in sb_json["required"]],
             "optional": [r["name"] for r in sb_json.get("optional", [])],
@@ -383,11 +418,27 @@ def profile_cold(tree: Path, work: Path) -> list[str]:
     cache = work / "sbcache-prof"
     shutil.rmtree(cache, ignore_errors=True)
     prof = work / "cold.prof"
-    measure([PY, "-m", "cProfile", "-o", str(prof), "-m", "slimbuild", "analyze", str(tree), "--entrypoint",
-             "bench_entry.py", "--json"], cwd=REPO, env=slimbuild_env(cache))
+    measure(
+        [
+            PY,
+            "-m",
+            "cProfile",
+            "-o",
+            str(prof),
+            "-m",
+            "slimbuild",
+            "analyze",
+            str(tree),
+            "--entrypoint",
+            "bench_entry.py",
+            "--json",
+        ],
+        cwd=REPO,
+        env=slimbuild_env(cache),
+    )
     st = pstats.Stats(str(prof))
     rows = []
-    for (fn, line, func), (cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+    for (fn, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         if "slimbuild" in fn or func in {"<built-in method builtins.compile>"} or "ast.py" in fn or "pathlib" in fn:
             rows.append((ct, tt, nc, f"{Path(fn).name}:{line}({func})"))
     rows.sort(reverse=True)
@@ -397,10 +448,15 @@ def profile_cold(tree: Path, work: Path) -> list[str]:
 
 def score(pred: set[str], truth: set[str]) -> dict[str, Any]:
     tp = len(pred & truth)
-    return {"tp": tp, "n_pred": len(pred), "n_truth": len(truth),
-            "recall": tp / len(truth) if truth else None,
-            "precision": tp / len(pred) if pred else None,
-            "missed": sorted(truth - pred), "extra": sorted(pred - truth)}
+    return {
+        "tp": tp,
+        "n_pred": len(pred),
+        "n_truth": len(truth),
+        "recall": tp / len(truth) if truth else None,
+        "precision": tp / len(pred) if pred else None,
+        "missed": sorted(truth - pred),
+        "extra": sorted(pred - truth),
+    }
 
 
 def bench_golden(work: Path) -> dict[str, Any]:
@@ -419,8 +475,9 @@ def bench_golden(work: Path) -> dict[str, Any]:
         if not root.is_dir():
             rows.append({"case": name, "error": f"{root} missing"})
             continue
-        r = measure(sb_cmd("analyze", str(root), "--json"), cwd=REPO, env=slimbuild_env(work / "sbcache-golden"),
-                    ok=tuple(range(256)))
+        r = measure(
+            sb_cmd("analyze", str(root), "--json"), cwd=REPO, env=slimbuild_env(work / "sbcache-golden"), ok=tuple(range(256))
+        )
         try:
             got = {e["name"]: e for e in json.loads(r["stdout"])["entrypoints"]}
         except (ValueError, KeyError):
@@ -438,22 +495,33 @@ def bench_golden(work: Path) -> dict[str, Any]:
                 "unused": ([x["name"] for x in e["unused"]], want.get("unused")),
                 "unresolved": ([x["module"] for x in e["unresolved"]], want.get("unresolved")),
             }
-            rows.append({
-                "case": f"{name}:{entry}",
-                "exact": {k: g == w for k, (g, w) in fields.items() if w is not None},
-                "required": score(set(fields["required"][0]), set(want.get("required", []))),
-            })
+            rows.append(
+                {
+                    "case": f"{name}:{entry}",
+                    "exact": {k: g == w for k, (g, w) in fields.items() if w is not None},
+                    "required": score(set(fields["required"][0]), set(want.get("required", []))),
+                }
+            )
     ok = [r for r in rows if "exact" in r]
-    return {"cases": rows, "all_fields_exact": sum(all(r["exact"].values()) for r in ok), "n": len(rows),
-            "required": _micro([r["required"] for r in ok])}
+    return {
+        "cases": rows,
+        "all_fields_exact": sum(all(r["exact"].values()) for r in ok),
+        "n": len(rows),
+        "required": _micro([r["required"] for r in ok]),
+    }
 
 
 def _micro(scores: list[dict[str, Any]]) -> dict[str, Any]:
     tp = sum(s["tp"] for s in scores)
     npred = sum(s["n_pred"] for s in scores)
     ntruth = sum(s["n_truth"] for s in scores)
-    return {"tp": tp, "n_pred": npred, "n_truth": ntruth,
-            "recall": tp / ntruth if ntruth else None, "precision": tp / npred if npred else None}
+    return {
+        "tp": tp,
+        "n_pred": npred,
+        "n_truth": ntruth,
+        "recall": tp / ntruth if ntruth else None,
+        "precision": tp / npred if npred else None,
+    }
 
 
 def bench_accuracy(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -463,22 +531,32 @@ def bench_accuracy(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         truth = set(truth_requirements(src, name))
         for mode in ("as-shipped", "blind"):
             tree = make_tree(src, work / f"acc-{name}-{mode}", import_name, blind=(mode == "blind"))
-            r = measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=REPO,
-                        env=slimbuild_env(work / "sbcache-acc"), ok=tuple(range(256)))
+            r = measure(
+                sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"),
+                cwd=REPO,
+                env=slimbuild_env(work / "sbcache-acc"),
+                ok=tuple(range(256)),
+            )
             if r["rc"] != 0:
                 rows.append({"package": f"{name}=={version}", "mode": mode, "error": r["stderr"].strip()[-400:]})
                 continue
             doc = json.loads(r["stdout"])
             ent = doc["entrypoints"][0]
             pred = {canonicalize_name(x["name"]) for x in doc["required"]}
-            rows.append({
-                "package": f"{name}=={version}", "mode": mode, "obtained": how, "files": len(doc["files"]),
-                "truth": sorted(truth), "required": sorted(pred),
-                "via": {x["name"]: x["via"] for x in doc["required"]},
-                "optional": sorted(canonicalize_name(x["name"]) for x in doc.get("optional", [])),
-                "unresolved_tops": sorted({u["module"].split(".")[0] for u in ent["unresolved"]}),
-                **score(pred, truth),
-            })
+            rows.append(
+                {
+                    "package": f"{name}=={version}",
+                    "mode": mode,
+                    "obtained": how,
+                    "files": len(doc["files"]),
+                    "truth": sorted(truth),
+                    "required": sorted(pred),
+                    "via": {x["name"]: x["via"] for x in doc["required"]},
+                    "optional": sorted(canonicalize_name(x["name"]) for x in doc.get("optional", [])),
+                    "unresolved_tops": sorted({u["module"].split(".")[0] for u in ent["unresolved"]}),
+                    **score(pred, truth),
+                }
+            )
             log(f"  accuracy {name} [{mode}]: recall {rows[-1]['recall']} precision {rows[-1]['precision']}")
     overall = {m: _micro([r for r in rows if r.get("mode") == m and "tp" in r]) for m in ("as-shipped", "blind")}
     return {"packages": rows, "overall": overall}
@@ -496,13 +574,17 @@ def render(res: dict[str, Any]) -> str:
     sp = res.get("speed")
     if sp:
         c = sp["corpus"]
-        out.append(f"### Cold analysis: {c['name']}=={c['version']} sdist, {c['py_files']} .py files "
-                   f"(slimbuild entrypoint: {c['entrypoint']})\n")
+        out.append(
+            f"### Cold analysis: {c['name']}=={c['version']} sdist, {c['py_files']} .py files "
+            f"(slimbuild entrypoint: {c['entrypoint']})\n"
+        )
         out.append("| tool | median wall (s) | min (s) | median CPU (s) | peak RSS (MiB) | files parsed | ms/file |")
         out.append("|---|---:|---:|---:|---:|---:|---:|")
         for t, v in sp["cold"].items():
-            out.append(f"| {t} | {v['wall_s_median']:.2f} | {v['wall_s_min']:.2f} | {v['cpu_s_median']:.2f} | {v['rss_mib_max']:.0f} | "
-                       f"{v['files_parsed'] if v['files_parsed'] is not None else 'n/a'} | {_f(v['per_file_ms'])} |")
+            out.append(
+                f"| {t} | {v['wall_s_median']:.2f} | {v['wall_s_min']:.2f} | {v['cpu_s_median']:.2f} | {v['rss_mib_max']:.0f} | "
+                f"{v['files_parsed'] if v['files_parsed'] is not None else 'n/a'} | {_f(v['per_file_ms'])} |"
+            )
         out.append("")
         out.append("| ratio | wall | CPU | peak RSS | wall per file parsed |")
         out.append("|---|---:|---:|---:|---:|")
@@ -515,7 +597,10 @@ def render(res: dict[str, Any]) -> str:
         out.append("|---|---:|---:|---:|---:|")
         for k, v in sp["warm"].items():
             label = "slimbuild check (goal <= 0.2 s)" if k == "check" else ("slimbuild analyze --json" if k == "analyze" else k)
-            out.append(f"| {label} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} | {v['cpu_s_median']:.3f} | {v['rss_mib_max']:.0f} |")
+            out.append(
+                f"| {label} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} "
+                f"| {v['cpu_s_median']:.3f} | {v['rss_mib_max']:.0f} |"
+            )
         out.append("")
     g = res.get("golden")
     if g:
@@ -531,10 +616,14 @@ def render(res: dict[str, Any]) -> str:
                     continue
                 bad = [k for k, v in r["exact"].items() if not v]
                 s = r["required"]
-                out.append(f"| {r['case']} | {'yes' if not bad else 'no'} | {_f(s['recall'])} | {_f(s['precision'])} | "
-                           f"{'differs: ' + ', '.join(bad) if bad else ''} |")
-            out.append(f"\n{g['all_fields_exact']}/{g['n']} entrypoints match on every field; required: "
-                       f"recall {_f(g['required']['recall'])}, precision {_f(g['required']['precision'])}\n")
+                out.append(
+                    f"| {r['case']} | {'yes' if not bad else 'no'} | {_f(s['recall'])} | {_f(s['precision'])} | "
+                    f"{'differs: ' + ', '.join(bad) if bad else ''} |"
+                )
+            out.append(
+                f"\n{g['all_fields_exact']}/{g['n']} entrypoints match on every field; required: "
+                f"recall {_f(g['required']['recall'])}, precision {_f(g['required']['precision'])}\n"
+            )
     a = res.get("accuracy")
     if a:
         out.append("### Accuracy: real sdists (truth = PKG-INFO Requires-Dist, no extras)\n")
@@ -544,17 +633,23 @@ def render(res: dict[str, Any]) -> str:
             if "error" in r:
                 out.append(f"| {r['package']} | {r['mode']} | error | | | | | {r['error'][:60]} |")
                 continue
-            out.append(f"| {r['package']} | {r['mode']} | {r['files']} | {_f(r['recall'])} | {_f(r['precision'])} | "
-                       f"{', '.join(r['missed'])} | {', '.join(r['extra'])} | {', '.join(r['unresolved_tops'])} |")
+            out.append(
+                f"| {r['package']} | {r['mode']} | {r['files']} | {_f(r['recall'])} | {_f(r['precision'])} | "
+                f"{', '.join(r['missed'])} | {', '.join(r['extra'])} | {', '.join(r['unresolved_tops'])} |"
+            )
         for m, o in a["overall"].items():
-            out.append(f"| **overall** | {m} | | {_f(o['recall'])} | {_f(o['precision'])} | "
-                       f"{o['n_truth'] - o['tp']} of {o['n_truth']} | {o['n_pred'] - o['tp']} of {o['n_pred']} | |")
+            out.append(
+                f"| **overall** | {m} | | {_f(o['recall'])} | {_f(o['precision'])} | "
+                f"{o['n_truth'] - o['tp']} of {o['n_truth']} | {o['n_pred'] - o['tp']} of {o['n_pred']} | |"
+            )
         if sp:
             cp = sp["corpus_prediction"]
             s = score(set(cp["required"]), set(sp["corpus"]["truth"]))
-            out.append(f"| {sp['corpus']['name']} (corpus, not in overall) | as-shipped+requirements.txt | "
-                       f"{sp['cold']['slimbuild']['files_parsed']} | {_f(s['recall'])} | {_f(s['precision'])} | "
-                       f"{', '.join(s['missed'])} | {', '.join(s['extra'])} | {', '.join(cp['unresolved_tops'])} |")
+            out.append(
+                f"| {sp['corpus']['name']} (corpus, not in overall) | as-shipped+requirements.txt | "
+                f"{sp['cold']['slimbuild']['files_parsed']} | {_f(s['recall'])} | {_f(s['precision'])} | "
+                f"{', '.join(s['missed'])} | {', '.join(s['extra'])} | {', '.join(cp['unresolved_tops'])} |"
+            )
         out.append("")
     if sp and sp.get("profile_top"):
         out.append("### cProfile of one cold analyze (top by cumulative time)\n")
@@ -569,10 +664,14 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "analyze.json"))
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)), help="cold runs per tool (median)")
     ap.add_argument("--warm-runs", type=int, default=5, help="warm check runs (median)")
-    ap.add_argument("--corpus", default="==".join(CORPUS[:2]) + ":" + CORPUS[2],
-                    help="NAME==VERSION:IMPORT of the big sdist (default %(default)s)")
-    ap.add_argument("--accuracy", default=",".join(f"{n}=={v}:{i}" for n, v, i in ACCURACY),
-                    help="comma-separated NAME==VERSION:IMPORT list")
+    ap.add_argument(
+        "--corpus",
+        default="==".join(CORPUS[:2]) + ":" + CORPUS[2],
+        help="NAME==VERSION:IMPORT of the big sdist (default %(default)s)",
+    )
+    ap.add_argument(
+        "--accuracy", default=",".join(f"{n}=={v}:{i}" for n, v, i in ACCURACY), help="comma-separated NAME==VERSION:IMPORT list"
+    )
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--no-fawltydeps", action="store_true", help="leave out fawltydeps (the slowest tool)")
@@ -589,8 +688,12 @@ def main() -> int:
 
     t0 = time.perf_counter()
     res: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "loadavg_at_start": os.getloadavg()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": os.getloadavg(),
+        },
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -610,8 +713,10 @@ def main() -> int:
     table = render(res)
     print(table)
     m = res["machine"]
-    print(f"\n(total bench time {res['elapsed_s']:.0f} s; python {m['python']}, {m['cpus']} CPUs, load average "
-          f"{m['loadavg_at_start'][0]:.2f} at start, {m['loadavg_at_end'][0]:.2f} at end)")
+    print(
+        f"\n(total bench time {res['elapsed_s']:.0f} s; python {m['python']}, {m['cpus']} CPUs, load average "
+        f"{m['loadavg_at_start'][0]:.2f} at start, {m['loadavg_at_end'][0]:.2f} at end)"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -159,8 +159,7 @@ def slim_requirements(project: Path) -> list[str]:
 def pip_compile(env: dict[str, str], work: Path, req_lines: list[str]) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.txt").write_text("\n".join(req_lines) + "\n")
-    cmd = ["pip-compile", "--generate-hashes", "--allow-unsafe", "--quiet", "--strip-extras",
-           "-o", "out.txt", "requirements.txt"]
+    cmd = ["pip-compile", "--generate-hashes", "--allow-unsafe", "--quiet", "--strip-extras", "-o", "out.txt", "requirements.txt"]
     r = run(cmd, work, env)
     out = work / "out.txt"
     r["ok"] = r["rc"] == 0 and out.exists()
@@ -172,8 +171,20 @@ def uv_compile(uv: str, env: dict[str, str], work: Path, req_lines: list[str], c
     work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.txt").write_text("\n".join(req_lines) + "\n")
     cache = work / "uv-cache"
-    cmd = [uv, "pip", "compile", "--generate-hashes", "--quiet", "--index-strategy", "unsafe-best-match",
-           "--python", PY, "-o", "out.txt", "requirements.txt"]
+    cmd = [
+        uv,
+        "pip",
+        "compile",
+        "--generate-hashes",
+        "--quiet",
+        "--index-strategy",
+        "unsafe-best-match",
+        "--python",
+        PY,
+        "-o",
+        "out.txt",
+        "requirements.txt",
+    ]
     for url in conf.get("index-url", []):
         cmd += ["--index-url", url]
     for url in conf.get("extra-index-url", []):
@@ -232,12 +243,14 @@ def main() -> int:
             "pip-compile and slimbuild (state recorded before/after); fresh UV_CACHE_DIR per uv run"
         ),
     }
-    full_reqs = [ln.strip() for ln in (EXAMPLE / "requirements.txt").read_text().splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
+    full_reqs = [
+        ln.strip()
+        for ln in (EXAMPLE / "requirements.txt").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     log(f"bench_lock: {args.runs} cold run(s) per tool; uv: {meta['uv']}")
 
-    results: dict[str, list[dict[str, Any]]] = {"slimbuild_cold": [], "pip_compile_full": [],
-                                                 "uv_full": [], "uv_slim": []}
+    results: dict[str, list[dict[str, Any]]] = {"slimbuild_cold": [], "pip_compile_full": [], "uv_full": [], "uv_slim": []}
     slim_reqs: list[str] = []
     keep_dir: Path | None = None
     root = Path(tempfile.mkdtemp(prefix="slimbuild-bench-lock-"))
@@ -247,26 +260,25 @@ def main() -> int:
             run_dir.mkdir()
             r = slimbuild_cold(env, run_dir / "slimbuild")
             results["slimbuild_cold"].append(r)
-            log(f"  run {i + 1}: slimbuild lock (cold)        {r['wall_s']:8.2f} s  rc={r['rc']} "
-                f"dists={r.get('distributions')}")
+            log(f"  run {i + 1}: slimbuild lock (cold)        {r['wall_s']:8.2f} s  rc={r['rc']} dists={r.get('distributions')}")
             if r.get("ok"):
                 keep_dir = Path(r["project"])
                 if not slim_reqs:
                     slim_reqs = slim_requirements(keep_dir)
             p = pip_compile(env, run_dir / "pip-compile-full", full_reqs)
             results["pip_compile_full"].append(p)
-            log(f"  run {i + 1}: pip-compile full             {p['wall_s']:8.2f} s  rc={p['rc']} "
-                f"dists={p['distributions']}")
+            log(f"  run {i + 1}: pip-compile full             {p['wall_s']:8.2f} s  rc={p['rc']} dists={p['distributions']}")
             if uv:
                 u = uv_compile(uv, env, run_dir / "uv-full", full_reqs, conf)
                 results["uv_full"].append(u)
-                log(f"  run {i + 1}: uv pip compile full          {u['wall_s']:8.2f} s  rc={u['rc']} "
-                    f"dists={u['distributions']}")
+                log(f"  run {i + 1}: uv pip compile full          {u['wall_s']:8.2f} s  rc={u['rc']} dists={u['distributions']}")
                 if slim_reqs:
                     u = uv_compile(uv, env, run_dir / "uv-slim", slim_reqs, conf)
                     results["uv_slim"].append(u)
-                    log(f"  run {i + 1}: uv pip compile slim set      {u['wall_s']:8.2f} s  rc={u['rc']} "
-                        f"dists={u['distributions']}")
+                    log(
+                        f"  run {i + 1}: uv pip compile slim set      {u['wall_s']:8.2f} s  rc={u['rc']} "
+                        f"dists={u['distributions']}"
+                    )
 
         # Warm: the last successful cold project + its cache, nothing changed.
         warm: list[dict[str, Any]] = []
@@ -312,36 +324,65 @@ def main() -> int:
         "ratios": ratios,
         "warm_goal_s": 0.3,
         "warm_goal_met": (summary["slimbuild_warm"]["median_s"] or 99) <= 0.3,
-        "runs": {k: [{kk: vv for kk, vv in r.items() if kk not in ("stdout",)} | {"stderr": r["stderr"][-2000:]}
-                     for r in v] for k, v in results.items()},
+        "runs": {
+            k: [{kk: vv for kk, vv in r.items() if kk not in ("stdout",)} | {"stderr": r["stderr"][-2000:]} for r in v]
+            for k, v in results.items()
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
     def row(label: str, inp: str, key: str, ratio_key: str | None) -> str:
         s = summary[key]
-        med = f"{s['median_s']:.2f}" if s["median_s"] is not None else ("uv not installed" if key.startswith("uv") and not uv else "failed")
+        med = (
+            f"{s['median_s']:.2f}"
+            if s["median_s"] is not None
+            else ("uv not installed" if key.startswith("uv") and not uv else "failed")
+        )
         r = ratios.get(ratio_key) if ratio_key else None
-        return f"| {label} | {inp} | {med} | {s['ok_runs']}/{len(s['runs_s'])} | {s['distributions'] or '-'} | {r if r is not None else '-'} |"
+        ratio = r if r is not None else "-"
+        return f"| {label} | {inp} | {med} | {s['ok_runs']}/{len(s['runs_s'])} | {s['distributions'] or '-'} | {ratio} |"
 
     n = len(full_reqs)
-    print(f"\n## lock benchmark ({meta['python']}, {meta['platform']}, {meta['cpus']} CPUs; {meta['pip_compile']}; {meta['uv']})\n")
+    print(
+        f"\n## lock benchmark ({meta['python']}, {meta['platform']}, {meta['cpus']} CPUs; {meta['pip_compile']}; {meta['uv']})\n"
+    )
     print("| tool | input | median wall s | ok runs | distributions pinned | ratio vs pip-compile full |")
     print("|---|---|---|---|---|---|")
-    print(row("`slimbuild lock` (cold)", f"train.py -> {len(slim_reqs)} of {n} declared", "slimbuild_cold", "slimbuild_cold/pip_compile_full"))
+    print(
+        row(
+            "`slimbuild lock` (cold)",
+            f"train.py -> {len(slim_reqs)} of {n} declared",
+            "slimbuild_cold",
+            "slimbuild_cold/pip_compile_full",
+        )
+    )
     print(row("`pip-compile --generate-hashes --allow-unsafe`", f"requirements.txt ({n} declared)", "pip_compile_full", None))
     print(row("`uv pip compile --generate-hashes`", f"requirements.txt ({n} declared)", "uv_full", "uv_full/pip_compile_full"))
-    print(row("`uv pip compile --generate-hashes`", f"slim set ({', '.join(slim_reqs) or '-'})", "uv_slim", "uv_slim/pip_compile_full"))
+    print(
+        row(
+            "`uv pip compile --generate-hashes`",
+            f"slim set ({', '.join(slim_reqs) or '-'})",
+            "uv_slim",
+            "uv_slim/pip_compile_full",
+        )
+    )
     w, f = summary["slimbuild_warm"], summary["import_floor"]
-    print(f"\nwarm `slimbuild lock` (nothing changed, no resolution={w['no_resolution']}): median "
-          f"{w['median_s']} s of {len(w['runs_s'])} {w['runs_s']}; goal <= 0.3 s: "
-          f"{'met' if doc['warm_goal_met'] else 'NOT met'}")
-    print(f"floor `python3 -c \"import slimbuild.cli\"`: median {f['median_s']} s {f['runs_s']}; "
-          f"warm/floor {ratios['slimbuild_warm/import_floor']}")
+    print(
+        f"\nwarm `slimbuild lock` (nothing changed, no resolution={w['no_resolution']}): median "
+        f"{w['median_s']} s of {len(w['runs_s'])} {w['runs_s']}; goal <= 0.3 s: "
+        f"{'met' if doc['warm_goal_met'] else 'NOT met'}"
+    )
+    print(
+        f'floor `python3 -c "import slimbuild.cli"`: median {f["median_s"]} s {f["runs_s"]}; '
+        f"warm/floor {ratios['slimbuild_warm/import_floor']}"
+    )
     if cold_warnings:
         print("\nslimbuild warnings: " + " | ".join(cold_warnings))
-    print(f"pip HTTP cache before/after: {meta['pip_http_cache_before'].get('Number of HTTP files')} / "
-          f"{meta['pip_http_cache_after'].get('Number of HTTP files')} files")
+    print(
+        f"pip HTTP cache before/after: {meta['pip_http_cache_before'].get('Number of HTTP files')} / "
+        f"{meta['pip_http_cache_after'].get('Number of HTTP files')} files"
+    )
     print(f"\nJSON: {args.out}")
     return 0
 

@@ -63,6 +63,13 @@ def check_size(size: int, path: str, max_bytes: int, what: str = "Python source"
         )
 
 
+# Expressions matter only for dynamic imports, sys.path edits and runtime hints; a file
+# whose text names none of these is not walked expression by expression (the hot path).
+_EXPR_TRIGGERS = re.compile(
+    r"import_module|__import__|\.append|\.insert|\bengine\b|" + "|".join(sorted(RUNTIME_HINTS))
+)
+
+
 def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Decode source bytes per PEP 263; refuse binaries, bad codecs and bad bytes."""
     check_size(len(data), path, max_bytes)
@@ -138,7 +145,7 @@ def parse_source(
     except ValueError as exc:  # e.g. NUL bytes in text
         raise AnalysisError(f"{path}: not Python source ({exc})", hint="check the file's type") from None
     try:
-        return _Visitor(path, cell).run(tree)
+        return _Visitor(path, cell, scan_exprs=_EXPR_TRIGGERS.search(text) is not None).run(tree)
     except RecursionError:
         raise AnalysisError(
             f"{path}: too deeply nested to analyse", hint="simplify the file or keep it out of the entrypoint's imports"
@@ -181,9 +188,10 @@ def _literal_str(node: ast.expr | None) -> str | None:
 class _Visitor:
     """Walks a module once, tracking try/except ImportError and TYPE_CHECKING blocks."""
 
-    def __init__(self, path: str, cell: int | None) -> None:
+    def __init__(self, path: str, cell: int | None, scan_exprs: bool = True) -> None:
         self.path = path
         self.cell = cell
+        self.scan_exprs = scan_exprs
         self.imports: list[RawImport] = []
         self.dynamic: list[Location] = []
         self.sys_path: list[str] = []
@@ -263,6 +271,8 @@ class _Visitor:
             self._exprs(node, optional, type_checking)
 
     def _exprs(self, root: ast.AST, optional: bool, type_checking: bool) -> None:
+        if not self.scan_exprs:
+            return  # the text names nothing an expression could matter for: skip the walk
         for node in ast.walk(root):
             if isinstance(node, ast.Call):
                 self._call(node, optional, type_checking)

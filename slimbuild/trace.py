@@ -30,7 +30,7 @@ IGNORED_DIRS = frozenset(
         ".ipynb_checkpoints", ".cache",
     }
 )
-_PARALLEL_MIN = 16
+_PARALLEL_MIN = 8  # cache misses parsed inline before worker processes start
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,9 @@ class ModuleFinder:
         self.roots: list[Path] = []
         self.virtual: set[str] = set(virtual)
         self._memo: dict[str, list[Path] | None] = {}
+        self._tops: dict[str, Path | None] = {}
+        self._dirs: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
+        self._exists: dict[str, bool] = {}
         for r in roots:
             self.add_root(r)
 
@@ -83,20 +86,56 @@ class ModuleFinder:
             return False  # a virtualenv, site-packages or build output is never first-party
         self.roots.append(r)
         self._memo.clear()
+        self._tops.clear()
+        self._exists.clear()
+        self._dirs.clear()
         return True
 
+    def _listing(self, d: Path) -> tuple[frozenset[str], frozenset[str]]:
+        """Files and subdirectories of ``d``, read once: imports ask about the same dirs thousands of times."""
+        hit = self._dirs.get(d)
+        if hit is None:
+            files: set[str] = set()
+            dirs: set[str] = set()
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        try:
+                            if e.is_dir():
+                                dirs.add(e.name)
+                            elif e.is_file():
+                                files.add(e.name)
+                        except OSError:
+                            continue
+            except OSError:
+                pass
+            hit = (frozenset(files), frozenset(dirs))
+            self._dirs[d] = hit
+        return hit
+
+    def _is_file(self, d: Path, name: str) -> bool:
+        return name in self._listing(d)[0]
+
+    def _is_dir(self, d: Path, name: str) -> bool:
+        return name in self._listing(d)[1]
+
     def _locate_top(self, top: str) -> Path | None:
+        if top not in self._tops:
+            self._tops[top] = self._find_top(top)
+        return self._tops[top]
+
+    def _find_top(self, top: str) -> Path | None:
         if not top.isidentifier() or top in IGNORED_DIRS:
             return None
         # Regular modules and packages win over namespace portions (PEP 420).
         for r in self.roots:
-            if (r / f"{top}.py").is_file():
+            if self._is_file(r, f"{top}.py"):
                 return r / f"{top}.py"
-            if (r / top / "__init__.py").is_file():
+            if self._is_dir(r, top) and self._is_file(r / top, "__init__.py"):
                 return r / top
         for r in self.roots:
             d = r / top
-            if d.is_dir() and _has_python(d):
+            if self._is_dir(r, top) and _has_python(d):
                 return d
         return None
 
@@ -116,20 +155,20 @@ class ModuleFinder:
         else:
             files: list[Path] = []
             current = top
+            is_module = current.suffix == ".py"
             for i, part in enumerate(parts):
                 if i > 0:
-                    if current.is_file():
+                    if is_module:
                         break  # attribute of a module, not a submodule
-                    nxt = current / f"{part}.py"
-                    if nxt.is_file():
-                        current = nxt
-                    elif (current / part).is_dir() and part.isidentifier():
+                    if self._is_file(current, f"{part}.py"):
+                        current, is_module = current / f"{part}.py", True
+                    elif part.isidentifier() and self._is_dir(current, part):
                         current = current / part
                     else:
                         break
-                if current.is_file():
+                if is_module:
                     files.append(current)
-                elif (current / "__init__.py").is_file():
+                elif self._is_file(current, "__init__.py"):
                     files.append(current / "__init__.py")
             result = files
         self._memo[dotted] = result
@@ -137,17 +176,23 @@ class ModuleFinder:
 
     def module_exists(self, dotted: str) -> bool:
         """True when ``dotted`` names an existing first-party module or package."""
+        if dotted not in self._exists:
+            self._exists[dotted] = self._module_exists(dotted)
+        return self._exists[dotted]
+
+    def _module_exists(self, dotted: str) -> bool:
         parts = dotted.split(".")
         top = self._locate_top(parts[0])
         if top is None:
             return False
         current = top
+        is_module = current.suffix == ".py"
         for part in parts[1:]:
-            if current.is_file():
+            if is_module:
                 return False
-            if (current / f"{part}.py").is_file():
-                current = current / f"{part}.py"
-            elif (current / part).is_dir():
+            if self._is_file(current, f"{part}.py"):
+                current, is_module = current / f"{part}.py", True
+            elif self._is_dir(current, part):
                 current = current / part
             else:
                 return False
@@ -245,6 +290,7 @@ class Parser:
         self._pending: dict[cf.Future[ParsedSource | tuple[str, str]], tuple[str, str]] = {}
         self._ready: list[ParsedSource] = []
         self.key_salt = f"{int(allow_unparseable)}:{max_bytes}"
+        self._misses = 0
 
     def submit(self, abs_path: Path, rel: str, digest: str) -> None:
         """Queue a file for parsing; cached results are ready at once."""
@@ -254,7 +300,8 @@ class Parser:
             self.used[key] = hit
             self._ready.append(hit)
             return
-        if self._pool is None and (len(self._pending) + 1 >= _PARALLEL_MIN) and (os.cpu_count() or 1) > 1:
+        self._misses += 1
+        if self._pool is None and self._misses >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
             ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
             self._pool = cf.ProcessPoolExecutor(max_workers=min(os.cpu_count() or 2, 8), mp_context=ctx)
         if self._pool is None:
@@ -319,7 +366,12 @@ def trace(
     unparsed: set[str] = set()
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
+    raw_seen: set[Path] = set()
+
     def enqueue(p: Path, module: str | None = None, package: str | None = None) -> None:
+        if p in raw_seen:
+            return  # the common case: a module imported from many files
+        raw_seen.add(p)
         try:
             rel = p.resolve().relative_to(root).as_posix()
         except ValueError:
