@@ -129,8 +129,17 @@ def check(
 @click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every pin (existing pins are kept otherwise).")
 @click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only.")
 @click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64).")
-def lock_cmd(path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None,
-             as_json: bool, upgrade: bool, upgrade_packages: tuple[str, ...], machine: str | None) -> int:
+def lock_cmd(
+    path: Path,
+    entrypoint: str,
+    target_python: str | None,
+    python: str | None,
+    allow_unparseable: bool | None,
+    as_json: bool,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+    machine: str | None,
+) -> int:
     """Lock exactly what the analysis needs, with hashes, for the image's platform; fetch the wheels."""
     from slimbuild import pipeline, report
 
@@ -147,6 +156,193 @@ def lock_cmd(path: Path, entrypoint: str, target_python: str | None, python: str
         click.echo(report.findings_text(o.findings), nl=False, err=True)
     click.echo(report.locks_json(outcomes) if as_json else report.locks_text(outcomes), nl=False)
     return int(ExitCode.OK)
+
+
+def _build_options(f: F) -> F:
+    for deco in reversed(
+        [
+            click.option("--base-image", default="", metavar="REF", help="Base image (default python:<target>-slim)."),
+            click.option("--template", default=None, metavar="NAME|DIR", help="slim, distroless, or a directory of your own."),
+            click.option("--pyc/--no-pyc", default=None, help="Ship hash-based .pyc (faster start-up, larger image)."),
+            click.option("--locked", is_flag=True, help="Refuse to re-lock: fail when the lock is missing or stale (CI)."),
+        ]
+    ):
+        f = deco(f)
+    return f
+
+
+def _build_settings(
+    path: Path,
+    target_python: str | None,
+    python: str | None,
+    allow_unparseable: bool | None,
+    template: str | None,
+    pyc: bool | None,
+) -> Any:
+    from slimbuild.config import load_settings
+
+    return load_settings(
+        path,
+        {
+            "target_python": target_python,
+            "python": python,
+            "allow_unparseable": allow_unparseable or None,
+            "template": template,
+            "pyc": pyc,
+        },
+    )
+
+
+def _connect() -> Any:
+    from slimbuild.engine import connect
+
+    return connect()
+
+
+@cli.command("dockerfile")
+@_path_arg
+@_analysis_options
+@_build_options
+def dockerfile_cmd(
+    path: Path,
+    entrypoint: str,
+    target_python: str | None,
+    python: str | None,
+    allow_unparseable: bool | None,
+    as_json: bool,
+    base_image: str,
+    template: str | None,
+    pyc: bool | None,
+    locked: bool,
+) -> int:
+    """Print the Dockerfile that build would use (the context layout is in README.md)."""
+    from slimbuild import pipeline
+    from slimbuild.errors import EngineUnavailable
+
+    _State.json = as_json
+    settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)
+    ref = base_image or settings.base_image
+    try:
+        engine = None if "@sha256:" in ref else _connect()
+    except EngineUnavailable:
+        engine = None  # resolve_base says what to do
+    prepared = pipeline.prepare_build(settings, entrypoint, engine=engine, locked=locked, base_image=base_image)
+    for p in prepared:
+        for w in p.warnings:
+            click.echo(f"slimbuild: warning: {w}", err=True)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps(
+                {
+                    "version": 1,
+                    "kind": "dockerfile",
+                    "dockerfiles": [{"entrypoint": p.entry.name, "dockerfile": p.dockerfile} for p in prepared],
+                },
+                sort_keys=True,
+                indent=2,
+            )
+        )
+    else:
+        click.echo("".join(p.dockerfile for p in prepared), nl=False)
+    return int(ExitCode.OK)
+
+
+@cli.command("build")
+@_path_arg
+@_analysis_options
+@_build_options
+@click.option("--tag", "-t", "tags", multiple=True, metavar="REF", help="Extra tag(s), applied only after the smoke run passes.")
+@click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar.")
+def build_cmd(
+    path: Path,
+    entrypoint: str,
+    target_python: str | None,
+    python: str | None,
+    allow_unparseable: bool | None,
+    as_json: bool,
+    base_image: str,
+    template: str | None,
+    pyc: bool | None,
+    locked: bool,
+    tags: tuple[str, ...],
+    keep_context: bool,
+) -> int:
+    """Lock, render, build, smoke-run and tag a slim image; write the manifest beside the project."""
+    from slimbuild import pipeline, report
+
+    _State.json = as_json
+    settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)
+    engine = _connect()
+
+    def progress(event: Any) -> None:
+        if event.kind == "step":
+            text = " ".join(event.message.split())
+            click.echo(f"slimbuild: {text[:117] + '...' if len(text) > 120 else text}", err=True)
+        elif event.kind == "context" and event.total_bytes:
+            click.echo(f"slimbuild: sending context {event.total_bytes / 1e6:.1f} MB", err=True)
+
+    results = pipeline.build(
+        settings,
+        entrypoint,
+        engine=engine,
+        tags=tags,
+        locked=locked,
+        base_image=base_image,
+        on_progress=progress,
+        keep_context=keep_context,
+    )
+    for r in results:
+        for w in r.warnings:
+            click.echo(f"slimbuild: warning: {w}", err=True)
+    click.echo(report.builds_json(results) if as_json else report.builds_text(results), nl=False)
+    return int(ExitCode.OK)
+
+
+@cli.command("inspect")
+@click.argument("target", metavar="IMAGE|MANIFEST_FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON object on stdout.")
+def inspect_cmd(target: str, as_json: bool) -> int:
+    """Show what is inside an image built by slimbuild (or a manifest file)."""
+    from slimbuild import manifest
+
+    _State.json = as_json
+    path = Path(target)
+    if path.is_file() and path.suffix == ".json":
+        doc = manifest.read_manifest_file(path)
+    elif path.is_file():
+        with path.open("rb") as fh:  # a `docker save` tar
+            doc = manifest.read_manifest_from_image_tar(fh, source=target)
+    else:
+        engine = _connect()
+        info = engine.inspect_image(target)
+        doc = manifest.manifest_from_image_config(info, source=target)
+        if doc.get("image") is None:
+            base = doc["base_image"]["digest_or_id"]
+            try:
+                base_info = engine.inspect_image(base)
+            except SlimbuildError:
+                base_info = None
+            doc = manifest.with_image(doc, manifest.image_info_from_inspect(info, base_info))
+    click.echo(manifest.render_inspect_json(doc) if as_json else manifest.render_inspect_text(doc), nl=False)
+    return int(ExitCode.OK)
+
+
+@cli.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--all", "include_volatile", is_flag=True, help="Also compare volatile fields (image id, sizes, tags).")
+def diff_cmd(old: Path, new: Path, include_volatile: bool) -> int:
+    """Compare two manifests; exit 1 when they differ."""
+    from slimbuild import manifest
+
+    changes = manifest.diff_manifests(
+        manifest.read_manifest_file(old), manifest.read_manifest_file(new), include_volatile=include_volatile
+    )
+    for c in changes:
+        click.echo(c.render())
+    return int(ExitCode.FINDINGS if changes else ExitCode.OK)
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -8,6 +8,7 @@ escapes (no ``RecursionError``, no ``UnicodeDecodeError``).
 from __future__ import annotations
 
 import ast
+import bisect
 import codecs
 import io
 import re
@@ -63,11 +64,44 @@ def check_size(size: int, path: str, max_bytes: int, what: str = "Python source"
         )
 
 
-# Expressions matter only for dynamic imports, sys.path edits and runtime hints; a file
-# whose text names none of these is not walked expression by expression (the hot path).
-_EXPR_TRIGGERS = re.compile(
-    r"import_module|__import__|\.append|\.insert|\bengine\b|" + "|".join(sorted(RUNTIME_HINTS))
-)
+# Words without which a statement can hold no import (static or dynamic: import_module, __import__),
+# sys.path edit (the name ``sys``), engine keyword or runtime hint: statements spanning no line that
+# names one are not walked.
+_LINE_TRIGGERS = ("import", "sys", "engine", *sorted(RUNTIME_HINTS))
+# Expressions matter only for dynamic imports, sys.path edits and runtime hints; a file whose text names none
+# of these is not walked expression by expression (the hot path). Plain substrings, found by str.find.
+_EXPR_WORDS = ("import_module", "__import__", ".append", ".insert", "engine", *sorted(RUNTIME_HINTS))
+
+
+def relevant_lines(text: str) -> list[int] | None:
+    """Sorted numbers of the lines naming a trigger word; None when the text is not ASCII.
+
+    Non-ASCII text is walked in full: Python folds identifiers with NFKC, so a name can be
+    spelled in other characters.
+    """
+    if not text.isascii():
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # the tokenizer's line ends
+    positions: list[int] = []
+    for word in _LINE_TRIGGERS:
+        i = text.find(word)
+        while i >= 0:
+            positions.append(i)
+            i = text.find(word, i + len(word))
+    positions.sort()
+    lines: list[int] = []
+    line, pos = 1, 0
+    for at in positions:
+        line += text.count("\n", pos, at)
+        pos = at
+        if not lines or lines[-1] != line:
+            lines.append(line)
+    return lines
+
+
+def _needs_expressions(text: str) -> bool:
+    return any(w in text for w in _EXPR_WORDS)
 
 
 def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
@@ -145,7 +179,8 @@ def parse_source(
     except ValueError as exc:  # e.g. NUL bytes in text
         raise AnalysisError(f"{path}: not Python source ({exc})", hint="check the file's type") from None
     try:
-        return _Visitor(path, cell, scan_exprs=_EXPR_TRIGGERS.search(text) is not None).run(tree)
+        visitor = _Visitor(path, cell, scan_exprs=_needs_expressions(text), lines=relevant_lines(text))
+        return visitor.run(tree)
     except RecursionError:
         raise AnalysisError(
             f"{path}: too deeply nested to analyse", hint="simplify the file or keep it out of the entrypoint's imports"
@@ -188,10 +223,11 @@ def _literal_str(node: ast.expr | None) -> str | None:
 class _Visitor:
     """Walks a module once, tracking try/except ImportError and TYPE_CHECKING blocks."""
 
-    def __init__(self, path: str, cell: int | None, scan_exprs: bool = True) -> None:
+    def __init__(self, path: str, cell: int | None, scan_exprs: bool = True, lines: list[int] | None = None) -> None:
         self.path = path
         self.cell = cell
         self.scan_exprs = scan_exprs
+        self.lines = lines  # see relevant_lines(); None walks every statement
         self.imports: list[RawImport] = []
         self.dynamic: list[Location] = []
         self.sys_path: list[str] = []
@@ -216,7 +252,19 @@ class _Visitor:
         for stmt in stmts:
             self._stmt(stmt, optional=optional, type_checking=type_checking)
 
+    def _relevant(self, node: ast.stmt) -> bool:
+        lines = self.lines
+        if lines is None:
+            return True
+        start = node.lineno
+        for deco in getattr(node, "decorator_list", ()):  # decorators come before a def's own line
+            start = min(start, deco.lineno)
+        i = bisect.bisect_left(lines, start)
+        return i < len(lines) and lines[i] <= (node.end_lineno or node.lineno)
+
     def _stmt(self, node: ast.stmt, *, optional: bool, type_checking: bool) -> None:
+        if not self._relevant(node):
+            return  # no trigger word anywhere in the statement: nothing in it can matter
         if isinstance(node, ast.Import):
             for alias in node.names:
                 self.imports.append(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
+from typing import Any
 
 from slimbuild import __version__
-from slimbuild.models import ParsedSource
+from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
 _FORMAT = 1
@@ -52,3 +53,58 @@ def digest_file(path: Path) -> str:
     """Content hash of a file (blake2b: fast, and only a cache key)."""
     with path.open("rb") as fh:
         return hashlib.blake2b(fh.read(), digest_size=20).hexdigest()
+
+
+# ----------------------------------------------------------------------------- whole graphs
+
+_GRAPH_FORMAT = 1
+# Modules whose code decides what a trace returns: a change to one (a development checkout) is a miss.
+_TRACE_CODE = ("trace.py", "imports.py", "notebook.py", "stdlib.py", "mapping.py", "models.py", "data/import_map.toml")
+
+
+def _code_stamp() -> tuple[tuple[str, int, int], ...]:
+    here = Path(__file__).parent
+    out = []
+    for name in _TRACE_CODE:
+        try:
+            st = (here / name).stat()
+        except OSError:
+            out.append((name, -1, -1))
+        else:
+            out.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def graph_key(
+    project_root: Path, entry: object, target_python: str, allow_unparseable: bool, max_bytes: int
+) -> tuple[object, ...]:
+    """What a cached graph is for: the project, the resolved entrypoint, the options that change a trace."""
+    return (_GRAPH_FORMAT, __version__, str(project_root.resolve()), repr(entry), target_python, allow_unparseable, max_bytes)
+
+
+def graph_file(cache_root: Path, key: tuple[object, ...]) -> Path:
+    """The cache file of one (project, entrypoint, options) graph."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:24]
+    return cache_root / "analysis" / f"graph-{digest}.pickle"
+
+
+def load_graph(path: Path, key: tuple[object, ...]) -> tuple[ImportGraph, Any] | None:
+    """(graph, evidence) saved for ``key``; None when absent, corrupt, foreign or made by other code."""
+    try:
+        with path.open("rb") as fh:
+            header, graph, evidence = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - any unreadable cache (truncated, garbage, old classes) is a miss
+        return None
+    if header != (key, _code_stamp()) or not isinstance(graph, ImportGraph):
+        return None
+    return graph, evidence
+
+
+def save_graph(path: Path, key: tuple[object, ...], graph: ImportGraph, evidence: object) -> None:
+    """Write a graph and its evidence atomically; failures are ignored (a read-only cache is a slow cache)."""
+    try:
+        data = pickle.dumps(((key, _code_stamp()), graph, evidence), protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, data, 0o600)
+    except (OSError, pickle.PicklingError):
+        pass

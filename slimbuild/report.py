@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slimbuild.pipeline import LockOutcome
+    from slimbuild.pipeline import BuildResult, LockOutcome
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
@@ -216,3 +216,35 @@ def locks_text(outcomes: Sequence[LockOutcome]) -> str:
             f"wheelhouse {len(d['wheels'])} files, {d['wheel_bytes'] / 1e6:.1f} MB"
         )
     return "\n".join(lines) + "\n"
+
+
+def _build_dict(r: BuildResult) -> dict[str, Any]:
+    return {
+        "image_id": r.image_id,
+        "tags": list(r.tags),
+        "size_bytes": r.size_bytes,
+        "added_bytes": r.added_bytes,
+        "manifest": str(r.manifest_path),
+        "warnings": list(r.warnings),
+    }
+
+
+def builds_json(results: Sequence[BuildResult]) -> str:
+    """The versioned JSON document for ``build --json``."""
+    return (
+        json.dumps(
+            {"version": SCHEMA_VERSION, "kind": "build", "images": [_build_dict(r) for r in results]}, sort_keys=True, indent=2
+        )
+        + "\n"
+    )
+
+
+def builds_text(results: Sequence[BuildResult]) -> str:
+    """One block per image."""
+    out = []
+    for r in results:
+        out.append(f"image {r.image_id}")
+        out.append(f"  size {r.size_bytes / 1e6:.1f} MB ({r.added_bytes / 1e6:.1f} MB over the base)")
+        out.extend(f"  tag {t}" for t in r.tags)
+        out.append(f"  manifest {r.manifest_path}")
+    return "\n".join(out) + "\n"

@@ -7,20 +7,20 @@ as soon as they are discovered, and parse results are cached by content hash
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import os
-import sys
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slimbuild import mapping
 from slimbuild.errors import AnalysisError, ConfigError
-from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, check_size, decode_source, parse_source, scan_tokens
 from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
-from slimbuild.notebook import parse_notebook
 from slimbuild.stdlib import stdlib_modules
+
+if TYPE_CHECKING:  # the parser's pool is imported only when a cold run needs one
+    import concurrent.futures as cf
 
 # Directories that are never first-party code: environments, build output, caches.
 IGNORED_DIRS = frozenset(
@@ -46,17 +46,81 @@ class Entrypoint:
     function: str = ""
 
 
-def _has_python(d: Path, depth: int = 2) -> bool:
+# A directory's files, its subdirectories, and where its symlinks point: what the finder knows of it.
+Listing = tuple[frozenset[str], frozenset[str], tuple[tuple[str, str], ...]]
+
+
+def scan_dir(d: str) -> Listing:
+    """One ``scandir`` of ``d`` (empty when it cannot be read)."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    links: list[tuple[str, str]] = []
     try:
-        for child in d.iterdir():
-            if child.suffix in {".py", ".pyi"} and child.is_file():
-                return True
-            if depth > 1 and child.is_dir() and child.name not in IGNORED_DIRS and child.name.isidentifier():
-                if _has_python(child, depth - 1):
-                    return True
+        with os.scandir(d) as it:
+            for e in it:
+                try:
+                    if e.is_symlink():
+                        links.append((e.name, os.path.realpath(e.path)))
+                    if e.is_dir():
+                        dirs.add(e.name)
+                    elif e.is_file():
+                        files.add(e.name)
+                except OSError:
+                    continue
     except OSError:
-        return False
-    return False
+        pass
+    return frozenset(files), frozenset(dirs), tuple(sorted(links))
+
+
+FileStamp = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
+_RACY_NS = 2_000_000_000  # a file changed this recently may change again within its timestamp's granularity
+
+
+def file_stamp(path: str) -> FileStamp | None:
+    """A file's stat identity, taken *before* it is hashed; None when too recent to vouch for its content."""
+    st = os.stat(path)
+    if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - _RACY_NS:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
+class TraceEvidence:
+    """What a traced graph depends on: reached files' digests, directory listings, search-root checks.
+
+    A later run that finds all of it unchanged gets the same graph without tracing again.
+    """
+
+    files: dict[str, str] = field(default_factory=dict)  # absolute path -> content digest
+    stamps: dict[str, FileStamp | None] = field(default_factory=dict)  # absolute path -> stat before hashing
+    dirs: dict[str, Listing] = field(default_factory=dict)  # absolute dir -> listing
+    roots: dict[str, tuple[str, bool]] = field(default_factory=dict)  # candidate root -> (resolved, is a dir)
+
+    def still_valid(self, read_digest: Callable[[Path], str]) -> bool:
+        """True when every listing, root and file is as it was (cheapest checks first).
+
+        A file whose stat identity (device, inode, size, mtime and ctime, which no tool can set back)
+        is unchanged since it was hashed is not read again, as git trusts its index; any other file
+        is re-hashed and compared by content.
+        """
+        for d, listing in self.dirs.items():
+            if scan_dir(d) != listing:
+                return False
+        for cand, seen in self.roots.items():
+            p = Path(cand)
+            if (str(p.resolve()), p.is_dir()) != seen:
+                return False
+        for f, digest in self.files.items():
+            try:
+                st = os.stat(f)
+                stamp = self.stamps.get(f)
+                if stamp is not None and stamp == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+                    continue
+                if read_digest(Path(f)) != digest:
+                    return False
+            except OSError:
+                return False
+        return True
 
 
 class ModuleFinder:
@@ -68,15 +132,19 @@ class ModuleFinder:
         self.virtual: set[str] = set(virtual)
         self._memo: dict[str, list[Path] | None] = {}
         self._tops: dict[str, Path | None] = {}
-        self._dirs: dict[Path, tuple[frozenset[str], frozenset[str]]] = {}
+        self._dirs: dict[Path, Listing] = {}
         self._exists: dict[str, bool] = {}
+        self.root_checks: dict[str, tuple[str, bool]] = {}  # every candidate root asked about: (resolved, is a dir)
         for r in roots:
             self.add_root(r)
 
     def add_root(self, r: Path) -> bool:
         """Add a search root (e.g. from ``sys.path.append``); True when new."""
+        cand = str(r)
         r = r.resolve()
-        if r in self.roots or not r.is_dir():
+        is_dir = r.is_dir()
+        self.root_checks[cand] = (str(r), is_dir)
+        if r in self.roots or not is_dir:
             return False
         try:
             rel = r.relative_to(self.root)
@@ -87,31 +155,29 @@ class ModuleFinder:
         self.roots.append(r)
         self._memo.clear()
         self._tops.clear()
-        self._exists.clear()
-        self._dirs.clear()
+        self._exists.clear()  # listings stay valid: they do not depend on the roots
         return True
 
-    def _listing(self, d: Path) -> tuple[frozenset[str], frozenset[str]]:
+    def _listing(self, d: Path) -> Listing:
         """Files and subdirectories of ``d``, read once: imports ask about the same dirs thousands of times."""
         hit = self._dirs.get(d)
         if hit is None:
-            files: set[str] = set()
-            dirs: set[str] = set()
-            try:
-                with os.scandir(d) as it:
-                    for e in it:
-                        try:
-                            if e.is_dir():
-                                dirs.add(e.name)
-                            elif e.is_file():
-                                files.add(e.name)
-                        except OSError:
-                            continue
-            except OSError:
-                pass
-            hit = (frozenset(files), frozenset(dirs))
-            self._dirs[d] = hit
+            hit = self._dirs[d] = scan_dir(str(d))
         return hit
+
+    def listings(self) -> dict[str, Listing]:
+        """Every directory listing consulted so far (the evidence a cached graph depends on)."""
+        return {str(d): v for d, v in self._dirs.items()}
+
+    def _has_python(self, d: Path, depth: int = 2) -> bool:
+        files, dirs, _ = self._listing(d)
+        if any(os.path.splitext(f)[1] in {".py", ".pyi"} for f in files):
+            return True
+        if depth > 1:
+            for name in sorted(dirs):
+                if name not in IGNORED_DIRS and name.isidentifier() and self._has_python(d / name, depth - 1):
+                    return True
+        return False
 
     def _is_file(self, d: Path, name: str) -> bool:
         return name in self._listing(d)[0]
@@ -135,7 +201,7 @@ class ModuleFinder:
                 return r / top
         for r in self.roots:
             d = r / top
-            if self._is_dir(r, top) and _has_python(d):
+            if self._is_dir(r, top) and self._has_python(d):
                 return d
         return None
 
@@ -252,6 +318,8 @@ def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
 
 def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int) -> ParsedSource | tuple[str, str]:
     """Worker: read and parse one file; errors come back as (message, hint)."""
+    from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, check_size
+
     try:
         limit = max_bytes * NOTEBOOK_SIZE_FACTOR if rel.endswith(".ipynb") else max_bytes
         with open(abs_path, "rb") as fh:
@@ -267,7 +335,11 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int)
 
 def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int) -> ParsedSource:
     """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy."""
+    from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, decode_source, parse_source, scan_tokens
+
     if rel.endswith(".ipynb"):
+        from slimbuild.notebook import parse_notebook
+
         return parse_notebook(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes * NOTEBOOK_SIZE_FACTOR)
     try:
         text = decode_source(data, rel, max_bytes)
@@ -302,6 +374,10 @@ class Parser:
             return
         self._misses += 1
         if self._pool is None and self._misses >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
+            import concurrent.futures as cf
+            import multiprocessing
+            import sys
+
             ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
             self._pool = cf.ProcessPoolExecutor(max_workers=min(os.cpu_count() or 2, 8), mp_context=ctx)
         if self._pool is None:
@@ -324,6 +400,8 @@ class Parser:
             while self._ready:
                 yield self._ready.pop()
             if self._pending:
+                import concurrent.futures as cf
+
                 done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
                 for fut in sorted(done, key=lambda f: self._pending[f]):
                     key = self._pending.pop(fut)
@@ -343,15 +421,18 @@ def trace(
     target_python: str,
     parser: Parser,
     read_digest: Callable[[Path], str],
+    evidence: TraceEvidence | None = None,
 ) -> ImportGraph:
-    """Follow first-party imports from ``entry`` and classify every import it reaches."""
+    """Follow first-party imports from ``entry`` and classify every import it reaches.
+
+    ``evidence``, when given, is filled with what the graph depends on (see :class:`TraceEvidence`).
+    """
     root = root.resolve()
     entry_abs = root / entry.path
     roots = [root]
     if entry.kind in {"script", "notebook"}:
         roots.insert(0, entry_abs.parent)  # sys.path[0] is the script's directory
-    if (root / "src").is_dir():
-        roots.append(root / "src")
+    roots.append(root / "src")  # a search root only when it is a directory (add_root checks)
     finder = ModuleFinder(root, roots)
     stdlib = stdlib_modules(target_python)
 
@@ -367,6 +448,8 @@ def trace(
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
     raw_seen: set[Path] = set()
+    digests: dict[str, str] = {}
+    stamps: dict[str, FileStamp | None] = {}
 
     def enqueue(p: Path, module: str | None = None, package: str | None = None) -> None:
         if p in raw_seen:
@@ -383,9 +466,12 @@ def trace(
             module, package = finder.module_name(p.resolve())
         names[rel] = (module, package)
         try:
+            if evidence is not None:
+                stamps[str(p)] = file_stamp(str(p))  # before the read: a later change shows in the stat
             digest = read_digest(p)
         except OSError as exc:
             raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
+        digests[str(p)] = digest
         parser.submit(p, rel, digest)
 
     def follow(dotted: str, site: RawImport, path: str) -> bool:
@@ -483,6 +569,11 @@ def trace(
     for loc, pkg in pip_hints:
         message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
         findings.add(Finding(loc, "SB006", message, Severity.INFO))
+    if evidence is not None:
+        evidence.files.update(digests)
+        evidence.stamps.update(stamps)
+        evidence.dirs.update(finder.listings())
+        evidence.roots.update(finder.root_checks)
     return ImportGraph(
         entrypoint=entry.path,
         files=tuple(sorted(seen)),
@@ -494,3 +585,36 @@ def trace(
         findings=tuple(sorted(findings)),
         unparsed=tuple(sorted(unparsed)),
     )
+
+
+def trace_cached(
+    root: Path,
+    entry: Entrypoint,
+    *,
+    target_python: str,
+    allow_unparseable: bool,
+    max_bytes: int,
+    cache_root: Path,
+    read_digest: Callable[[Path], str],
+    parse_cache: Callable[[], dict[tuple[str, str], ParsedSource]],
+    used: dict[tuple[str, str], ParsedSource],
+) -> ImportGraph:
+    """:func:`trace`, or the graph saved by an earlier trace when nothing it depends on has changed.
+
+    A hit re-lists the directories and re-hashes the files the earlier trace consulted, and parses
+    nothing. On a miss ``parse_cache()`` supplies the per-file parse cache, and the parse results used
+    are added to ``used``.
+    """
+    from slimbuild import parsecache
+
+    key = parsecache.graph_key(root, entry, target_python, allow_unparseable, max_bytes)
+    graph_path = parsecache.graph_file(cache_root, key)
+    hit = parsecache.load_graph(graph_path, key)
+    if hit is not None and isinstance(hit[1], TraceEvidence) and hit[1].still_valid(read_digest):
+        return hit[0]
+    parser = Parser(parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes)
+    evidence = TraceEvidence()
+    graph = trace(root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence)
+    used.update(parser.used)
+    parsecache.save_graph(graph_path, key, graph, evidence)
+    return graph

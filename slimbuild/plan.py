@@ -1,0 +1,141 @@
+"""The build plan: what goes into the image and how it starts, decided from values; pure."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from slimbuild.errors import ConfigError
+from slimbuild.lock import LockedDist
+from slimbuild.models import Analysis
+from slimbuild.render import DEFAULT_PRUNE, BuildPlan
+
+# pip runs from its own wheel in the builder stage; the image never keeps it. Pinned by hash.
+PIP_WHEEL = LockedDist(
+    name="pip",
+    version="25.3",
+    hashes=("sha256:9655943313a94722b7774661c21049070f6bbb0a1516bf02f7c8d5d9201514cd",),
+    line=0,
+)
+VENV_PYTHON = "/opt/venv/bin/python"
+APP_DIR = "/app"
+# No registry digest and no commit time: the zip epoch, so builds stay reproducible.
+DEFAULT_SOURCE_DATE_EPOCH = 315532800
+_TAG_SAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the image starts: exec-form argv, extra PYTHONPATH entries, a generated script if any."""
+
+    argv: tuple[str, ...]
+    pythonpath: tuple[str, ...]
+    script: str = ""  # relative path of a generated script (notebooks)
+
+
+def notebook_script_path(notebook: str) -> str:
+    """Where a notebook's generated script lives in the project's arc namespace."""
+    return str(PurePosixPath(notebook).with_suffix(".py"))
+
+
+def plan_launch(kind: str, entry_path: str, module: str, function: str, files: Sequence[str]) -> Launch:
+    """The exec-form command for an entrypoint of the given kind."""
+    roots = sorted({f"{APP_DIR}/src"} if any(f.startswith("src/") for f in files) else set())
+    if kind == "notebook":
+        script = notebook_script_path(entry_path)
+        return Launch((VENV_PYTHON, f"{APP_DIR}/{script}"), tuple(roots), script)
+    if kind == "script" and not function:
+        return Launch((VENV_PYTHON, f"{APP_DIR}/{entry_path}"), tuple(roots))
+    if function:
+        if not function.isidentifier():
+            raise ConfigError(f"entrypoint function {function!r} is not a Python identifier", hint="use module:function")
+        if kind == "script":
+            module = PurePosixPath(entry_path).stem
+            roots = sorted({*roots, f"{APP_DIR}/{PurePosixPath(entry_path).parent}".rstrip("/.")} - {""})
+        code = f"import sys; from {module} import {function} as f; sys.exit(f())"
+        return Launch((VENV_PYTHON, "-c", code), tuple(roots))
+    # a package's __main__, or a module: run it as `python -m`
+    target = module[: -len(".__main__")] if module.endswith(".__main__") else module
+    return Launch((VENV_PYTHON, "-m", target), tuple(roots))
+
+
+def smoke_imports(a: Analysis) -> tuple[str, ...]:
+    """Top-level modules every required distribution must make importable in the image."""
+    return tuple(sorted({s.module.split(".")[0] for r in a.required for s in r.imports if not s.optional}))
+
+
+def smoke_argv(a: Analysis) -> tuple[str, ...]:
+    """The default smoke command: import every required top-level module."""
+    mods = smoke_imports(a)
+    code = "import " + ", ".join(mods) if mods else "pass"
+    return (VENV_PYTHON, "-c", f"{code}; print('slimbuild smoke: ok')")
+
+
+def rfc3339(epoch: int) -> str:
+    """UTC timestamp for OCI labels."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def parse_source_date_epoch(value: str, source: str) -> int:
+    """SOURCE_DATE_EPOCH as an int; invalid or future values are errors (E16)."""
+    try:
+        epoch = int(value.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{source} SOURCE_DATE_EPOCH={value!r} is not an integer", hint="unset it or give seconds since 1970"
+        ) from None
+    if epoch < 0 or epoch > int(time.time()) + 86400:
+        raise ConfigError(f"{source} SOURCE_DATE_EPOCH={epoch} is negative or in the future", hint="check the clock or the value")
+    return epoch
+
+
+def content_tag(parts: Iterable[bytes]) -> str:
+    """A tag derived from the inputs' hash: lock, files, template, base."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()[:16]
+
+
+def repository_name(project: str, entry: str, several: bool) -> str:
+    """A valid image repository name for a project (and entrypoint)."""
+    base = _TAG_SAFE.sub("-", project.lower()).strip("-._") or "app"
+    if several:
+        base = f"{base}-{_TAG_SAFE.sub('-', entry.lower()).strip('-._')}"
+    return f"slimbuild/{base}"
+
+
+def make_plan(
+    *,
+    base_image: str,
+    pip_wheel: str,
+    wheel_files: Sequence[str],
+    app_files: Sequence[str],
+    launch: Launch,
+    source_date_epoch: int,
+    labels: Mapping[str, str],
+    pyc: bool,
+    template: str,
+    needed: Iterable[str],
+) -> BuildPlan:
+    """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
+    keep = {n.lower() for n in needed}
+    prune = tuple(p for p in DEFAULT_PRUNE if not any(p.lower().startswith(k) for k in keep))
+    env = (("PYTHONPATH", ":".join(launch.pythonpath)),) if launch.pythonpath else ()
+    return BuildPlan(
+        base_image=base_image,
+        pip_wheel=pip_wheel,
+        wheel_files=tuple(sorted(wheel_files)),
+        app_files=tuple(sorted(app_files)),
+        entrypoint=launch.argv,
+        source_date_epoch=source_date_epoch,
+        labels=tuple(sorted(labels.items())),
+        env=env,
+        pyc=pyc,
+        prune=prune,
+        template=template,
+    )

@@ -1,0 +1,86 @@
+"""The build plan: launch commands, smoke command, SOURCE_DATE_EPOCH, tags, pruning; pure."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from slimbuild.errors import ConfigError
+from slimbuild.models import Analysis, ImportSite, Location, Requirement
+from slimbuild.plan import (
+    VENV_PYTHON,
+    content_tag,
+    make_plan,
+    parse_source_date_epoch,
+    plan_launch,
+    repository_name,
+    smoke_argv,
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "module", "function", "files", "argv", "pythonpath"),
+    [
+        ("script", "train.py", "__main__", "", ["train.py"], (VENV_PYTHON, "/app/train.py"), ()),
+        ("notebook", "nb/w.ipynb", "__main__", "", ["nb/w.ipynb"], (VENV_PYTHON, "/app/nb/w.py"), ()),
+        ("package", "app/__main__.py", "app.__main__", "", ["app/__main__.py"], (VENV_PYTHON, "-m", "app"), ()),
+        ("module", "src/churn/cli.py", "churn.cli", "main", ["src/churn/cli.py"],
+         (VENV_PYTHON, "-c", "import sys; from churn.cli import main as f; sys.exit(f())"), ("/app/src",)),
+    ],
+)
+def test_launch_per_entrypoint_kind(kind: str, path: str, module: str, function: str, files: list[str],
+                                    argv: tuple[str, ...], pythonpath: tuple[str, ...]) -> None:
+    launch = plan_launch(kind, path, module, function, files)
+    assert launch.argv == argv and launch.pythonpath == pythonpath
+
+
+def test_D2_function_name_must_be_an_identifier() -> None:
+    with pytest.raises(ConfigError):
+        plan_launch("module", "m.py", "m", "main; import os", ["m.py"])
+
+
+def test_F12_smoke_imports_every_required_top_level_module() -> None:
+    loc = Location("m.py", 1)
+    a = Analysis(
+        "m", "m.py", "3.11", ("m.py",),
+        required=(
+            Requirement("scikit-learn", (ImportSite("sklearn.linear_model", loc),), ("table",), True),
+            Requirement("pyyaml", (ImportSite("yaml", loc),), ("table",), True),
+            Requirement("ujson", (ImportSite("ujson", loc, optional=True),), ("table",), True, optional_only=True),
+        ),
+        missing=(), unused=(), optional=(), unresolved=(), dynamic_unresolved=(), type_checking=(), pip_hints=(),
+        findings=(),
+    )
+    assert smoke_argv(a) == (VENV_PYTHON, "-c", "import sklearn, yaml; print('slimbuild smoke: ok')")
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-1", str(int(time.time()) + 10 * 86400)])
+def test_E16_invalid_source_date_epoch_is_an_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH"):
+        parse_source_date_epoch(value, "environment")
+
+
+def test_G2_valid_source_date_epoch() -> None:
+    assert parse_source_date_epoch(" 1700000000 ", "environment") == 1700000000
+
+
+def test_content_tag_is_a_stable_hash_of_inputs() -> None:
+    assert content_tag([b"lock", b"files"]) == content_tag([b"lock", b"files"])
+    assert content_tag([b"lock", b"files"]) != content_tag([b"lock", b"files2"])
+    assert len(content_tag([b"x"])) == 16
+
+
+def test_repository_name_is_valid() -> None:
+    assert repository_name("My Project!", "train", False) == "slimbuild/my-project"
+    assert repository_name("pipeline", "Train Stage", True) == "slimbuild/pipeline-train-stage"
+
+
+def test_F4_installers_pruned_unless_needed() -> None:
+    common = dict(base_image="b@sha256:" + "0" * 64, pip_wheel="pip.whl", wheel_files=["a.whl"], app_files=["m.py"],
+                  launch=plan_launch("script", "m.py", "__main__", "", ["m.py"]), source_date_epoch=1, labels={},
+                  pyc=True, template="slim")
+    pruned = make_plan(**common, needed=["pandas"]).prune  # type: ignore[arg-type]
+    assert "pip" in pruned and "setuptools" in pruned and "pkg_resources" in pruned
+    kept = make_plan(**common, needed=["setuptools", "pkg_resources"]).prune  # type: ignore[arg-type]
+    assert "setuptools" not in kept and "pkg_resources" not in kept and "pip" in kept
