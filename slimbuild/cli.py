@@ -216,7 +216,7 @@ def dockerfile_cmd(
     locked: bool,
 ) -> int:
     """Print the Dockerfile that build would use (the context layout is in README.md)."""
-    from slimbuild import pipeline
+    from slimbuild import build as pipeline
     from slimbuild.errors import EngineUnavailable
 
     _State.json = as_json
@@ -270,7 +270,8 @@ def build_cmd(
     keep_context: bool,
 ) -> int:
     """Lock, render, build, smoke-run and tag a slim image; write the manifest beside the project."""
-    from slimbuild import pipeline, report
+    from slimbuild import build as pipeline
+    from slimbuild import report
 
     _State.json = as_json
     settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)

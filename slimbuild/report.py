@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slimbuild.pipeline import BuildResult, LockOutcome
+    from slimbuild.build import BuildResult
+    from slimbuild.pipeline import LockOutcome
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity

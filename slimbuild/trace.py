@@ -265,8 +265,8 @@ class ModuleFinder:
         return True
 
     def module_name(self, path: Path) -> tuple[str, str | None]:
-        """Dotted name and package of a first-party file, from the root it lies under."""
-        for r in self.roots:
+        """Dotted name and package of a first-party file, from the deepest root it lies under (src/ beats the root)."""
+        for r in sorted(self.roots, key=lambda root: len(root.parts), reverse=True):
             try:
                 rel = path.relative_to(r)
             except ValueError:

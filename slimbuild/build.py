@@ -1,0 +1,417 @@
+"""Sequences the build: lock, wheels, plan, render, context, engine, smoke run, tags, manifest.
+
+Kept apart from :mod:`slimbuild.pipeline` so that ``analyze``/``check``/``lock`` never
+import the Docker SDK or Jinja2 (the pre-commit hook must start fast).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from slimbuild import __version__, manifest
+from slimbuild.config import Settings
+from slimbuild.context import ContextFile, collect_project_files, validate_context_tar, write_context_tar
+from slimbuild.engine import Engine, ProgressEvent
+from slimbuild.errors import BuildFailed, ConfigError
+from slimbuild.lock import Lock, LockedDist
+from slimbuild.notebook import notebook_script
+from slimbuild.paths import cache_dir
+from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
+from slimbuild.plan import (
+    DEFAULT_SOURCE_DATE_EPOCH,
+    PIP_WHEEL,
+    content_tag,
+    make_plan,
+    parse_source_date_epoch,
+    plan_launch,
+    repository_name,
+    rfc3339,
+    smoke_argv,
+    smoke_imports,
+)
+from slimbuild.render import CONTEXT_LOCK, CONTEXT_WHEELS_DIR, BuildPlan, render_dockerfile, validate_dockerfile
+from slimbuild.trace import Entrypoint, resolve_entrypoint
+from slimbuild.wheels import fetch_wheels
+
+MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything rendered into the Dockerfile and the context, before any engine is involved."""
+
+    outcome: LockOutcome
+    entry: Entrypoint
+    plan: BuildPlan
+    dockerfile: str
+    files: tuple[ContextFile, ...]
+    excluded: tuple[str, ...]
+    base_reference: str
+    base_local_only: bool
+    source_date_epoch: int
+    git: Mapping[str, object] | None
+    content_tag: str
+    smoke: tuple[tuple[str, ...], ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built, smoke-tested and tagged image with its manifest."""
+
+    image_id: str
+    tags: tuple[str, ...]
+    size_bytes: int
+    added_bytes: int
+    manifest_path: Path
+    manifest: Mapping[str, Any]
+    warnings: tuple[str, ...]
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_state(root: Path) -> dict[str, object] | None:
+    """Commit, dirty flag, commit time and a credential-free remote URL; None outside a repository."""
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") or ""
+    remote = _git(root, "remote", "get-url", "origin") or ""
+    if "@" in remote.split("://", 1)[-1].split("/", 1)[0]:
+        scheme, _, rest = remote.partition("://")
+        remote = f"{scheme}://{rest.split('@', 1)[1]}" if rest else ""
+    return {
+        "commit": commit,
+        "dirty": bool(status),
+        "time": int(_git(root, "log", "-1", "--format=%ct") or 0),
+        "remote": remote if remote.startswith(("https://", "http://")) else "",
+    }
+
+
+def source_date_epoch(env: Mapping[str, str], git: Mapping[str, object] | None) -> int:
+    """From $SOURCE_DATE_EPOCH, else the last commit's time, else a fixed epoch."""
+    if env.get("SOURCE_DATE_EPOCH", "") != "":
+        return parse_source_date_epoch(env["SOURCE_DATE_EPOCH"], "environment")
+    if git and git.get("time"):
+        return int(str(git["time"]))
+    return DEFAULT_SOURCE_DATE_EPOCH
+
+
+def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
+    """The base pinned by digest (or a local image's id, with a warning): (reference, local_only, warnings)."""
+    if "@sha256:" in reference:
+        return reference, False, ()
+    if engine is None:
+        raise ConfigError(
+            f"base image {reference!r} is not pinned by digest and no engine is available to resolve it",
+            hint="pass --base-image name:tag@sha256:<digest>, or start the Docker engine",
+        )
+    try:
+        info = engine.inspect_image(reference)
+    except BuildFailed:
+        raise BuildFailed(
+            f"base image {reference!r} is not available to the engine",
+            hint=f"pull it first ('docker pull {reference}') or pass --base-image with a local image",
+        ) from None
+    name = reference.split("@")[0]
+    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    for digest_ref in sorted(info.get("RepoDigests") or []):
+        if digest_ref.split("@")[0] == repo:
+            tagged = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+            return f"{tagged}@{digest_ref.split('@')[1]}", False, ()
+    image_id = str(info["Id"])
+    return (
+        image_id,
+        True,
+        (f"base image {reference} has no registry digest (local only): pinned by its image id {image_id[:19]}…",),
+    )
+
+
+def prepare_build(
+    settings: Settings,
+    requested: str = "",
+    *,
+    engine: Engine | None,
+    locked: bool = False,
+    base_image: str = "",
+    env: Mapping[str, str] | None = None,
+) -> tuple[BuildInputs, ...]:
+    """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine."""
+    env = os.environ if env is None else env
+    outcomes = lock(settings, requested, locked=locked, env=env)
+    target = target_of(settings)
+    cache = cache_dir(env)
+    pip_lock = Lock(dists=(PIP_WHEEL,), target=target, inputs_sha256=None, text="")
+    (pip_path,) = fetch_wheels(pip_lock, target, cache, env=env)
+    git = git_state(settings.root)
+    epoch = source_date_epoch(env, git)
+    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
+    base_ref, local_only, warnings = resolve_base(engine, reference)
+    project = str(_project_meta(settings.root).get("name") or settings.root.name)
+    version = str(_project_meta(settings.root).get("version") or "")
+    prepared = []
+    for o in outcomes:
+        a = o.analysis
+        name, spec = next((n, s) for n, s in select_entrypoints(settings, requested) if n == a.entrypoint_name)
+        entry = resolve_entrypoint(settings.root, name, spec)
+        launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
+        sources = [f for f in a.files if not f.endswith(".ipynb")]
+        project_files, excluded = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix="app/")
+        extra: list[ContextFile] = []
+        if entry.kind == "notebook":
+            nb_bytes = (settings.root / entry.path).read_bytes()
+            script = notebook_script(nb_bytes, entry.path).encode()
+            extra.append(ContextFile(f"app/{launch.script}", None, script, 0o644))
+        # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
+        app_files = sorted({MANIFEST_IN_APP, *(f.arcname[len("app/") :] for f in (*project_files, *extra))})
+        lock_text = o.lock.text.encode()
+        wheel_files = [(p.name, p) for p in o.wheels]
+        labels = {
+            "org.opencontainers.image.created": rfc3339(epoch),
+            "org.opencontainers.image.title": f"{project} {name}",
+            "io.slimbuild.lock-sha256": hashlib.sha256(lock_text).hexdigest(),
+        }
+        if version:
+            labels["org.opencontainers.image.version"] = version
+        if git:
+            labels["org.opencontainers.image.revision"] = str(git["commit"])
+            if git.get("remote"):
+                labels["org.opencontainers.image.source"] = str(git["remote"])
+        needed = {*(r.name for r in a.required), *smoke_imports(a)}
+        plan = make_plan(
+            base_image=base_ref,
+            pip_wheel=pip_path.name,
+            wheel_files=[w for w, _ in wheel_files],
+            app_files=app_files,
+            launch=launch,
+            source_date_epoch=epoch,
+            labels=labels,
+            pyc=settings.pyc,
+            template=settings.template,
+            needed=needed,
+        )
+        template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
+        if template_dir is not None and not template_dir.is_absolute():
+            template_dir = settings.root / template_dir
+        dockerfile = render_dockerfile(plan if template_dir is None else replace(plan, template="custom"), template_dir)
+        validate_dockerfile(dockerfile)
+        files = (
+            *project_files,
+            *extra,
+            *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644) for w, p in wheel_files),
+            ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644),
+            ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
+            ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
+        )
+        tag = content_tag(
+            [lock_text, dockerfile.encode(), base_ref.encode()]
+            + [
+                f"{f.arcname}\0".encode() + (f.data if f.data is not None else _digest_path(f.source))
+                for f in sorted(files, key=lambda f: f.arcname)
+            ]
+        )
+        smoke = [smoke_argv(a)]
+        if settings.smoke:
+            smoke.append(tuple(settings.smoke))
+        prepared.append(
+            BuildInputs(
+                o,
+                entry,
+                plan,
+                dockerfile,
+                tuple(sorted(files, key=lambda f: f.arcname)),
+                excluded,
+                base_ref,
+                local_only,
+                epoch,
+                git,
+                tag,
+                tuple(smoke),
+                (*warnings, *o.warnings),
+            )
+        )
+    return tuple(prepared)
+
+
+def _digest_path(path: Path | None) -> bytes:
+    h = hashlib.sha256()
+    assert path is not None
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def _installed_hash(dist: LockedDist, inputs: BuildInputs) -> list[str]:
+    """The hash of the wheel that goes into the image (the cache stores it under its sha256)."""
+    for w in inputs.outcome.wheels:
+        if canonicalize_name(w.name.split("-")[0]) == dist.name and f"sha256:{w.parent.name}" in dist.hashes:
+            return [f"sha256:{w.parent.name}"]
+    return list(dist.hashes)
+
+
+def _unpacked_size(dist: LockedDist, inputs: BuildInputs) -> int | None:
+    """Uncompressed size of the distribution's wheel (before pruning): what it adds to the image, roughly."""
+    import zipfile
+
+    for w in inputs.outcome.wheels:
+        if canonicalize_name(w.name.split("-")[0]) == dist.name and w.name.endswith(".whl"):
+            with zipfile.ZipFile(w) as zf:
+                return sum(i.file_size for i in zf.infolist())
+    return None
+
+
+def _file_records(inputs: BuildInputs) -> list[dict[str, object]]:
+    out = []
+    for f in inputs.files:
+        if not f.arcname.startswith("app/"):
+            continue
+        data = f.data if f.data is not None else None
+        digest = hashlib.sha256(data).hexdigest() if data is not None else _digest_path(f.source).hex()
+        size = len(data) if data is not None else (f.source.stat().st_size if f.source else 0)
+        rel = f.arcname[len("app/") :]
+        kind = "notebook-script" if data is not None else ("source" if rel.endswith(".py") else "data")
+        out.append({"path": rel, "sha256": digest, "size": size, "kind": kind})
+    return out
+
+
+def build(
+    settings: Settings,
+    requested: str = "",
+    *,
+    engine: Engine,
+    tags: Sequence[str] = (),
+    locked: bool = False,
+    base_image: str = "",
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    keep_context: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[BuildResult, ...]:
+    """Lock, render, build untagged, smoke-run, then tag and write the manifest."""
+    env = os.environ if env is None else env
+    results = []
+    for inputs in prepare_build(settings, requested, engine=engine, locked=locked, base_image=base_image, env=env):
+        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, len(settings.entrypoints) > 1))
+    return tuple(results)
+
+
+def _build_one(
+    settings: Settings,
+    inputs: BuildInputs,
+    engine: Engine,
+    user_tags: Sequence[str],
+    on_progress: Callable[[ProgressEvent], None] | None,
+    keep_context: bool,
+    several: bool,
+) -> BuildResult:
+    a = inputs.outcome.analysis
+    pre = manifest.make_manifest(
+        slimbuild_version=__version__,
+        target={"python": settings.target_python, "platform": target_of(settings).describe()},
+        base_image={
+            "reference": inputs.base_reference,
+            "digest_or_id": inputs.base_reference.split("@", 1)[-1],
+            "local_only": inputs.base_local_only,
+        },
+        distributions=[
+            {
+                "name": d.name,
+                "version": d.version,
+                "hashes": list(d.hashes),
+                "required_by": sorted({s.module for r in a.required if r.name == d.name for s in r.imports}),
+            }
+            for d in inputs.outcome.lock.dists
+        ],
+        declared_left_out=sorted(d.name for d in a.unused),
+        files=_file_records(inputs),
+        template={"name": settings.template, "dockerfile_sha256": hashlib.sha256(inputs.dockerfile.encode()).hexdigest()},
+        source_date_epoch=inputs.source_date_epoch,
+        git=({"commit": inputs.git["commit"], "dirty": inputs.git["dirty"]} if inputs.git else None),
+        lock_sha256=hashlib.sha256(inputs.outcome.lock.text.encode()).hexdigest(),
+        index_sources=list(inputs.outcome.lock.sources),
+        excluded_sensitive=list(inputs.excluded),
+        entrypoint={"name": a.entrypoint_name, "path": a.entrypoint, "argv": list(inputs.plan.entrypoint)},
+        unparsed=list(a.unparsed),
+        unresolved_dynamic=[str(loc) for loc in a.dynamic_unresolved],
+    )
+    embedded = manifest.manifest_bytes(pre)
+    labels = manifest.manifest_labels(pre)
+    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
+        os.chmod(tmp, 0o700)
+        ctx_path = Path(tmp) / "context.tar"
+        try:
+            with ctx_path.open("wb") as fh:
+                write_context_tar(
+                    fh,
+                    (*inputs.files, ContextFile(f"app/{MANIFEST_IN_APP}", None, embedded, 0o644)),
+                    mtime=inputs.source_date_epoch,
+                )
+            with ctx_path.open("rb") as fh:
+                validate_context_tar(fh)
+        except OSError as exc:
+            raise BuildFailed(f"cannot write the build context: {exc.strerror}", hint="free disk space in the temp dir") from None
+        with ctx_path.open("rb") as fh:
+            outcome = engine.build(fh, labels=labels, on_progress=on_progress)
+        if keep_context:
+            kept = settings.root / ".slimbuild-context.tar"
+            shutil.copyfile(ctx_path, kept)
+    image_id = outcome.image_id
+    smoke_results = []
+    for argv in inputs.smoke:
+        run = engine.run(image_id, argv, user=f"{inputs.plan.uid}:{inputs.plan.uid}", timeout=600.0)
+        smoke_results.append({"command": list(argv), "exit_code": run.exit_code, "ok": run.exit_code == 0})
+        if run.exit_code != 0:
+            engine.remove_image(image_id)
+            tail = " | ".join(run.output.strip().splitlines()[-15:])
+            raise BuildFailed(
+                f"smoke run failed (exit {run.exit_code}): {' '.join(argv)}: {tail}",
+                hint="no tag was applied; fix the analysis or its smoke command and rebuild",
+            )
+    info = engine.inspect_image(image_id)
+    base_info = engine.inspect_image(inputs.base_reference)
+    project = str(_project_meta(settings.root).get("name") or settings.root.name)
+    repo = repository_name(project, a.entrypoint_name, several)
+    refs = [f"{repo}:{inputs.content_tag}"]
+    if inputs.git:
+        refs.append(f"{repo}:git-{str(inputs.git['commit'])[:7]}")
+    refs.extend(user_tags)
+    engine.tag(image_id, refs)
+    layers = [str(x) for x in (info.get("RootFS") or {}).get("Layers", [])]
+    final = manifest.with_image(
+        pre,
+        {
+            "id": image_id,
+            "layer_diff_ids": layers,
+            "size_bytes": int(info.get("Size", 0)),
+            "added_bytes": int(info.get("Size", 0)) - int(base_info.get("Size", 0)),
+            "tags": sorted(refs),
+        },
+        smoke=smoke_results,
+    )
+    path = settings.root / ("slimbuild.manifest.json" if not several else f"slimbuild.{a.entrypoint_name}.manifest.json")
+    manifest.write_manifest(path, final)
+    return BuildResult(
+        image_id,
+        tuple(refs),
+        int(info.get("Size", 0)),
+        int(info.get("Size", 0)) - int(base_info.get("Size", 0)),
+        path,
+        final,
+        inputs.warnings,
+    )
