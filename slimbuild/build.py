@@ -349,6 +349,10 @@ def _build_one(
         entrypoint={"name": a.entrypoint_name, "path": a.entrypoint, "argv": list(inputs.plan.entrypoint)},
         unparsed=list(a.unparsed),
         unresolved_dynamic=[str(loc) for loc in a.dynamic_unresolved],
+        audit=None if inputs.outcome.audit is None else [
+            {"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)}
+            for v in inputs.outcome.audit
+        ],
     )
     embedded = manifest.manifest_bytes(pre)
     labels = manifest.manifest_labels(pre)

@@ -165,9 +165,21 @@ def location_of(decl: Declared) -> Location:
     return decl.source
 
 
-def lock_inputs(a: Analysis) -> tuple[str, ...]:
-    """The requirement lines a lock is resolved from: required names with declared specifiers."""
-    return tuple(sorted(f"{r.name}{r.specifier}" for r in a.required))
+def lock_inputs(a: Analysis, constraints: Iterable[Declared] = ()) -> tuple[str, ...]:
+    """The requirement lines a lock is resolved from: required names with declared specifiers.
+
+    Constraints (``-c`` files) narrow the versions of required distributions; constraints on
+    distributions nothing requires do not enter the lock.
+    """
+    extra: dict[str, set[str]] = {}
+    for c in constraints:
+        if c.specifier:
+            extra.setdefault(c.name, set()).add(c.specifier)
+    lines = []
+    for r in a.required:
+        specs = sorted({*(s for s in r.specifier.split(",") if s), *extra.get(r.name, ())})
+        lines.append(f"{r.name}{','.join(specs)}")
+    return tuple(sorted(lines))
 
 
 def verify_provides(a: Analysis, lock: Lock, provides: Mapping[str, Sequence[str]]) -> tuple[Finding, ...]:

@@ -129,6 +129,7 @@ def check(
 @click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every pin (existing pins are kept otherwise).")
 @click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only.")
 @click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64).")
+@click.option("--audit", is_flag=True, help="Fail (exit 10) when pip-audit knows a vulnerability in the lock.")
 def lock_cmd(
     path: Path,
     entrypoint: str,
@@ -139,6 +140,7 @@ def lock_cmd(
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
     machine: str | None,
+    audit: bool,
 ) -> int:
     """Lock exactly what the analysis needs, with hashes, for the image's platform; fetch the wheels."""
     from slimbuild import pipeline, report
@@ -149,7 +151,7 @@ def lock_cmd(
         from dataclasses import replace
 
         settings = replace(settings, machine=machine)
-    outcomes = pipeline.lock(settings, entrypoint, upgrade=upgrade, upgrade_packages=upgrade_packages)
+    outcomes = pipeline.lock(settings, entrypoint, upgrade=upgrade, upgrade_packages=upgrade_packages, audit=audit)
     for o in outcomes:
         for w in o.warnings:
             click.echo(f"slimbuild: warning: {w}", err=True)
@@ -275,6 +277,10 @@ def build_cmd(
 
     _State.json = as_json
     settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)
+    if locked:
+        from slimbuild import pipeline as analysis_pipeline
+
+        analysis_pipeline.lock(settings, entrypoint, locked=True)  # fail on a stale lock before needing an engine
     engine = _connect()
 
     def progress(event: Any) -> None:

@@ -44,6 +44,7 @@ class Settings:
     smoke: tuple[str, ...] = ()
     pyc: bool = True  # hash-based .pyc: start-up 0.7 s vs 1.5-2.2 s without (scripts/spike/NOTES.md)
     allow_sdist: tuple[str, ...] = ()
+    audit: bool = False
     config_file: str = ""
 
 
@@ -67,6 +68,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "smoke": ("smoke", list),
     "pyc": ("pyc", bool),
     "allow-sdist": ("allow_sdist", list),
+    "audit": ("audit", bool),
 }
 
 

@@ -173,6 +173,7 @@ def make_manifest(
     unresolved_dynamic: Iterable[Location | str] = (),
     smoke: Iterable[Mapping[str, Any]] = (),
     image: ImageInfo | Mapping[str, Any] | None = None,
+    audit: Iterable[Mapping[str, Any]] | None = None,
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
@@ -181,6 +182,7 @@ def make_manifest(
     sources keep pip's order; smoke runs keep the order they ran in.
     """
     manifest: dict[str, Any] = {
+        "audit": None if audit is None else sorted((dict(v) for v in audit), key=lambda v: (v["name"], v["id"])),
         "base_image": {"local_only": False, **base_image},
         "declared_left_out": sorted(set(declared_left_out)),
         "distributions": sorted(
@@ -322,6 +324,8 @@ _HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required; unknown keys are refused (bump SCHEMA_VERSION to add one).
 _SCHEMA: dict[str, Any] = {
+    # pip-audit's findings when the lock was audited (C12), else null
+    "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
     "base_image": {"digest_or_id": str, "local_only": bool, "reference": str},
     "declared_left_out": [str],
     "distributions": [

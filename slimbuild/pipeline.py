@@ -13,6 +13,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from slimbuild import parsecache
+from slimbuild.audit import Vulnerability
 from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
@@ -207,6 +208,7 @@ class LockOutcome:
     wheels: tuple[Path, ...]
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
+    audit: tuple[Vulnerability, ...] | None = None  # None: not audited
 
 
 def lock_path(settings: Settings, name: str) -> Path:
@@ -255,17 +257,19 @@ def lock(
     upgrade: bool = False,
     upgrade_packages: Sequence[str] = (),
     locked: bool = False,
+    audit: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[LockOutcome, ...]:
     """Analyse, then lock each entrypoint's required set for the target and fetch its wheels."""
     env = os.environ if env is None else env
     analyses = analyze(settings, requested, env)
+    _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
     target = target_of(settings)
     cache = cache_dir(env)
     outcomes = []
     for a in analyses:
         _refuse_unlockable(a)
-        inputs = lock_inputs(a)
+        inputs = lock_inputs(a, constraints)
         digest = inputs_digest(inputs, target)
         path = lock_path(settings, a.entrypoint_name)
         existing = _read_lock(path)
@@ -292,7 +296,13 @@ def lock(
         wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
         provides = _wheel_modules(cache, wheel_paths)
         findings = verify_provides(a, current, provides)
-        outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings))
+        vulns = None
+        if audit or settings.audit:
+            from slimbuild.audit import gate, run_audit
+
+            vulns = run_audit(path, env)
+            gate(vulns, path.name)
+        outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns))
     return tuple(outcomes)
 
 
@@ -338,6 +348,7 @@ def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:
 def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Finding, ...]:
     """SB012 when a lock is missing (warning) or stale (error); offline, reads headers only."""
     target = target_of(settings)
+    _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
     out = []
     for a in analyses:
         path = lock_path(settings, a.entrypoint_name)
@@ -355,7 +366,7 @@ def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Fin
                     Severity.WARNING,
                 )
             )
-        elif existing.inputs_sha256 != inputs_digest(lock_inputs(a), target):
+        elif existing.inputs_sha256 != inputs_digest(lock_inputs(a, constraints), target):
             out.append(
                 Finding(
                     Location(path.name),

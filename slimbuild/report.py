@@ -197,6 +197,9 @@ def _lock_dict(o: LockOutcome) -> dict[str, Any]:
         "wheel_bytes": sum(p.stat().st_size for p in o.wheels),
         "warnings": list(o.warnings),
         "findings": [_finding(f) for f in o.findings],
+        "audit": None if o.audit is None else [
+            {"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in o.audit
+        ],
     }
 
 

@@ -17,7 +17,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,6 @@ class Built:
     saved: Path
     scan: manifest.ImageScan
     base_layers: list[str]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -222,11 +221,7 @@ def test_F2_B5_canaries_absent_from_saved_tar_and_history(engine: DockerEngine, 
 
 
 def test_F3_app_files_equal_manifest_files(built: Built) -> None:
-    in_image = {
-        path.removeprefix("app/")
-        for path, f in _final(built).items()
-        if path.startswith("app/") and f.type not in {"dir"}
-    }
+    in_image = {path.removeprefix("app/") for path, f in _final(built).items() if path.startswith("app/") and f.type != "dir"}
     expected = {f["path"] for f in built.doc["files"]} | {manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")}
     assert in_image == expected
     assert {f["path"] for f in built.doc["files"]} == {"main.py", "helper.py", "data/greeting.txt"}
@@ -252,7 +247,7 @@ def test_F4_no_installers_apt_lists_or_pip_cache(engine: DockerEngine, built: Bu
     # pyc is on by default: every pyc lives in a __pycache__ under site-packages and is hash-based.
     pycs = [p for p in added if p.endswith(".pyc")]
     assert pycs, "pyc is on by default: hash-based pycs were expected"
-    assert [p for p in pycs if not (p in site and posixpath_parent(p).endswith("/__pycache__"))] == []
+    assert [p for p in pycs if not (p in site and p.rsplit("/", 2)[-2] == "__pycache__")] == []
     probe = (
         "import os, sys\n"
         "bad = []\n"
@@ -271,10 +266,6 @@ def test_F4_no_installers_apt_lists_or_pip_cache(engine: DockerEngine, built: Bu
     pip = _run(engine, built, ["/opt/venv/bin/python", "-m", "pip", "--version"])
     assert pip.exit_code != 0, pip.output
     assert "No module named pip" in pip.output
-
-
-def posixpath_parent(path: str) -> str:
-    return path.rsplit("/", 1)[0]
 
 
 # ----------------------------------------------------------------------------- F6

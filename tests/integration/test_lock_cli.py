@@ -12,7 +12,7 @@ import pytest
 
 from slimbuild.lock import parse_lock
 from tests.conftest import Run
-from tests.constants import FINDINGS, OK, RESOLUTION
+from tests.constants import FINDINGS, INTEGRITY, OK, RESOLUTION
 from tests.integration.conftest import clean_env
 
 pytestmark = pytest.mark.network
@@ -142,3 +142,54 @@ def test_lock_runs_as_a_subprocess_with_the_users_pip_config_masked(offline: Pat
     assert proc.returncode == OK, proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout + (root / "slimbuild.lock").read_text()
     assert "dependency confusion" in proc.stderr
+
+
+def test_C7_locked_version_and_hash_win_over_a_higher_public_version(
+    offline: Path, tmp_path: Path, run_cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"
+    public = tmp_path / "public"
+    private.mkdir()
+    public.mkdir()
+    for wheel in offline.glob("*.whl"):
+        (public if wheel.name.startswith("six-1.17") else private).joinpath(wheel.name).write_bytes(wheel.read_bytes())
+    monkeypatch.setenv("PIP_FIND_LINKS", str(private))
+    root = _proj(tmp_path)
+    assert run_cli("lock", str(root)).code == OK
+    assert parse_lock((root / "slimbuild.lock").read_text()).by_name()["six"].version == "1.16.0"
+    # the public index now offers six 1.17.0: the lock is not re-resolved and the wheelhouse fetches 1.16.0 by hash
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{private} {public}")
+    monkeypatch.setenv("SLIMBUILD_CACHE", str(tmp_path / "fresh-cache"))
+    run = run_cli("lock", str(root), "--json")
+    assert run.code == OK, run.err
+    (entry,) = json.loads(run.out)["locks"]
+    assert entry["resolved"] is False
+    assert any(w.startswith("six-1.16.0") for w in entry["wheels"]) and not any(w.startswith("six-1.17") for w in entry["wheels"])
+    # an attacker's file with the locked name and version but other bytes is refused (exit 5), never used
+    (private / "six-1.16.0-py2.py3-none-any.whl").unlink()
+    (public / "six-1.16.0-py2.py3-none-any.whl").write_bytes((offline / "six-1.17.0-py2.py3-none-any.whl").read_bytes())
+    monkeypatch.setenv("SLIMBUILD_CACHE", str(tmp_path / "fresh-cache-2"))
+    bad = run_cli("lock", str(root))
+    assert bad.code == INTEGRITY and "six" in bad.err
+
+
+def test_constraints_files_narrow_required_versions(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = _proj(tmp_path)
+    (root / "main.py").write_text("import six\n")
+    (root / "requirements.txt").write_text("six\n")
+    assert run_cli("lock", str(root)).code == OK
+    assert parse_lock((root / "slimbuild.lock").read_text()).by_name()["six"].version == "1.17.0"
+    (root / "requirements.txt").write_text("-c constraints.txt\nsix\n")
+    (root / "constraints.txt").write_text("six<1.17\n")
+    assert run_cli("lock", str(root)).code == OK  # the inputs changed: re-resolved within the constraint
+    assert parse_lock((root / "slimbuild.lock").read_text()).by_name()["six"].version == "1.16.0"
+
+
+def test_build_locked_refuses_a_missing_lock_before_needing_an_engine(
+    offline: Path, tmp_path: Path, run_cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # no engine: --locked must fail on the lock first
+    root = _proj(tmp_path)
+    run = run_cli("build", str(root), "--locked")
+    assert run.code == RESOLUTION and "--locked refuses to re-lock" in run.err
+    assert not (root / "slimbuild.lock").exists()

@@ -181,7 +181,7 @@ def test_G1_canonical_bytes_identical_across_hash_seeds() -> None:
 # --------------------------------------------------------------------------- G8 schema keys pinned
 
 _PINNED_TOP = {
-    "base_image", "declared_left_out", "distributions", "entrypoint", "excluded_sensitive", "files", "git", "image",
+    "audit", "base_image", "declared_left_out", "distributions", "entrypoint", "excluded_sensitive", "files", "git", "image",
     "index_sources", "lock_sha256",
     "schema_version", "slimbuild_version", "smoke", "source_date_epoch", "target", "template", "unparsed",
     "unresolved_dynamic",
