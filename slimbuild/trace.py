@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ IGNORED_DIRS = frozenset(
     }
 )
 _PARALLEL_MIN = 8  # cache misses parsed inline before worker processes start
+_BATCH_MAX = 4  # files per round trip to a worker
 
 
 @dataclass(frozen=True)
@@ -123,17 +125,27 @@ class TraceEvidence:
         return True
 
 
+def _join(d: str, name: str) -> str:
+    return d + name if d.endswith("/") else f"{d}/{name}"
+
+
 class ModuleFinder:
-    """Finds first-party modules in an ordered list of search roots."""
+    """Finds first-party modules in an ordered list of search roots.
+
+    Paths are plain strings inside (resolved roots joined with listed names): the finder answers
+    thousands of questions per trace, and ``pathlib`` objects would dominate its cost.
+    """
 
     def __init__(self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = ()) -> None:
         self.root = root
-        self.roots: list[Path] = []
+        self.roots: list[str] = []  # resolved search roots, in order
         self.virtual: set[str] = set(virtual)
-        self._memo: dict[str, list[Path] | None] = {}
-        self._tops: dict[str, Path | None] = {}
-        self._dirs: dict[Path, Listing] = {}
+        self._memo: dict[str, list[str] | None] = {}
+        self._tops: dict[str, str | None] = {}
+        self._dirs: dict[str, Listing] = {}
+        self._linked: dict[str, frozenset[str]] = {}  # dir -> names in it that are symlinks
         self._exists: dict[str, bool] = {}
+        self._by_depth: list[str] | None = None
         self.root_checks: dict[str, tuple[str, bool]] = {}  # every candidate root asked about: (resolved, is a dir)
         for r in roots:
             self.add_root(r)
@@ -143,8 +155,9 @@ class ModuleFinder:
         cand = str(r)
         r = r.resolve()
         is_dir = r.is_dir()
-        self.root_checks[cand] = (str(r), is_dir)
-        if r in self.roots or not is_dir:
+        resolved = str(r)
+        self.root_checks[cand] = (resolved, is_dir)
+        if resolved in self.roots or not is_dir:
             return False
         try:
             rel = r.relative_to(self.root)
@@ -152,55 +165,79 @@ class ModuleFinder:
             return False  # outside the project: not first-party
         if any(part in IGNORED_DIRS for part in rel.parts):
             return False  # a virtualenv, site-packages or build output is never first-party
-        self.roots.append(r)
+        self.roots.append(resolved)
+        self._by_depth = None
         self._memo.clear()
         self._tops.clear()
         self._exists.clear()  # listings stay valid: they do not depend on the roots
         return True
 
-    def _listing(self, d: Path) -> Listing:
+    def _listing(self, d: str) -> Listing:
         """Files and subdirectories of ``d``, read once: imports ask about the same dirs thousands of times."""
         hit = self._dirs.get(d)
         if hit is None:
-            hit = self._dirs[d] = scan_dir(str(d))
+            hit = self._dirs[d] = scan_dir(d)
         return hit
 
     def listings(self) -> dict[str, Listing]:
         """Every directory listing consulted so far (the evidence a cached graph depends on)."""
-        return {str(d): v for d, v in self._dirs.items()}
+        return dict(self._dirs)
 
-    def _has_python(self, d: Path, depth: int = 2) -> bool:
+    def is_real(self, path: str) -> bool:
+        """True when ``path`` (a file this finder returned) is its own real path: no part below its root is a symlink.
+
+        Every directory on the way was listed, and listings name their symlinks; False means "ask realpath".
+        """
+        for r in self.roots:
+            prefix = r if r.endswith("/") else r + "/"
+            if path.startswith(prefix):
+                d = r
+                for name in path[len(prefix):].split("/"):
+                    if d not in self._dirs:
+                        return False
+                    linked = self._linked.get(d)
+                    if linked is None:
+                        linked = self._linked[d] = frozenset(n for n, _ in self._dirs[d][2])
+                    if name in linked or name in ("", ".", ".."):
+                        return False
+                    d = _join(d, name)
+                return True
+        return False
+
+    def _has_python(self, d: str, depth: int = 2) -> bool:
         files, dirs, _ = self._listing(d)
         if any(os.path.splitext(f)[1] in {".py", ".pyi"} for f in files):
             return True
         if depth > 1:
             for name in sorted(dirs):
-                if name not in IGNORED_DIRS and name.isidentifier() and self._has_python(d / name, depth - 1):
+                if name not in IGNORED_DIRS and name.isidentifier() and self._has_python(_join(d, name), depth - 1):
                     return True
         return False
 
-    def _is_file(self, d: Path, name: str) -> bool:
+    def _is_file(self, d: str, name: str) -> bool:
         return name in self._listing(d)[0]
 
-    def _is_dir(self, d: Path, name: str) -> bool:
+    def _is_dir(self, d: str, name: str) -> bool:
         return name in self._listing(d)[1]
 
-    def _locate_top(self, top: str) -> Path | None:
-        if top not in self._tops:
-            self._tops[top] = self._find_top(top)
-        return self._tops[top]
+    def _locate_top(self, top: str) -> str | None:
+        try:
+            return self._tops[top]
+        except KeyError:
+            found = self._tops[top] = self._find_top(top)
+            return found
 
-    def _find_top(self, top: str) -> Path | None:
+    def _find_top(self, top: str) -> str | None:
         if not top.isidentifier() or top in IGNORED_DIRS:
             return None
         # Regular modules and packages win over namespace portions (PEP 420).
         for r in self.roots:
             if self._is_file(r, f"{top}.py"):
-                return r / f"{top}.py"
-            if self._is_dir(r, top) and self._is_file(r / top, "__init__.py"):
-                return r / top
+                return _join(r, f"{top}.py")
+            if self._is_dir(r, top) and self._is_file(_join(r, top), "__init__.py"):
+                return _join(r, top)
         for r in self.roots:
-            d = r / top
+            d = _join(r, top)
             if self._is_dir(r, top) and self._has_python(d):
                 return d
         return None
@@ -211,40 +248,49 @@ class ModuleFinder:
 
     def files_for(self, dotted: str) -> list[Path] | None:
         """Files executed by importing ``dotted`` (parents' ``__init__`` first); None if not first-party."""
-        if dotted in self._memo:
+        files = self.file_paths(dotted)
+        return None if files is None else [Path(f) for f in files]
+
+    def file_paths(self, dotted: str) -> list[str] | None:
+        """:meth:`files_for`, as strings."""
+        try:
             return self._memo[dotted]
+        except KeyError:
+            pass
         parts = dotted.split(".")
         top = self._locate_top(parts[0])
-        result: list[Path] | None
+        result: list[str] | None
         if top is None:
             result = None
         else:
-            files: list[Path] = []
+            files: list[str] = []
             current = top
-            is_module = current.suffix == ".py"
+            is_module = current.endswith(".py")
             for i, part in enumerate(parts):
                 if i > 0:
                     if is_module:
                         break  # attribute of a module, not a submodule
                     if self._is_file(current, f"{part}.py"):
-                        current, is_module = current / f"{part}.py", True
+                        current, is_module = _join(current, f"{part}.py"), True
                     elif part.isidentifier() and self._is_dir(current, part):
-                        current = current / part
+                        current = _join(current, part)
                     else:
                         break
                 if is_module:
                     files.append(current)
                 elif self._is_file(current, "__init__.py"):
-                    files.append(current / "__init__.py")
+                    files.append(_join(current, "__init__.py"))
             result = files
         self._memo[dotted] = result
         return result
 
     def module_exists(self, dotted: str) -> bool:
         """True when ``dotted`` names an existing first-party module or package."""
-        if dotted not in self._exists:
-            self._exists[dotted] = self._module_exists(dotted)
-        return self._exists[dotted]
+        try:
+            return self._exists[dotted]
+        except KeyError:
+            found = self._exists[dotted] = self._module_exists(dotted)
+            return found
 
     def _module_exists(self, dotted: str) -> bool:
         parts = dotted.split(".")
@@ -252,21 +298,42 @@ class ModuleFinder:
         if top is None:
             return False
         current = top
-        is_module = current.suffix == ".py"
+        is_module = current.endswith(".py")
         for part in parts[1:]:
             if is_module:
                 return False
             if self._is_file(current, f"{part}.py"):
-                current, is_module = current / f"{part}.py", True
+                current, is_module = _join(current, f"{part}.py"), True
             elif self._is_dir(current, part):
-                current = current / part
+                current = _join(current, part)
             else:
                 return False
         return True
 
-    def module_name(self, path: Path) -> tuple[str, str | None]:
+    def module_name(self, path: Path | str) -> tuple[str, str | None]:
         """Dotted name and package of a first-party file, from the deepest root it lies under (src/ beats the root)."""
-        for r in sorted(self.roots, key=lambda root: len(root.parts), reverse=True):
+        if self._by_depth is None:
+            self._by_depth = sorted(self.roots, key=lambda root: len(Path(root).parts), reverse=True)
+        p = str(path)
+        for r in self._by_depth:
+            prefix = r if r.endswith("/") else r + "/"
+            if not p.startswith(prefix) or p == prefix:
+                continue
+            parts = p[len(prefix):].split("/")
+            if "" in parts or "." in parts:  # not a normalised path: let pathlib decide
+                return self._module_name_path(Path(p))
+            last = parts[-1]
+            dot = last.rfind(".")
+            if 0 < dot < len(last) - 1:
+                parts[-1] = last[:dot]  # Path.with_suffix("")
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+                return ".".join(parts), ".".join(parts)
+            return ".".join(parts), ".".join(parts[:-1]) or None
+        return self._module_name_path(Path(p))
+
+    def _module_name_path(self, path: Path) -> tuple[str, str | None]:
+        for r in sorted(self.roots, key=lambda root: len(Path(root).parts), reverse=True):
             try:
                 rel = path.relative_to(r)
             except ValueError:
@@ -317,7 +384,7 @@ def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
 
 
 def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int) -> ParsedSource | tuple[str, str]:
-    """Worker: read and parse one file; errors come back as (message, hint)."""
+    """Read and parse one file; errors come back as (message, hint)."""
     from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, check_size
 
     try:
@@ -331,6 +398,17 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int)
         return (exc.message, exc.hint)
     except OSError as exc:
         return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions")
+
+
+def _parse_batch(jobs: list[tuple[str, str]], allow_unparseable: bool, max_bytes: int) -> list[ParsedSource | tuple[str, str]]:
+    """Worker: parse several files (one round trip for a batch)."""
+    return [_parse_job(abs_path, rel, allow_unparseable, max_bytes) for abs_path, rel in jobs]
+
+
+def _worker_init() -> None:
+    import gc
+
+    gc.disable()  # a short-lived parser makes no reference cycles worth collecting; ASTs are trees
 
 
 def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int) -> ParsedSource:
@@ -351,7 +429,12 @@ def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_byte
 
 
 class Parser:
-    """Parses files, in parallel when there are many, through a content-hash cache."""
+    """Parses files through a content-hash cache; on a big cold run, in worker processes *and* in this one.
+
+    Cache misses queue in a backlog. Once there are a few, a process pool starts; the pool is kept
+    fed with small batches while this process parses from the other end of the backlog whenever it
+    has no finished result to hand back, so every core parses.
+    """
 
     def __init__(self, cache: dict[tuple[str, str], ParsedSource] | None, *, allow_unparseable: bool, max_bytes: int) -> None:
         self.cache = cache if cache is not None else {}
@@ -359,12 +442,14 @@ class Parser:
         self.allow = allow_unparseable
         self.max_bytes = max_bytes
         self._pool: cf.ProcessPoolExecutor | None = None
-        self._pending: dict[cf.Future[ParsedSource | tuple[str, str]], tuple[str, str]] = {}
+        self._workers = 0
+        self._pending: dict[cf.Future[list[ParsedSource | tuple[str, str]]], list[tuple[str, str]]] = {}
+        self._backlog: deque[tuple[str, str, tuple[str, str]]] = deque()
         self._ready: list[ParsedSource] = []
         self.key_salt = f"{int(allow_unparseable)}:{max_bytes}"
         self._misses = 0
 
-    def submit(self, abs_path: Path, rel: str, digest: str) -> None:
+    def submit(self, abs_path: Path | str, rel: str, digest: str) -> None:
         """Queue a file for parsing; cached results are ready at once."""
         key = (rel, f"{digest}:{self.key_salt}")
         hit = self.cache.get(key)
@@ -379,13 +464,24 @@ class Parser:
             import sys
 
             ctx = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
-            self._pool = cf.ProcessPoolExecutor(max_workers=min(os.cpu_count() or 2, 8), mp_context=ctx)
+            self._workers = min(os.cpu_count() or 2, 8)
+            self._pool = cf.ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx, initializer=_worker_init)
         if self._pool is None:
             result = _parse_job(str(abs_path), rel, self.allow, self.max_bytes)
             self._accept(result, key)
             return
-        fut = self._pool.submit(_parse_job, str(abs_path), rel, self.allow, self.max_bytes)
-        self._pending[fut] = key
+        self._backlog.append((str(abs_path), rel, key))
+        self._feed()
+
+    def _feed(self) -> None:
+        """Keep every worker busy with a batch in hand and one queued, leaving the rest of the backlog here."""
+        assert self._pool is not None
+        backlog = self._backlog
+        while backlog and len(self._pending) < 2 * self._workers:
+            size = max(1, min(_BATCH_MAX, len(backlog) // (3 * self._workers)))
+            batch = [backlog.popleft() for _ in range(size)]
+            fut = self._pool.submit(_parse_batch, [(a, r) for a, r, _ in batch], self.allow, self.max_bytes)
+            self._pending[fut] = [k for _, _, k in batch]
 
     def _accept(self, result: ParsedSource | tuple[str, str], key: tuple[str, str]) -> None:
         if isinstance(result, tuple):
@@ -394,24 +490,37 @@ class Parser:
         self.used[key] = result
         self._ready.append(result)
 
+    def _collect(self, done: Iterable[cf.Future[list[ParsedSource | tuple[str, str]]]]) -> None:
+        for fut in sorted(done, key=lambda f: self._pending[f]):
+            keys = self._pending.pop(fut)
+            for result, key in zip(fut.result(), keys):
+                self._accept(result, key)
+        if self._pool is not None:
+            self._feed()
+
     def results(self) -> Iterable[ParsedSource]:
         """Yield parsed files as they complete, until nothing is queued."""
-        while self._ready or self._pending:
+        while self._ready or self._pending or self._backlog:
             while self._ready:
                 yield self._ready.pop()
-            if self._pending:
+            done = [f for f in self._pending if f.done()]
+            if done:
+                self._collect(done)
+            elif self._backlog:
+                abs_path, rel, key = self._backlog.pop()  # parse here rather than wait
+                self._accept(_parse_job(abs_path, rel, self.allow, self.max_bytes), key)
+            elif self._pending:
                 import concurrent.futures as cf
 
-                done, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
-                for fut in sorted(done, key=lambda f: self._pending[f]):
-                    key = self._pending.pop(fut)
-                    self._accept(fut.result(), key)
+                finished, _ = cf.wait(list(self._pending), return_when=cf.FIRST_COMPLETED)
+                self._collect(finished)
 
     def close(self) -> None:
         """Stop worker processes."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._backlog.clear()
 
 
 def trace(
@@ -447,35 +556,38 @@ def trace(
     unparsed: set[str] = set()
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
-    raw_seen: set[Path] = set()
+    raw_seen: set[str] = set()
     digests: dict[str, str] = {}
     stamps: dict[str, FileStamp | None] = {}
+    root_s = str(root)
+    root_prefix = root_s if root_s.endswith("/") else root_s + "/"
 
-    def enqueue(p: Path, module: str | None = None, package: str | None = None) -> None:
+    def enqueue(p: str, module: str | None = None, package: str | None = None) -> None:
         if p in raw_seen:
             return  # the common case: a module imported from many files
         raw_seen.add(p)
-        try:
-            rel = p.resolve().relative_to(root).as_posix()
-        except ValueError:
+        # Files the finder built from listings without symlinks are already real: skip realpath's lstat per part.
+        real = p if finder.is_real(p) else str(Path(p).resolve())
+        if not real.startswith(root_prefix):
             return
+        rel = real[len(root_prefix):]
         if rel in seen:
             return
         seen.add(rel)
         if module is None:
-            module, package = finder.module_name(p.resolve())
+            module, package = finder.module_name(real)
         names[rel] = (module, package)
         try:
             if evidence is not None:
-                stamps[str(p)] = file_stamp(str(p))  # before the read: a later change shows in the stat
-            digest = read_digest(p)
+                stamps[p] = file_stamp(p)  # before the read: a later change shows in the stat
+            digest = read_digest(Path(p))
         except OSError as exc:
             raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
-        digests[str(p)] = digest
+        digests[p] = digest
         parser.submit(p, rel, digest)
 
     def follow(dotted: str, site: RawImport, path: str) -> bool:
-        files = finder.files_for(dotted)
+        files = finder.file_paths(dotted)
         if files is None:
             return False
         for f in files:
@@ -509,7 +621,7 @@ def trace(
             return
         top = imp.module.split(".")[0]
         if finder.is_first_party(top):
-            if top in finder.virtual and finder.files_for(top) is None:
+            if top in finder.virtual and finder.file_paths(top) is None:
                 return
             follow(imp.module, imp, path)
             for n in imp.names:
@@ -530,10 +642,10 @@ def trace(
         for m in modules:
             third.add(ImportSite(m, loc, imp.optional, imp.type_checking))
 
-    enqueue(entry_abs, entry.module, entry.package)
+    enqueue(str(entry_abs), entry.module, entry.package)
     if entry.package:
         # `python -m pkg.mod` runs the parent packages' __init__ first.
-        for init in finder.files_for(entry.package) or []:
+        for init in finder.file_paths(entry.package) or []:
             enqueue(init)
     try:
         while True:
