@@ -20,10 +20,10 @@ from packaging.utils import canonicalize_name
 
 from slimbuild import __version__, manifest
 from slimbuild.config import Settings
-from slimbuild.context import ContextFile, collect_project_files, validate_context_tar, write_context_tar
+from slimbuild.context import ContextFile, collect_project_files, is_sensitive, validate_context_tar, write_context_tar
 from slimbuild.engine import Engine, ProgressEvent
-from slimbuild.errors import BuildFailed, ConfigError
-from slimbuild.lock import Lock, LockedDist
+from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
+from slimbuild.lock import Lock, LockedDist, index_sources_and_warnings
 from slimbuild.notebook import notebook_script
 from slimbuild.paths import cache_dir
 from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
@@ -115,8 +115,14 @@ def source_date_epoch(env: Mapping[str, str], git: Mapping[str, object] | None) 
 
 def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
     """The base pinned by digest (or a local image's id, with a warning): (reference, local_only, warnings)."""
-    if "@sha256:" in reference:
+    if "@sha256:" in reference or reference.startswith("sha256:"):
         return reference, False, ()
+    last = reference.rsplit("/", 1)[-1]
+    if ":" not in last or last.rsplit(":", 1)[1] == "latest":
+        raise PolicyViolation(
+            f"base image {reference!r} names no tag or 'latest': what it is changes under you (D4)",
+            hint="pin a tag, e.g. python:3.11-slim, or a digest name:tag@sha256:<digest>",
+        )
     if engine is None:
         raise ConfigError(
             f"base image {reference!r} is not pinned by digest and no engine is available to resolve it",
@@ -155,6 +161,17 @@ def prepare_build(
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine."""
     env = os.environ if env is None else env
     outcomes = lock(settings, requested, locked=locked, env=env)
+    if any(not o.lock.sources for o in outcomes):
+        # a lock that was up to date did not run pip: record the index sources all the same (G8)
+        index_sources, index_warnings = index_sources_and_warnings(env)
+        outcomes = tuple(
+            o
+            if o.lock.sources
+            else replace(
+                o, lock=replace(o.lock, sources=index_sources), warnings=tuple(dict.fromkeys((*o.warnings, *index_warnings)))
+            )
+            for o in outcomes
+        )
     target = target_of(settings)
     cache = cache_dir(env)
     pip_lock = Lock(dists=(PIP_WHEEL,), target=target, inputs_sha256=None, text="")
@@ -172,7 +189,8 @@ def prepare_build(
         entry = resolve_entrypoint(settings.root, name, spec)
         launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
         sources = [f for f in a.files if not f.endswith(".ipynb")]
-        project_files, excluded = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix="app/")
+        project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix="app/")
+        excluded = sensitive_names(settings.root)
         extra: list[ContextFile] = []
         if entry.kind == "notebook":
             nb_bytes = (settings.root / entry.path).read_bytes()
@@ -247,6 +265,28 @@ def prepare_build(
             )
         )
     return tuple(prepared)
+
+
+_SKIP_WALK = frozenset({".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache"})
+
+
+def sensitive_names(root: Path, limit: int = 200) -> tuple[str, ...]:
+    """Secret-like files and dirs in the project, by relative name only (B5: listed, never read, never shipped)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel = "" if rel_dir == "." else f"{rel_dir}/"
+        keep = []
+        for d in sorted(dirnames):
+            if is_sensitive(f"{rel}{d}"):
+                found.append(f"{rel}{d}/")
+            elif d not in _SKIP_WALK:
+                keep.append(d)
+        dirnames[:] = keep
+        found.extend(f"{rel}{f}" for f in sorted(filenames) if is_sensitive(f"{rel}{f}"))
+        if len(found) >= limit:
+            break
+    return tuple(sorted(found)[:limit])
 
 
 def _digest_path(path: Path | None) -> bytes:
@@ -349,9 +389,10 @@ def _build_one(
         entrypoint={"name": a.entrypoint_name, "path": a.entrypoint, "argv": list(inputs.plan.entrypoint)},
         unparsed=list(a.unparsed),
         unresolved_dynamic=[str(loc) for loc in a.dynamic_unresolved],
-        audit=None if inputs.outcome.audit is None else [
-            {"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)}
-            for v in inputs.outcome.audit
+        audit=None
+        if inputs.outcome.audit is None
+        else [
+            {"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in inputs.outcome.audit
         ],
     )
     embedded = manifest.manifest_bytes(pre)

@@ -15,6 +15,7 @@ import re
 import sys
 import token
 import tokenize
+from collections import deque
 from collections.abc import Iterator
 
 from slimbuild.errors import AnalysisError
@@ -321,7 +322,7 @@ class _Visitor:
     def _exprs(self, root: ast.AST, optional: bool, type_checking: bool) -> None:
         if not self.scan_exprs:
             return  # the text names nothing an expression could matter for: skip the walk
-        for node in ast.walk(root):
+        for node in ast.walk(root) if self.lines is None else self._walk_relevant(root):
             if isinstance(node, ast.Call):
                 self._call(node, optional, type_checking)
             elif isinstance(node, ast.Attribute) and node.attr in RUNTIME_HINTS:
@@ -332,6 +333,38 @@ class _Visitor:
                 if value in {"pyarrow", "fastparquet", "openpyxl", "xlsxwriter", "odf", "pyxlsb", "calamine"}:
                     assert value is not None
                     self.hints.append((self._loc(node.value), value, f'engine="{value}" loads {value} at run time'))
+
+    def _walk_relevant(self, root: ast.AST) -> Iterator[ast.AST]:
+        """``ast.walk`` (same order) without the subtrees that span no trigger line.
+
+        Every node the walk acts on spells a trigger word inside its own span (a call's name,
+        ``sys``, an attribute, ``engine=``), so a subtree whose lines name none holds nothing.
+        Inside f-strings (whose inner positions older Pythons get wrong) nothing is skipped.
+        """
+        lines = self.lines
+        assert lines is not None
+        n = len(lines)
+        todo: deque[tuple[ast.AST, bool]] = deque([(root, True)])
+        pop, push = todo.popleft, todo.append
+        while todo:
+            node, prune = pop()
+            if prune:
+                start = getattr(node, "lineno", None)
+                if start is not None:
+                    i = bisect.bisect_left(lines, start)
+                    if i == n or lines[i] > (getattr(node, "end_lineno", None) or start):
+                        continue
+                if isinstance(node, ast.JoinedStr):
+                    prune = False
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    push((value, prune))
+                elif isinstance(value, list):
+                    for item in value:
+                        if isinstance(item, ast.AST):
+                            push((item, prune))
+            yield node
 
     def _call(self, node: ast.Call, optional: bool, type_checking: bool) -> None:
         func = node.func

@@ -60,7 +60,8 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from slimbuild.errors import ConfigError, ResolutionError
+from slimbuild.errors import ConfigError, ResolutionError, SlimbuildError
+from slimbuild.paths import atomic_write
 
 __all__ = [
     "Lock",
@@ -571,7 +572,8 @@ def pip_sources(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, ..
     return {k: tuple(v) for k, v in found.items()}
 
 
-def _sources_and_warnings(env: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def index_sources_and_warnings(env: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Index URLs and find-links pip will use (credentials masked), and the dependency-confusion warning."""
     config = pip_sources(env)
     no_index = bool(config.get("no-index")) and config["no-index"][0].lower() in (
         "1",
@@ -667,7 +669,7 @@ def compile_lock(
     findings (C6) are returned in ``Lock.warnings``.
     """
     digest = inputs_digest(requirements, target)
-    sources, warnings = _sources_and_warnings(env)
+    sources, warnings = index_sources_and_warnings(env)
     with tempfile.TemporaryDirectory(prefix="slimbuild-lock-") as tmp:
         work = Path(tmp)
         (work / "requirements.in").write_text("".join(f"{r.strip()}\n" for r in requirements if r.strip()), encoding="utf-8")
@@ -716,6 +718,10 @@ def check_compile_warnings(output: str) -> None:
 
 def _raise_compile_failure(run: PipRun, down: Sequence[tuple[str, str]], target: Target) -> None:
     lines = _relevant_lines(run.output)
+    if "No space left on device" in run.output:  # E12: not a resolution problem (exit 70, not 4)
+        raise SlimbuildError(
+            "no space left on device while locking", hint="free space in the temp dir ($TMPDIR); the previous lock is kept"
+        )
     if down:
         url, reason = down[0]
         raise ResolutionError(
@@ -738,25 +744,5 @@ def _raise_compile_failure(run: PipRun, down: Sequence[tuple[str, str]], target:
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    """Write the lock atomically (temp file in the same dir, fsync, os.replace)."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(lock.text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the replace is still atomic
-    finally:
-        os.close(dir_fd)
+    """Write the lock atomically, readable by all (it is meant to be committed)."""
+    atomic_write(Path(path), lock.text.encode("utf-8"), 0o644)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,23 @@ def test_F4_installers_pruned_unless_needed() -> None:
     assert "pip" in pruned and "setuptools" in pruned and "pkg_resources" in pruned
     kept = make_plan(**common, needed=["setuptools", "pkg_resources"]).prune  # type: ignore[arg-type]
     assert "setuptools" not in kept and "pkg_resources" not in kept and "pip" in kept
+
+
+def test_B5_sensitive_files_are_listed_by_name_only(tmp_path: Path) -> None:
+    from slimbuild.build import sensitive_names
+
+    for rel in [".env", "conf/credentials.json", "keys/id_rsa", ".git/config", "src/app.py", ".venv/lib/x.pem"]:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("secret-token-123")
+    assert sensitive_names(tmp_path) == (".env", ".git/", "conf/credentials.json", "keys/id_rsa")
+
+
+def test_D4_latest_or_untagged_base_is_a_policy_violation() -> None:
+    from slimbuild.build import resolve_base
+    from slimbuild.errors import PolicyViolation
+
+    for ref in ["python:latest", "python", "registry.example:5000/team/python"]:
+        with pytest.raises(PolicyViolation):
+            resolve_base(None, ref)
+    assert resolve_base(None, "python:3.11-slim@sha256:" + "a" * 64)[0].endswith("a" * 64)
