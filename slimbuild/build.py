@@ -223,6 +223,7 @@ def prepare_build(
             pyc=settings.pyc,
             template=settings.template,
             needed=needed,
+            healthcheck=settings.healthcheck,
         )
         template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
         if template_dir is not None and not template_dir.is_absolute():

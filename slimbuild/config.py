@@ -45,6 +45,7 @@ class Settings:
     pyc: bool = True  # hash-based .pyc: start-up 0.7 s vs 1.5-2.2 s without (scripts/spike/NOTES.md)
     allow_sdist: tuple[str, ...] = ()
     audit: bool = False
+    healthcheck: tuple[str, ...] = ()
     config_file: str = ""
 
 
@@ -69,6 +70,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "pyc": ("pyc", bool),
     "allow-sdist": ("allow_sdist", list),
     "audit": ("audit", bool),
+    "healthcheck": ("healthcheck", list),
 }
 
 

@@ -121,6 +121,7 @@ def make_plan(
     pyc: bool,
     template: str,
     needed: Iterable[str],
+    healthcheck: Sequence[str] = (),
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -138,4 +139,5 @@ def make_plan(
         pyc=pyc,
         prune=prune,
         template=template,
+        healthcheck=tuple(healthcheck),
     )

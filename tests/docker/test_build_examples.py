@@ -73,3 +73,26 @@ def test_example_builds_runs_and_is_slim(name: str, built: Callable[[str], dict]
     assert config["User"] == "10001:10001"
     assert {d["name"] for d in doc["distributions"]}.isdisjoint(set(absent))
     assert image["added_bytes"] > 0
+
+
+def test_distroless_template_builds_and_runs_with_a_healthcheck(
+    engine: DockerEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., Run]
+) -> None:
+    # No distroless image can be pulled here: the same Debian base stands in for the shell-less runtime.
+    monkeypatch.setenv("SLIMBUILD_CACHE", str(SHARED_CACHE))
+    root = tmp_path / "churn"
+    shutil.copytree(REPO / "examples" / "src-package", root)
+    with (root / "pyproject.toml").open("a") as fh:
+        fh.write('healthcheck = ["/usr/bin/python3", "-c", "pass"]\n')
+    run = run_cli("build", str(root), "--base-image", BASE_IMAGE, "--template", "distroless", "--json")
+    assert run.code == OK, run.err
+    (image,) = json.loads(run.out)["images"]
+    try:
+        config = engine.inspect_image(image["image_id"])["Config"]
+        assert config["Healthcheck"]["Test"] == ["CMD", "/usr/bin/python3", "-c", "pass"]
+        assert config["User"] == "10001:10001"
+        doc = json.loads(Path(image["manifest"]).read_text())
+        assert doc["template"]["name"] == "distroless" and all(s["ok"] for s in doc["smoke"])
+    finally:
+        for tag in image["tags"]:
+            engine.client.remove_image(tag, force=True)
