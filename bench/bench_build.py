@@ -49,7 +49,10 @@ PY = sys.executable
 EXAMPLE = REPO / "examples" / "kitchen-sink"
 BASE = os.environ.get("SLIMBUILD_BENCH_BASE", "slimbuild-test/debian-python:bookworm")
 BENCH_CACHE = Path(os.environ.get("SLIMBUILD_BENCH_CACHE", Path.home() / ".cache" / "slimbuild-bench"))
-WHEELHOUSE = BENCH_CACHE / "build-wheels"
+# The image's Python (bookworm: 3.11.2) is older than the host's: the wheelhouse is fetched for the image's
+# version, glibc and ABI, or pip would pick wheels whose Requires-Python excludes it (soupsieve needs >= 3.11.5).
+TARGET_PY = os.environ.get("SLIMBUILD_BENCH_TARGET_PY", "3.11.2")
+WHEELHOUSE = BENCH_CACHE / f"build-wheels-cp{TARGET_PY.replace('.', '')}"
 SB_CACHE = os.environ.get("SLIMBUILD_CACHE", str(Path.home() / ".cache" / "slimbuild-test-cache"))
 NAIVE_REPO = "slimbuild-bench/naive-kitchen-sink"
 PROJECT_NAME = "bench-kitchen-sink"  # the slim image repository is slimbuild/<project dir name>
@@ -65,7 +68,7 @@ COPY wheels/ /wheels/
 COPY app/ /app/
 WORKDIR /app
 RUN python3 -m venv --without-pip /opt/venv && \\
-    /opt/venv/bin/python /wheels/pip-*.whl/pip install --no-index --find-links /wheels -r requirements.txt
+    /opt/venv/bin/python /wheels/{pip_wheel}/pip install --no-index --find-links /wheels -r requirements.txt
 ENV PATH=/opt/venv/bin:$PATH
 CMD ["/opt/venv/bin/python", "/app/train.py"]
 """
@@ -343,6 +346,9 @@ def ensure_wheelhouse(env: dict[str, str]) -> dict[str, Any]:
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
         log(f"downloading the full declared set's wheels into {WHEELHOUSE} (tensorflow is large)")
         r = run([PY, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(WHEELHOUSE),
+                 "--python-version", TARGET_PY, "--implementation", "cp", "--abi", "cp311",
+                 *[a for v in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{v}_x86_64")],
+                 "--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64", "--platform", "manylinux1_x86_64",
                  "-r", str(EXAMPLE / "requirements.txt"), "pip"], env=env)
         if r["rc"] != 0:
             sys.exit(f"pip download failed: {r['stderr'][-2000:]}")
@@ -381,7 +387,8 @@ def prepare(work: Path) -> dict[str, Path]:
             os.link(whl, naive / "wheels" / whl.name)
         except OSError:
             shutil.copy2(whl, naive / "wheels" / whl.name)
-    (naive / "Dockerfile").write_text(NAIVE_DOCKERFILE.format(base=BASE))
+    pip_wheel = next(WHEELHOUSE.glob("pip-*.whl")).name
+    (naive / "Dockerfile").write_text(NAIVE_DOCKERFILE.format(base=BASE, pip_wheel=pip_wheel))
     return {"slim": slim, "nopyc": nopyc, "naive": naive}
 
 

@@ -69,6 +69,16 @@ def check_size(size: int, path: str, max_bytes: int, what: str = "Python source"
 # sys.path edit (the name ``sys``), engine keyword or runtime hint: statements spanning no line that
 # names one are not walked.
 _LINE_TRIGGERS = ("import", "sys", "engine", *sorted(RUNTIME_HINTS))
+
+def _group_triggers(words: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        prefix = next((p for p in ("read_", "to_") if word.startswith(p)), word)
+        groups.setdefault(prefix, []).append(word)
+    return tuple((prefix, tuple(ws)) for prefix, ws in groups.items())
+
+
+_TRIGGER_GROUPS = _group_triggers(_LINE_TRIGGERS)
 # Expressions matter only for dynamic imports, sys.path edits and runtime hints; a file whose text names none
 # of these is not walked expression by expression (the hot path). Plain substrings, found by str.find.
 _EXPR_WORDS = ("import_module", "__import__", ".append", ".insert", "engine", *sorted(RUNTIME_HINTS))
@@ -85,11 +95,14 @@ def relevant_lines(text: str) -> list[int] | None:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # the tokenizer's line ends
     positions: list[int] = []
-    for word in _LINE_TRIGGERS:
-        i = text.find(word)
-        while i >= 0:
-            positions.append(i)
-            i = text.find(word, i + len(word))
+    for prefix, words in _TRIGGER_GROUPS:
+        if prefix not in text:
+            continue  # one scan rules out the whole group (most texts name no pandas reader or writer)
+        for word in words:
+            i = text.find(word)
+            while i >= 0:
+                positions.append(i)
+                i = text.find(word, i + len(word))
     positions.sort()
     lines: list[int] = []
     line, pos = 1, 0
