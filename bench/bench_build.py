@@ -345,11 +345,35 @@ def ensure_wheelhouse(env: dict[str, str]) -> dict[str, Any]:
     if not marker.exists():
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
         log(f"downloading the full declared set's wheels into {WHEELHOUSE} (tensorflow is large)")
-        r = run([PY, "-m", "pip", "download", "--only-binary", ":all:", "--dest", str(WHEELHOUSE),
-                 "--python-version", TARGET_PY, "--implementation", "cp", "--abi", "cp311",
-                 *[a for v in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{v}_x86_64")],
-                 "--platform", "manylinux2014_x86_64", "--platform", "manylinux2010_x86_64", "--platform", "manylinux1_x86_64",
-                 "-r", str(EXAMPLE / "requirements.txt"), "pip"], env=env)
+        r = run(
+            [
+                PY,
+                "-m",
+                "pip",
+                "download",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                str(WHEELHOUSE),
+                "--python-version",
+                TARGET_PY,
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                *[a for v in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{v}_x86_64")],
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux2010_x86_64",
+                "--platform",
+                "manylinux1_x86_64",
+                "-r",
+                str(EXAMPLE / "requirements.txt"),
+                "pip",
+            ],
+            env=env,
+        )
         if r["rc"] != 0:
             sys.exit(f"pip download failed: {r['stderr'][-2000:]}")
         info["download_wall_s"] = r["wall_s"]
@@ -392,15 +416,21 @@ def prepare(work: Path) -> dict[str, Path]:
     return {"slim": slim, "nopyc": nopyc, "naive": naive}
 
 
-def slim_build(env: dict[str, str], project: Path, work: Path, label: str, *, nocache: bool = False,
-               extra: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def slim_build(
+    env: dict[str, str], project: Path, work: Path, label: str, *, nocache: bool = False, extra: list[str] = ()
+) -> dict[str, Any]:  # type: ignore[assignment]
     rec_path = work / f"timing-{label}.json"
     args = ["build", str(project), "--base-image", BASE, "--json", *extra]
     cmd = [PY, str(Path(__file__).resolve()), "--_timed-slimbuild", str(rec_path)]
     cmd += ["--nocache"] if nocache else []
-    r = run(cmd + ["--", *args], env=env)
-    out: dict[str, Any] = {"label": label, "command": f"SLIMBUILD_CACHE={SB_CACHE} PYTHONPATH={REPO} python3 -m slimbuild " + " ".join(args),
-                           "wall_s": r["wall_s"], "rc": r["rc"], "nocache_forced": nocache}
+    r = run([*cmd, "--", *args], env=env)
+    out: dict[str, Any] = {
+        "label": label,
+        "command": f"SLIMBUILD_CACHE={SB_CACHE} PYTHONPATH={REPO} python3 -m slimbuild " + " ".join(args),
+        "wall_s": r["wall_s"],
+        "rc": r["rc"],
+        "nocache_forced": nocache,
+    }
     if r["rc"] != 0:
         out["stderr_tail"] = r["stderr"][-3000:]
         log(f"slimbuild build {label} failed rc={r['rc']}: {r['stderr'][-1500:]}")
@@ -412,15 +442,19 @@ def slim_build(env: dict[str, str], project: Path, work: Path, label: str, *, no
     parsed = parse_classic_log(lines)
     b0, b1 = rec["builds"][0]
     runs = rec["runs"]
-    out.update({
-        "engine_build_s": round(b1 - b0, 3),  # DockerEngine.build: context upload + engine build
-        "before_engine_s": round(b0 - r["t0"], 3),  # process start, analysis, lock check, render, context tar
-        "smoke_run_s": round(sum(e - s for s, e in runs), 3),
-        "after_engine_s": round(r["t1"] - b1, 3),  # smoke run, inspect, tag, manifest, exit
-        "context_upload_s": round(rec["context_last"] - rec["context_first"], 3) if rec.get("context_first") else None,
-        "steps": parsed["steps"], "cached_steps": parsed["cached_steps"], "cached_instr": parsed["cached_instr"],
-        "created_ids": parsed["created_ids"],
-    })
+    out.update(
+        {
+            "engine_build_s": round(b1 - b0, 3),  # DockerEngine.build: context upload + engine build
+            "before_engine_s": round(b0 - r["t0"], 3),  # process start, analysis, lock check, render, context tar
+            "smoke_run_s": round(sum(e - s for s, e in runs), 3),
+            "after_engine_s": round(r["t1"] - b1, 3),  # smoke run, inspect, tag, manifest, exit
+            "context_upload_s": round(rec["context_last"] - rec["context_first"], 3) if rec.get("context_first") else None,
+            "steps": parsed["steps"],
+            "cached_steps": parsed["cached_steps"],
+            "cached_instr": parsed["cached_instr"],
+            "created_ids": parsed["created_ids"],
+        }
+    )
     return out
 
 
@@ -454,7 +488,7 @@ def audit(image: str, hardened: bool = True) -> dict[str, Any]:
     r = run(cmd)
     for line in r["stdout"].splitlines():
         if line.startswith("@@AUDIT@@"):
-            doc = json.loads(line[len("@@AUDIT@@"):])
+            doc = json.loads(line[len("@@AUDIT@@") :])
             doc["train_output"] = [x for x in r["stdout"].splitlines() if not x.startswith("@@")]
             doc["command"] = " ".join(cmd[:-1]) + ' "<AUDIT_SCRIPT>"'
             return doc
@@ -472,7 +506,22 @@ def startup(images: dict[str, str], runs: int) -> dict[str, Any]:
             if i == 0:
                 res[name]["e2e_output"] = (r["stdout"] + r["stderr"]).strip()[-300:]
         for name, ref in images.items():
-            r = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", ref, "-c", STARTUP_SH, "sh", STARTUP_SCRIPT])
+            r = run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--entrypoint",
+                    "/bin/sh",
+                    ref,
+                    "-c",
+                    STARTUP_SH,
+                    "sh",
+                    STARTUP_SCRIPT,
+                ]
+            )
             for line in r["stdout"].splitlines():
                 if line.startswith("@@T@@"):
                     res[name]["inner"].append(json.loads(line[5:]))
@@ -483,7 +532,10 @@ def startup(images: dict[str, str], runs: int) -> dict[str, Any]:
     for name, d in res.items():
         inner = d["inner"]
         summary[name] = {
-            "e2e_median_s": med(d["e2e"]), "e2e_s": d["e2e"], "e2e_rc": d["e2e_rc"], "e2e_output": d.get("e2e_output"),
+            "e2e_median_s": med(d["e2e"]),
+            "e2e_s": d["e2e"],
+            "e2e_rc": d["e2e_rc"],
+            "e2e_output": d.get("e2e_output"),
             "interp_median_s": med([x["interp_s"] for x in inner]),
             "first_stmt_median_s": med([x["first_stmt_s"] for x in inner]),
             "first_stmt_s": [round(x["first_stmt_s"], 3) for x in inner],
@@ -497,8 +549,20 @@ def startup(images: dict[str, str], runs: int) -> dict[str, Any]:
 
 
 def count_dists(image: str) -> int | None:
-    r = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", image, "-c",
-             "ls -d /opt/venv/lib/python3*/site-packages/*.dist-info | wc -l"])
+    r = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+            image,
+            "-c",
+            "ls -d /opt/venv/lib/python3*/site-packages/*.dist-info | wc -l",
+        ]
+    )
     try:
         return int(r["stdout"].strip())
     except ValueError:
@@ -599,18 +663,28 @@ def main() -> int:
     base_size = int(base_info["Size"])
     images = Images(base_info["Id"])
 
-    res: dict[str, Any] = {"meta": {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": "python3 bench/bench_build.py " + " ".join(sys.argv[1:]),
-        "python": platform.python_version(), "cpus": os.cpu_count(), "engine": ver.stdout.strip(),
-        "storage_driver": client.info().get("Driver"), "base": BASE, "base_id": base_info["Id"],
-        "slimbuild_cache": SB_CACHE, "df": df, "loadavg_start": os.getloadavg(),
-    }}
+    res: dict[str, Any] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python3 bench/bench_build.py " + " ".join(sys.argv[1:]),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "engine": ver.stdout.strip(),
+            "storage_driver": client.info().get("Driver"),
+            "base": BASE,
+            "base_id": base_info["Id"],
+            "slimbuild_cache": SB_CACHE,
+            "df": df,
+            "loadavg_start": os.getloadavg(),
+        }
+    }
     res["wheelhouse"] = ensure_wheelhouse(env)
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     log(f"work dir {work}")
     try:
-        paths = prepare(work, )
+        paths = prepare(
+            work,
+        )
         # The lock is part of the project (committed in real life): make it once, outside every timing.
         lk = run([PY, "-m", "slimbuild", "lock", str(paths["slim"]), "--json"], env=env)
         res["lock"] = {"wall_s": lk["wall_s"], "rc": lk["rc"]}
@@ -619,7 +693,9 @@ def main() -> int:
         shutil.copy2(paths["slim"] / "slimbuild.lock", paths["nopyc"] / "slimbuild.lock")
         locked = dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (paths["slim"] / "slimbuild.lock").read_text(), re.M))
         wv = wheel_versions()
-        res["versions"] = {k: {"slim_lock": v, "naive_wheelhouse": wv.get(re.sub(r"[-_.]+", "-", k).lower())} for k, v in locked.items()}
+        res["versions"] = {
+            k: {"slim_lock": v, "naive_wheelhouse": wv.get(re.sub(r"[-_.]+", "-", k).lower())} for k, v in locked.items()
+        }
 
         # ---- 4. cold: no image of ours in the engine, builder cache pruned. No --no-cache: a forced no-cache build
         # leaves duplicate SHELL/ARG siblings on the base, and the classic builder then follows the newest one
@@ -673,14 +749,16 @@ def main() -> int:
             rb["naive"].append(nb)
             log(f"rebuild {i + 1}: naive {nb['wall_s']} s")
         ok_s = [x for x in rb["slim"] if x["rc"] == 0]
-        rb.update({
-            "slim_median_s": med([x["wall_s"] for x in ok_s]),
-            "slim_engine_median_s": med([x["engine_build_s"] for x in ok_s]),
-            "slim_before_engine_median_s": med([x["before_engine_s"] for x in ok_s]),
-            "slim_after_engine_median_s": med([x["after_engine_s"] for x in ok_s]),
-            "slim_smoke_median_s": med([x["smoke_run_s"] for x in ok_s]),
-            "naive_median_s": med([x["wall_s"] for x in rb["naive"] if x["rc"] == 0]),
-        })
+        rb.update(
+            {
+                "slim_median_s": med([x["wall_s"] for x in ok_s]),
+                "slim_engine_median_s": med([x["engine_build_s"] for x in ok_s]),
+                "slim_before_engine_median_s": med([x["before_engine_s"] for x in ok_s]),
+                "slim_after_engine_median_s": med([x["after_engine_s"] for x in ok_s]),
+                "slim_smoke_median_s": med([x["smoke_run_s"] for x in ok_s]),
+                "naive_median_s": med([x["wall_s"] for x in rb["naive"] if x["rc"] == 0]),
+            }
+        )
         res["rebuild"] = rb
 
         # ---- 6. --no-pyc

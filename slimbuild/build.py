@@ -36,7 +36,7 @@ from slimbuild.plan import (
     plan_launch,
     repository_name,
     rfc3339,
-    smoke_argv,
+    smoke_commands,
     smoke_imports,
 )
 from slimbuild.render import CONTEXT_LOCK, CONTEXT_WHEELS_DIR, BuildPlan, render_dockerfile, validate_dockerfile
@@ -224,6 +224,8 @@ def prepare_build(
             template=settings.template,
             needed=needed,
             healthcheck=settings.healthcheck,
+            strip_sources=settings.strip_sources,
+            keep_sources=settings.keep_sources,
         )
         template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
         if template_dir is not None and not template_dir.is_absolute():
@@ -245,9 +247,7 @@ def prepare_build(
                 for f in sorted(files, key=lambda f: f.arcname)
             ]
         )
-        smoke = [smoke_argv(a)]
-        if settings.smoke:
-            smoke.append(tuple(settings.smoke))
+        smoke = list(smoke_commands(a, settings.smoke))
         prepared.append(
             BuildInputs(
                 o,

@@ -46,6 +46,9 @@ class Settings:
     allow_sdist: tuple[str, ...] = ()
     audit: bool = False
     healthcheck: tuple[str, ...] = ()
+    strip_sources: bool = True
+    keep_sources: tuple[str, ...] = ("lightning", "numba", "pytorch_lightning", "taichi", "torch", "torchaudio",
+                                     "torchvision", "triton")
     config_file: str = ""
 
 
@@ -71,6 +74,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "allow-sdist": ("allow_sdist", list),
     "audit": ("audit", bool),
     "healthcheck": ("healthcheck", list),
+    "strip-sources": ("strip_sources", bool),
+    "keep-sources": ("keep_sources", list),
 }
 
 

@@ -70,9 +70,38 @@ def smoke_imports(a: Analysis) -> tuple[str, ...]:
 
 def smoke_argv(a: Analysis) -> tuple[str, ...]:
     """The default smoke command: import every required top-level module."""
+    return smoke_commands(a, ())[0]
+
+
+_PYTHON_EXE = re.compile(r"python(3(\.\d+)?)?")
+
+
+def smoke_commands(a: Analysis, user: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """The smoke run: the import check and, in the same interpreter when it is Python, the config's command.
+
+    One container and one import of the heavy modules instead of two: a ``python SCRIPT ...`` or
+    ``python -m MODULE ...`` smoke command runs through runpy after the imports; anything else runs
+    in a second container.
+    """
     mods = smoke_imports(a)
-    code = "import " + ", ".join(mods) if mods else "pass"
-    return (VENV_PYTHON, "-c", f"{code}; print('slimbuild smoke: ok')")
+    lines = ["import runpy, sys"]
+    if mods:
+        lines.append("import " + ", ".join(mods))
+    lines.append("print('slimbuild smoke: ok', flush=True)")
+    if not user:
+        return ((VENV_PYTHON, "-c", "; ".join(lines)),)
+    exe = PurePosixPath(user[0]).name
+    if _PYTHON_EXE.fullmatch(exe) and len(user) >= 3 and user[1] == "-m":
+        lines.append(f"sys.argv = {list(user[2:])!r}; runpy.run_module({user[2]!r}, run_name='__main__', alter_sys=True)")
+        return ((VENV_PYTHON, "-c", "; ".join(lines)),)
+    if _PYTHON_EXE.fullmatch(exe) and len(user) >= 2 and not user[1].startswith("-"):
+        script = user[1]
+        lines.append(
+            f"sys.argv = {list(user[1:])!r}; sys.path[0] = {str(PurePosixPath(script).parent)!r}; "
+            f"runpy.run_path({script!r}, run_name='__main__')"
+        )
+        return ((VENV_PYTHON, "-c", "; ".join(lines)),)
+    return ((VENV_PYTHON, "-c", "; ".join(lines)), tuple(user))
 
 
 def rfc3339(epoch: int) -> str:
@@ -122,6 +151,8 @@ def make_plan(
     template: str,
     needed: Iterable[str],
     healthcheck: Sequence[str] = (),
+    strip_sources: bool = False,
+    keep_sources: Sequence[str] = (),
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -140,4 +171,6 @@ def make_plan(
         prune=prune,
         template=template,
         healthcheck=tuple(healthcheck),
+        strip_sources=strip_sources and pyc,
+        keep_sources=tuple(sorted(keep_sources)),
     )

@@ -117,6 +117,8 @@ class BuildPlan:
     labels: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     pyc: bool = False
+    strip_sources: bool = False
+    keep_sources: tuple[str, ...] = ()
     uid: int = 10001
     prune: tuple[str, ...] = DEFAULT_PRUNE
     healthcheck: tuple[str, ...] = ()
@@ -223,6 +225,9 @@ def validate_plan(plan: BuildPlan) -> None:
         raise PolicyViolation(
             f"python interpreter {plan.python!r} is not a plain absolute path", hint="e.g. /usr/bin/python3, or leave it empty"
         )
+    for name in plan.keep_sources:
+        if not name.isidentifier():
+            raise ConfigError(f"keep-sources entry {name!r} is not a package name", hint="e.g. keep-sources = [\"numba\"]")
     if isinstance(plan.uid, bool) or not 0 < plan.uid < 2**31 - 1:
         raise PolicyViolation(f"uid {plan.uid!r} is not a non-root numeric uid", hint="use e.g. 10001")
     if not 0 <= plan.source_date_epoch < 2**33:
@@ -326,6 +331,12 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "env": by_key(plan.env),
         "source_date_epoch": int(plan.source_date_epoch),
         "pyc": bool(plan.pyc),
+        "strip_sources": bool(plan.strip_sources),
+        "keep_sources": sorted(set(plan.keep_sources)),
+        # compileall -x: skip these top-level packages (they keep their sources and get __pycache__ pycs)
+        "keep_sources_rx": json_str("/site-packages/(" + "|".join(sorted(set(plan.keep_sources))) + ")/")
+        if plan.keep_sources
+        else "",
         "uid": int(plan.uid),
         "prune": sorted(set(plan.prune), key=str.encode),
     }

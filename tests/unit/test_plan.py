@@ -17,6 +17,7 @@ from slimbuild.plan import (
     plan_launch,
     repository_name,
     smoke_argv,
+    smoke_commands,
 )
 
 
@@ -53,7 +54,17 @@ def test_F12_smoke_imports_every_required_top_level_module() -> None:
         missing=(), unused=(), optional=(), unresolved=(), dynamic_unresolved=(), type_checking=(), pip_hints=(),
         findings=(),
     )
-    assert smoke_argv(a) == (VENV_PYTHON, "-c", "import sklearn, yaml; print('slimbuild smoke: ok')")
+    argv = smoke_argv(a)
+    assert argv[:2] == (VENV_PYTHON, "-c") and "import sklearn, yaml;" in argv[2] and "ujson" not in argv[2]
+    # a Python smoke command runs in the same interpreter after the imports: one container, one import
+    (one,) = smoke_commands(a, ("python", "/app/train.py", "--fast"))
+    assert "import sklearn, yaml;" in one[2] and "runpy.run_path('/app/train.py'" in one[2]
+    assert "sys.argv = ['/app/train.py', '--fast']" in one[2] and "sys.path[0] = '/app'" in one[2]
+    (mod,) = smoke_commands(a, ("python3", "-m", "churn", "--months", "6"))
+    assert "runpy.run_module('churn', run_name='__main__', alter_sys=True)" in mod[2]
+    # anything else runs in a second container, exactly as written
+    check, other = smoke_commands(a, ("/bin/true", "x"))
+    assert other == ("/bin/true", "x") and "import sklearn" in check[2]
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "-1", str(int(time.time()) + 10 * 86400)])

@@ -160,6 +160,20 @@ def test_D1_hadolint_passes(template: str, pyc: bool, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
+def test_D1_hadolint_passes_with_stripped_sources(template: str, tmp_path: Path) -> None:
+    plan = _plan(template, pyc=True, strip_sources=True, keep_sources=("numba", "torch"))
+    text = render_dockerfile(plan)
+    assert "compileall -q -b" in text and '-x "/site-packages/(numba|torch)/"' in text
+    result = _hadolint(text, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_D2_keep_sources_must_be_package_names() -> None:
+    with pytest.raises(ConfigError):
+        render_dockerfile(_plan(pyc=True, strip_sources=True, keep_sources=("x)|(.*",)))
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
 def test_D1_hadolint_service_image_needs_healthcheck(template: str, tmp_path: Path) -> None:
     batch = _hadolint(render_dockerfile(_plan(template)), tmp_path, "--warning", "DL3057")
     assert batch.returncode != 0 and "DL3057" in batch.stdout
