@@ -720,7 +720,7 @@ def main() -> int:
 
         # ---- 1. sizes
         n_sz = image_sizes(client, naive_img, base_size)
-        wh = [l["size"] for l in n_sz["layers"] if "COPY dir:" in l["created_by"] and l["size"] > 100e6]
+        wh = [layer["size"] for layer in n_sz["layers"] if "COPY dir:" in layer["created_by"] and layer["size"] > 100e6]
         n_sz["wheelhouse_layer_bytes"] = wh[0] if wh else 0
         n_sz["added_bytes_excl_wheelhouse"] = n_sz["added_bytes"] - n_sz["wheelhouse_layer_bytes"]
         s_sz = image_sizes(client, slim_img, base_size)
