@@ -23,7 +23,7 @@ from slimbuild.config import Settings
 from slimbuild.context import ContextFile, collect_project_files, is_sensitive, validate_context_tar, write_context_tar
 from slimbuild.engine import Engine, ProgressEvent
 from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
-from slimbuild.lock import Lock, LockedDist, index_sources_and_warnings
+from slimbuild.lock import Lock, LockedDist
 from slimbuild.notebook import notebook_script
 from slimbuild.paths import cache_dir
 from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
@@ -161,17 +161,6 @@ def prepare_build(
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine."""
     env = os.environ if env is None else env
     outcomes = lock(settings, requested, locked=locked, env=env)
-    if any(not o.lock.sources for o in outcomes):
-        # a lock that was up to date did not run pip: record the index sources all the same (G8)
-        index_sources, index_warnings = index_sources_and_warnings(env)
-        outcomes = tuple(
-            o
-            if o.lock.sources
-            else replace(
-                o, lock=replace(o.lock, sources=index_sources), warnings=tuple(dict.fromkeys((*o.warnings, *index_warnings)))
-            )
-            for o in outcomes
-        )
     target = target_of(settings)
     cache = cache_dir(env)
     pip_lock = Lock(dists=(PIP_WHEEL,), target=target, inputs_sha256=None, text="")
@@ -385,7 +374,8 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=({"commit": inputs.git["commit"], "dirty": inputs.git["dirty"]} if inputs.git else None),
         lock_sha256=hashlib.sha256(inputs.outcome.lock.text.encode()).hexdigest(),
-        index_sources=list(inputs.outcome.lock.sources),
+        # The user's pip configuration (index, proxy, credentials) is never recorded: it stays on the host.
+        index_sources=[],
         excluded_sensitive=list(inputs.excluded),
         entrypoint={"name": a.entrypoint_name, "path": a.entrypoint, "argv": list(inputs.plan.entrypoint)},
         unparsed=list(a.unparsed),
