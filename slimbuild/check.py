@@ -19,11 +19,15 @@ SB013 warning  locked distribution provides none of the imports mapped to it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from slimbuild.errors import ResolutionError
-from slimbuild.lock import Lock
+
+if TYPE_CHECKING:
+    from slimbuild.lock import Lock
+
 from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
 
 

@@ -9,21 +9,23 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from slimbuild import parsecache
-from slimbuild.audit import Vulnerability
 from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
 from slimbuild.errors import AnalysisError, ConfigError, ResolutionError
-from slimbuild.lock import Lock, Target, compile_lock, inputs_digest, parse_lock, write_lock
 from slimbuild.models import Analysis, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.resolve import ModuleIndex, probe_environment, resolve_modules
 from slimbuild.trace import IGNORED_DIRS, Entrypoint, resolve_entrypoint, trace_cached
-from slimbuild.wheels import fetch_wheels, wheel_top_level
+
+if TYPE_CHECKING:  # the lock machinery is imported only by the commands that lock
+    from slimbuild.audit import Vulnerability
+    from slimbuild.lock import Lock, Target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -220,6 +222,8 @@ def lock_path(settings: Settings, name: str) -> Path:
 
 def target_of(settings: Settings) -> Target:
     """The image's platform."""
+    from slimbuild.lock import Target
+
     return Target(python_version=settings.target_python, machine=settings.machine)
 
 
@@ -241,6 +245,8 @@ def _refuse_unlockable(a: Analysis) -> None:
 
 
 def _read_lock(path: Path) -> Lock | None:
+    from slimbuild.lock import parse_lock
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -261,6 +267,8 @@ def lock(
     env: Mapping[str, str] | None = None,
 ) -> tuple[LockOutcome, ...]:
     """Analyse, then lock each entrypoint's required set for the target and fetch its wheels."""
+    from slimbuild.lock import compile_lock, inputs_digest, write_lock
+    from slimbuild.wheels import fetch_wheels
     env = os.environ if env is None else env
     analyses = analyze(settings, requested, env)
     _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
@@ -308,6 +316,8 @@ def lock(
 
 def _wheel_modules(cache: Path, wheel_paths: Sequence[Path]) -> dict[str, tuple[str, ...]]:
     """Distribution -> import names its wheel provides, remembered per wheel file in the cache."""
+    from slimbuild.wheels import wheel_top_level
+
     index_file = cache / "wheel-modules.json"
     try:
         known: dict[str, list[str]] = json.loads(index_file.read_text())
@@ -347,6 +357,8 @@ def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:
 
 def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Finding, ...]:
     """SB012 when a lock is missing (warning) or stale (error); offline, reads headers only."""
+    from slimbuild.lock import inputs_digest
+
     target = target_of(settings)
     _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
     out = []

@@ -67,7 +67,7 @@ def test_warm_lock_does_no_resolution(offline: Path, tmp_path: Path, run_cli: CL
     def forbidden(*_a: object, **_k: object) -> None:
         raise AssertionError("pip-compile must not run when nothing changed")
 
-    monkeypatch.setattr("slimbuild.pipeline.compile_lock", forbidden)
+    monkeypatch.setattr("slimbuild.lock.compile_lock", forbidden)
     run = run_cli("lock", str(root), "--json")
     assert run.code == OK, run.err
     assert json.loads(run.out)["locks"][0]["resolved"] is False
