@@ -28,6 +28,7 @@ from slimbuild.notebook import notebook_script
 from slimbuild.paths import cache_dir
 from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
 from slimbuild.plan import (
+    BUILD_BACKEND,
     DEFAULT_SOURCE_DATE_EPOCH,
     PIP_WHEEL,
     content_tag,
@@ -39,7 +40,14 @@ from slimbuild.plan import (
     smoke_commands,
     smoke_imports,
 )
-from slimbuild.render import CONTEXT_LOCK, CONTEXT_WHEELS_DIR, BuildPlan, render_dockerfile, validate_dockerfile
+from slimbuild.render import (
+    CONTEXT_BUILD_LOCK,
+    CONTEXT_LOCK,
+    CONTEXT_WHEELS_DIR,
+    BuildPlan,
+    render_dockerfile,
+    validate_dockerfile,
+)
 from slimbuild.trace import Entrypoint, resolve_entrypoint
 from slimbuild.wheels import fetch_wheels
 
@@ -200,6 +208,20 @@ def prepare_build(
             labels["org.opencontainers.image.revision"] = str(git["commit"])
             if git.get("remote"):
                 labels["org.opencontainers.image.source"] = str(git["remote"])
+        sdists = sorted(canonicalize_name(p.name.rsplit("-", 1)[0]) for p in o.wheels if not p.name.endswith(".whl"))
+        build_files: list[ContextFile] = []
+        if sdists:
+            backend_lock = Lock(dists=(BUILD_BACKEND,), target=target, inputs_sha256=None, text="")
+            (backend,) = fetch_wheels(backend_lock, target, cache, env=env)
+            build_files = [
+                ContextFile(
+                    CONTEXT_BUILD_LOCK,
+                    None,
+                    f"{BUILD_BACKEND.name}=={BUILD_BACKEND.version} --hash={BUILD_BACKEND.hashes[0]}\n".encode(),
+                    0o644,
+                ),
+            ]
+            wheel_files.append((backend.name, backend))
         needed = {*(r.name for r in a.required), *smoke_imports(a)}
         plan = make_plan(
             base_image=base_ref,
@@ -215,6 +237,7 @@ def prepare_build(
             healthcheck=settings.healthcheck,
             strip_sources=settings.strip_sources,
             keep_sources=settings.keep_sources,
+            sdists=sdists,
         )
         template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
         if template_dir is not None and not template_dir.is_absolute():
@@ -227,6 +250,7 @@ def prepare_build(
             *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644) for w, p in wheel_files),
             ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644),
             ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
+            *build_files,
             ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
         )
         tag = content_tag(

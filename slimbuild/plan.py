@@ -21,6 +21,13 @@ PIP_WHEEL = LockedDist(
     hashes=("sha256:9655943313a94722b7774661c21049070f6bbb0a1516bf02f7c8d5d9201514cd",),
     line=0,
 )
+# The build backend for opted-in sdists (allow-sdist), installed hash-checked before them and pruned after.
+BUILD_BACKEND = LockedDist(
+    name="setuptools",
+    version="80.9.0",
+    hashes=("sha256:062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
+    line=0,
+)
 VENV_PYTHON = "/opt/venv/bin/python"
 APP_DIR = "/app"
 # No registry digest and no commit time: the zip epoch, so builds stay reproducible.
@@ -153,6 +160,7 @@ def make_plan(
     healthcheck: Sequence[str] = (),
     strip_sources: bool = False,
     keep_sources: Sequence[str] = (),
+    sdists: Sequence[str] = (),
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -173,4 +181,5 @@ def make_plan(
         healthcheck=tuple(healthcheck),
         strip_sources=strip_sources and pyc,
         keep_sources=tuple(sorted(keep_sources)),
+        sdists=tuple(sorted(sdists)),
     )

@@ -54,6 +54,7 @@ __all__ = [
 # Build-context layout the templates expect (context.py writes these arcnames).
 CONTEXT_WHEELS_DIR = "wheels"
 CONTEXT_LOCK = "requirements.lock"
+CONTEXT_BUILD_LOCK = "build-requirements.lock"
 CONTEXT_APP_DIR = "app"
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
@@ -84,6 +85,7 @@ _LABEL_KEY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@")
+_SDIST_FILE = re.compile(r"[A-Za-z0-9_.+-]+\.tar\.gz")
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
 _PIP_WHEEL = re.compile(r"pip-[A-Za-z0-9_.+!-]+\.whl")
 _PRUNE_PATTERN = re.compile(r"[A-Za-z0-9_.*+-]+")
@@ -118,6 +120,7 @@ class BuildPlan:
     env: tuple[tuple[str, str], ...] = ()
     pyc: bool = False
     strip_sources: bool = False
+    sdists: tuple[str, ...] = ()  # distributions built from an sdist in the builder (allow-sdist); needs CONTEXT_BUILD_LOCK
     keep_sources: tuple[str, ...] = ()
     uid: int = 10001
     prune: tuple[str, ...] = DEFAULT_PRUNE
@@ -225,9 +228,14 @@ def validate_plan(plan: BuildPlan) -> None:
         raise PolicyViolation(
             f"python interpreter {plan.python!r} is not a plain absolute path", hint="e.g. /usr/bin/python3, or leave it empty"
         )
+    for name in plan.sdists:
+        if not re.fullmatch(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*", name):
+            raise ConfigError(
+                f"allow-sdist entry {name!r} is not a normalised distribution name", hint='e.g. allow-sdist = ["mylib"]'
+            )
     for name in plan.keep_sources:
         if not name.isidentifier():
-            raise ConfigError(f"keep-sources entry {name!r} is not a package name", hint="e.g. keep-sources = [\"numba\"]")
+            raise ConfigError(f"keep-sources entry {name!r} is not a package name", hint='e.g. keep-sources = ["numba"]')
     if isinstance(plan.uid, bool) or not 0 < plan.uid < 2**31 - 1:
         raise PolicyViolation(f"uid {plan.uid!r} is not a non-root numeric uid", hint="use e.g. 10001")
     if not 0 <= plan.source_date_epoch < 2**33:
@@ -240,7 +248,8 @@ def validate_plan(plan: BuildPlan) -> None:
             f"pip wheel {plan.pip_wheel!r} is not a pip-*.whl file name", hint="download pip's wheel into the wheelhouse"
         )
     for name in plan.wheel_files:
-        if not _WHEEL_FILE.fullmatch(name):
+        # an opted-in sdist (allow-sdist) is the only non-wheel the wheelhouse may carry
+        if not (_WHEEL_FILE.fullmatch(name) or (plan.sdists and _SDIST_FILE.fullmatch(name))):
             raise PolicyViolation(
                 f"wheel file {name!r} is not a plain wheel file name", hint="only *.whl files from the wheelhouse"
             )
@@ -323,6 +332,9 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "wheels_dest": "/wheels/",
         "lock_source": CONTEXT_LOCK,
         "lock_dest": "/tmp/requirements.lock",
+        "sdists": sorted(set(plan.sdists)),
+        "build_lock_source": CONTEXT_BUILD_LOCK,
+        "build_lock_dest": "/tmp/build-requirements.lock",
         "app_groups": _app_groups(plan.app_files),
         "entrypoint": list(plan.entrypoint),
         "cmd": list(plan.cmd),
