@@ -1,4 +1,7 @@
-"""C5 opt-in (a name nobody publishes, so no public wheel can stand in for it): an sdist-only distribution, allowed by the config, is built offline in the builder stage."""
+"""C5 opt-in: an sdist-only distribution, allowed by the config, is built offline in the builder stage.
+
+The distribution has a name nobody publishes, so no public wheel can stand in for it.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ pytestmark = pytest.mark.docker
 
 def _sdist(dest: Path) -> None:
     files = {
-        "sbtest_tinylib_zq-1.0/pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "sbtest-tinylib-zq"\nversion = "1.0"\n',
+        "sbtest_tinylib_zq-1.0/pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+        'build-backend = "setuptools.build_meta"\n[project]\nname = "sbtest-tinylib-zq"\nversion = "1.0"\n',
         "sbtest_tinylib_zq-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: sbtest-tinylib-zq\nVersion: 1.0\n",
         "sbtest_tinylib_zq-1.0/sbtest_tinylib_zq/__init__.py": "VALUE = 42\n",
     }
