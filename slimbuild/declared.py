@@ -96,6 +96,9 @@ def parse_requirements_file(
                 reqs.append(Declared(f"<url {spec}>", "", loc, "url"))
                 continue
             raise ConfigError(f"{loc}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax, e.g. pandas>=2") from None
+        if req.url:  # PEP 508 direct reference: name @ URL
+            reqs.append(Declared(canonicalize_name(req.name), "", loc, "url"))
+            continue
         reqs.append(Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or "")))
     return tuple(reqs), tuple(cons)
 
@@ -114,7 +117,7 @@ def _parse_list(values: Iterable[str], where: Location) -> list[Declared]:
             req = PepRequirement(spec)
         except InvalidRequirement as exc:
             raise ConfigError(f"{where}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax") from None
-        out.append(Declared(canonicalize_name(req.name), str(req.specifier), where, str(req.marker or "")))
+        out.append(Declared(canonicalize_name(req.name), str(req.specifier), where, "url" if req.url else str(req.marker or "")))
     return out
 
 

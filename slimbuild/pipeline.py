@@ -18,7 +18,7 @@ from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
 from slimbuild.errors import AnalysisError, ConfigError, ResolutionError
-from slimbuild.models import Analysis, Finding, Location, Severity
+from slimbuild.models import Analysis, Declared, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.resolve import ModuleIndex, probe_environment, resolve_modules
 from slimbuild.trace import IGNORED_DIRS, Entrypoint, resolve_entrypoint, trace_cached
@@ -227,6 +227,18 @@ def target_of(settings: Settings) -> Target:
     return Target(python_version=settings.target_python, machine=settings.machine)
 
 
+def _refuse_unhashable(a: Analysis, declared: Sequence[Declared]) -> None:
+    """VCS, URL and editable requirements cannot be hash-locked (C8): refuse them when they may be needed."""
+    required = {r.name for r in a.required} | {r.name for r in a.missing}
+    for d in declared:
+        if d.marker == "url" and (d.name.startswith("<") or d.name in required):
+            what = d.name.strip("<>")
+            raise ResolutionError(
+                f"{d.source}: {what} is a VCS, URL or editable requirement: slimbuild cannot hash-lock it",
+                hint="build a wheel of it (pip wheel --no-deps -w DIR ...), point PIP_FIND_LINKS at DIR and declare it by name",
+            )
+
+
 def _refuse_unlockable(a: Analysis) -> None:
     blocking = [s for s in a.unresolved if not s.optional]
     if blocking:
@@ -269,13 +281,15 @@ def lock(
     """Analyse, then lock each entrypoint's required set for the target and fetch its wheels."""
     from slimbuild.lock import compile_lock, inputs_digest, write_lock
     from slimbuild.wheels import fetch_wheels
+
     env = os.environ if env is None else env
     analyses = analyze(settings, requested, env)
-    _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
+    declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
     target = target_of(settings)
     cache = cache_dir(env)
     outcomes = []
     for a in analyses:
+        _refuse_unhashable(a, declared)
         _refuse_unlockable(a)
         inputs = lock_inputs(a, constraints)
         digest = inputs_digest(inputs, target)

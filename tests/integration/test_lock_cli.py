@@ -193,3 +193,39 @@ def test_build_locked_refuses_a_missing_lock_before_needing_an_engine(
     run = run_cli("build", str(root), "--locked")
     assert run.code == RESOLUTION and "--locked refuses to re-lock" in run.err
     assert not (root / "slimbuild.lock").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "python-dateutil @ https://example.invalid/python_dateutil-2.9.0-py2.py3-none-any.whl",
+        "git+https://example.invalid/dateutil.git#egg=python-dateutil",
+        "-e ./vendor/dateutil",
+    ],
+    ids=["direct-url", "vcs", "editable"],
+)
+def test_C8_vcs_url_editable_cannot_be_locked(offline: Path, tmp_path: Path, run_cli: CLI, line: str) -> None:
+    root = _proj(tmp_path)
+    (root / "requirements.txt").write_text(f"{line}\nPyYAML\n")
+    run = run_cli("lock", str(root))
+    assert run.code == RESOLUTION, run.err
+    assert "cannot hash-lock" in run.err and "pip wheel" in run.err and "requirements.txt:1" in run.err
+    assert not (root / "slimbuild.lock").exists()
+
+
+def test_C11_pip_magic_targets_are_hints_never_locked(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    root = tmp_path / "nb"
+    root.mkdir()
+    cells = [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": 1,
+         "source": ["%pip install attrs\n", "!pip install idna\n", "import yaml\n"]},
+    ]
+    nb = {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+          "metadata": {"kernelspec": {"name": "python3", "language": "python"}, "language_info": {"name": "python"}}}
+    (root / "analysis.ipynb").write_text(json.dumps(nb))
+    (root / "requirements.txt").write_text("PyYAML\n")
+    run = run_cli("lock", str(root), "--json")
+    assert run.code == OK, run.err
+    names = [d["name"] for d in json.loads(run.out)["locks"][0]["distributions"]]
+    assert names == ["pyyaml"]
+    assert "attrs" not in names and "idna" not in names
