@@ -244,10 +244,18 @@ def test_F4_no_installers_apt_lists_or_pip_cache(engine: DockerEngine, built: Bu
     assert [p for p, f in final.items() if p.startswith("var/lib/apt/lists/") and f.type == "file"] == []
     added = [f.path for layer in _added_layers(built) for f in layer.files]
     assert [p for p in added if "/.cache/pip" in f"/{p}" or p.startswith(("var/lib/apt", "var/cache/apt"))] == []
-    # pyc is on by default: every pyc lives in a __pycache__ under site-packages and is hash-based.
+    # pyc is on by default: every pyc lies under site-packages and is hash-based (checked below). Third-party
+    # packages are sourceless (legacy-layout pyc in place of the .py, strip-sources), so a pyc is either in a
+    # __pycache__ beside its source or stands alone where its source was removed.
     pycs = [p for p in added if p.endswith(".pyc")]
     assert pycs, "pyc is on by default: hash-based pycs were expected"
-    assert [p for p in pycs if not (p in site and p.rsplit("/", 2)[-2] == "__pycache__")] == []
+    assert [p for p in pycs if p not in site] == []
+    misplaced = [
+        p
+        for p in pycs
+        if p.rsplit("/", 2)[-2] != "__pycache__" and p[: -len("c")] in final  # a sourceless pyc must replace its .py
+    ]
+    assert misplaced == []
     probe = (
         "import os, sys\n"
         "bad = []\n"
