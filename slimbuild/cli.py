@@ -60,12 +60,25 @@ def _analysis_options(f: F) -> F:
     return f
 
 
-def _settings(path: Path, target_python: str | None, python: str | None, allow_unparseable: bool | None) -> Any:
+def _settings(
+    path: Path,
+    target_python: str | None,
+    python: str | None,
+    allow_unparseable: bool | None,
+    template: str | None = None,
+    pyc: bool | None = None,
+) -> Any:
     from slimbuild.config import load_settings
 
     return load_settings(
         path,
-        {"target_python": target_python, "python": python, "allow_unparseable": allow_unparseable or None},
+        {
+            "target_python": target_python,
+            "python": python,
+            "allow_unparseable": allow_unparseable or None,
+            "template": template,
+            "pyc": pyc,
+        },
     )
 
 
@@ -173,28 +186,6 @@ def _build_options(f: F) -> F:
     return f
 
 
-def _build_settings(
-    path: Path,
-    target_python: str | None,
-    python: str | None,
-    allow_unparseable: bool | None,
-    template: str | None,
-    pyc: bool | None,
-) -> Any:
-    from slimbuild.config import load_settings
-
-    return load_settings(
-        path,
-        {
-            "target_python": target_python,
-            "python": python,
-            "allow_unparseable": allow_unparseable or None,
-            "template": template,
-            "pyc": pyc,
-        },
-    )
-
-
 def _connect() -> Any:
     from slimbuild.engine import connect
 
@@ -222,7 +213,7 @@ def dockerfile_cmd(
     from slimbuild.errors import EngineUnavailable
 
     _State.json = as_json
-    settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)
+    settings = _settings(path, target_python, python, allow_unparseable, template, pyc)
     ref = base_image or settings.base_image
     try:
         engine = None if "@sha256:" in ref else _connect()
@@ -276,7 +267,7 @@ def build_cmd(
     from slimbuild import report
 
     _State.json = as_json
-    settings = _build_settings(path, target_python, python, allow_unparseable, template, pyc)
+    settings = _settings(path, target_python, python, allow_unparseable, template, pyc)
     if locked:
         from slimbuild import pipeline as analysis_pipeline
 
