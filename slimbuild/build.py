@@ -18,7 +18,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from slimbuild import __version__, manifest
+from slimbuild import __version__, manifest, stage_venv
 from slimbuild.config import Settings
 from slimbuild.context import ContextFile, collect_project_files, is_sensitive, validate_context_tar, write_context_tar
 from slimbuild.engine import Engine, ProgressEvent
@@ -43,6 +43,7 @@ from slimbuild.plan import (
 from slimbuild.render import (
     CONTEXT_BUILD_LOCK,
     CONTEXT_LOCK,
+    CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
     BuildPlan,
     render_dockerfile,
@@ -250,6 +251,7 @@ def prepare_build(
             *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644) for w, p in wheel_files),
             ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644),
             ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
+            ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
             *build_files,
             ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
         )

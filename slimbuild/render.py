@@ -40,6 +40,7 @@ from slimbuild.errors import ConfigError, PolicyViolation
 __all__ = [
     "CONTEXT_APP_DIR",
     "CONTEXT_LOCK",
+    "CONTEXT_STAGE_SCRIPT",
     "CONTEXT_WHEELS_DIR",
     "DEFAULT_PRUNE",
     "BuildPlan",
@@ -56,6 +57,7 @@ CONTEXT_WHEELS_DIR = "wheels"
 CONTEXT_LOCK = "requirements.lock"
 CONTEXT_BUILD_LOCK = "build-requirements.lock"
 CONTEXT_APP_DIR = "app"
+CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
 DEFAULT_PRUNE: tuple[str, ...] = (
@@ -332,6 +334,8 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "wheels_dest": "/wheels/",
         "lock_source": CONTEXT_LOCK,
         "lock_dest": "/tmp/requirements.lock",
+        "stage_source": CONTEXT_STAGE_SCRIPT,
+        "stage_dest": f"/tmp/{CONTEXT_STAGE_SCRIPT}",
         "sdists": sorted(set(plan.sdists)),
         "build_lock_source": CONTEXT_BUILD_LOCK,
         "build_lock_dest": "/tmp/build-requirements.lock",

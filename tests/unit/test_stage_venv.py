@@ -1,0 +1,149 @@
+"""The builder stage's finisher (slimbuild/stage_venv.py), run on a fake venv as the image runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slimbuild import stage_venv
+
+EPOCH = 1_700_000_000
+SCRIPT = Path(stage_venv.__file__)
+SITE = "lib/python3/site-packages"
+FILES = {
+    "pkg/__init__.py": "from pkg import mod\n",
+    "pkg/mod.py": "VALUE = {'a', 'b', 'c'}\n\ndef f():\n    return sorted(VALUE)\n",
+    "pkg/tests/test_mod.py": "def test(): pass\n",
+    "pkg/sub/tests/__init__.py": "",
+    "pkg/__pycache__/stale.cpython-311.pyc": "junk",
+    "pkg/_speedups.c": "int x;\n",
+    "pkg/_speedups.h": "int x;\n",
+    "pkg/_speedups.pyx": "cdef int x\n",
+    "pkg/_speedups.cpython-311-x86_64-linux-gnu.so": "\x7fELF not really",
+    "pkg.libs/libopenblas-r0.3.so": "\x7fELF vendored",
+    "numba/__init__.py": "import inspect\nSOURCE_NEEDED = True\n",
+    "legacy/__init__.py": "",
+    "legacy/py2.py": "print 'python 2'\n",
+    "pip/__init__.py": "",
+    "pip-24.2.dist-info/METADATA": "Name: pip\n",
+    "setuptools/__init__.py": "",
+    "keepme-1.0.dist-info/RECORD": "pkg/mod.py,,\n",
+}
+
+
+def _venv(root: Path) -> Path:
+    venv = root / "venv"
+    for rel, text in FILES.items():
+        path = venv / SITE / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (venv / "bin").mkdir()
+    for name in ("python3", "activate", "Activate.ps1", "activate.fish"):
+        (venv / "bin" / name).write_text("#!/bin/sh\n", encoding="utf-8")
+    (venv / "bin" / "python").symlink_to("python3")
+    etc = root / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    (etc / "group").write_text("root:x:0:\n", encoding="utf-8")
+    return venv
+
+
+def _run(root: Path, *extra: str) -> Path:
+    venv = root / "venv"
+    stage = root / "stage"
+    subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--venv", str(venv), "--site-packages", str(venv / SITE), "--stage", str(stage),
+            "--etc", str(root / "etc"), "--epoch", str(EPOCH), "--uid", "10001", "--prune", "pip",
+            "--prune", "pip-*.dist-info", "--prune", "setuptools", *extra,
+        ],
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    return stage / str(venv).lstrip("/") / SITE
+
+
+def test_prunes_tests_caches_sources_and_installers_but_never_libraries(tmp_path: Path) -> None:
+    _venv(tmp_path)
+    site = _run(tmp_path, "--pyc", "--strip-sources")
+    assert not (site / "pkg/tests").exists() and not (site / "pkg/sub/tests").exists()
+    assert not list(site.rglob("stale*")) and not list(site.rglob("*.c")) and not list(site.rglob("*.h"))
+    assert not list(site.rglob("*.pyx"))
+    assert (site / "pkg/_speedups.cpython-311-x86_64-linux-gnu.so").read_text() == "\x7fELF not really"
+    assert (site / "pkg.libs/libopenblas-r0.3.so").read_text() == "\x7fELF vendored"
+    assert not (site / "pip").exists() and not list(site.glob("pip-*")) and not (site / "setuptools").exists()
+    assert (site / "keepme-1.0.dist-info/RECORD").exists()
+    bin_dir = site.parents[2] / "bin"
+    assert sorted(p.name for p in bin_dir.iterdir()) == ["activate", "python", "python3"]
+
+
+def test_strip_sources_leaves_unchecked_hash_pyc_that_import(tmp_path: Path) -> None:
+    _venv(tmp_path)
+    site = _run(tmp_path, "--pyc", "--strip-sources", "--keep-source", "numba")
+    assert not (site / "pkg/mod.py").exists()
+    header = (site / "pkg/mod.pyc").read_bytes()[:8]
+    assert int.from_bytes(header[4:8], "little") == 0b01  # PEP 552: hash-based, not checked against the source
+    # keep-source packages keep their source and get __pycache__ bytecode; a module that does not compile keeps its source
+    assert (site / "numba/__init__.py").exists() and list((site / "numba/__pycache__").glob("__init__.*.pyc"))
+    assert (site / "legacy/py2.py").exists() and not (site / "legacy/py2.pyc").exists()
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); import pkg; print(pkg.mod.f())"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "['a', 'b', 'c']"
+
+
+def test_pyc_without_strip_keeps_every_source(tmp_path: Path) -> None:
+    _venv(tmp_path)
+    site = _run(tmp_path, "--pyc")
+    assert (site / "pkg/mod.py").exists() and not (site / "pkg/mod.pyc").exists()
+    assert list((site / "pkg/__pycache__").glob("mod.*.pyc"))
+
+
+def test_no_pyc_compiles_nothing(tmp_path: Path) -> None:
+    _venv(tmp_path)
+    site = _run(tmp_path)
+    assert not list(site.rglob("*.pyc")) and (site / "pkg/mod.py").exists()
+
+
+@pytest.mark.parametrize("mode", ["copy", "minimal"])
+def test_passwd_entry_for_the_runtime_uid(tmp_path: Path, mode: str) -> None:
+    _venv(tmp_path)
+    _run(tmp_path, "--passwd", mode)
+    passwd = (tmp_path / "stage/etc/passwd").read_text(encoding="utf-8").splitlines()
+    group = (tmp_path / "stage/etc/group").read_text(encoding="utf-8").splitlines()
+    assert passwd[-1].startswith("app:x:10001:10001:app:/app:") and group[-1] == "app:x:10001:"
+    if mode == "copy":
+        assert passwd[0] == "root:x:0:0:root:/root:/bin/bash"
+    else:
+        assert passwd[0] == "root:x:0:0:root:/root:/sbin/nologin" and len(passwd) == 3
+
+
+def test_every_mtime_under_the_stage_is_clamped(tmp_path: Path) -> None:
+    _venv(tmp_path)
+    _run(tmp_path, "--pyc", "--strip-sources")
+    stage = tmp_path / "stage"
+    entries = [stage, *stage.rglob("*")]
+    assert len(entries) > 20
+    assert {os.lstat(p).st_mtime for p in entries} == {EPOCH}
+
+
+def test_G4_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:
+    def snapshot() -> dict[str, bytes]:
+        stage = tmp_path / "stage"
+        return {str(p.relative_to(stage)): p.read_bytes() for p in sorted(stage.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+    _venv(tmp_path)
+    _run(tmp_path, "--pyc", "--strip-sources")
+    first = snapshot()
+    for name in ("stage", "etc"):
+        shutil.rmtree(tmp_path / name)
+    _venv(tmp_path)
+    _run(tmp_path, "--pyc", "--strip-sources")
+    assert snapshot() == first
+    assert any(name.endswith(".pyc") for name in first)
