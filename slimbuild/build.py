@@ -7,6 +7,7 @@ import the Docker SDK or Jinja2 (the pre-commit hook must start fast).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,11 +22,11 @@ from packaging.utils import canonicalize_name
 from slimbuild import __version__, manifest, stage_venv
 from slimbuild.config import Settings
 from slimbuild.context import ContextFile, collect_project_files, is_sensitive, validate_context_tar, write_context_tar
-from slimbuild.engine import Engine, ProgressEvent
+from slimbuild.engine import BuildOutcome, Engine, ProgressEvent
 from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
 from slimbuild.lock import Lock, LockedDist
 from slimbuild.notebook import notebook_script
-from slimbuild.paths import cache_dir
+from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
 from slimbuild.plan import (
     BUILD_BACKEND,
@@ -50,7 +51,7 @@ from slimbuild.render import (
     validate_dockerfile,
 )
 from slimbuild.trace import Entrypoint, resolve_entrypoint
-from slimbuild.wheels import fetch_wheels
+from slimbuild.wheels import fetch_wheels, verified_sha256
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
 
@@ -72,6 +73,7 @@ class BuildInputs:
     content_tag: str
     smoke: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...]
+    template_dir: Path | None = None  # a user's template directory (None: the bundled templates)
 
 
 @dataclass(frozen=True)
@@ -243,13 +245,16 @@ def prepare_build(
         template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
         if template_dir is not None and not template_dir.is_absolute():
             template_dir = settings.root / template_dir
-        dockerfile = render_dockerfile(plan if template_dir is None else replace(plan, template="custom"), template_dir)
+        if template_dir is not None:
+            plan = replace(plan, template="custom")
+        dockerfile = render_dockerfile(plan, template_dir)
         validate_dockerfile(dockerfile)
         files = (
             *project_files,
             *extra,
-            *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644) for w, p in wheel_files),
-            ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644),
+            # fetch_wheels hashed each wheel in this run: the content tag reuses those digests
+            *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644, verified_sha256(p)) for w, p in wheel_files),
+            ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644, verified_sha256(pip_path)),
             ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
             ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
             *build_files,
@@ -258,7 +263,8 @@ def prepare_build(
         tag = content_tag(
             [lock_text, dockerfile.encode(), base_ref.encode()]
             + [
-                f"{f.arcname}\0".encode() + (f.data if f.data is not None else _digest_path(f.source))
+                f"{f.arcname}\0".encode()
+                + (f.data if f.data is not None else bytes.fromhex(f.sha256) if f.sha256 else _digest_path(f.source))
                 for f in sorted(files, key=lambda f: f.arcname)
             ]
         )
@@ -278,6 +284,7 @@ def prepare_build(
                 tag,
                 tuple(smoke),
                 (*warnings, *o.warnings),
+                template_dir,
             )
         )
     return tuple(prepared)
@@ -347,6 +354,82 @@ def _file_records(inputs: BuildInputs) -> list[dict[str, object]]:
     return out
 
 
+DEPS_STAGE = "deps"
+
+
+def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
+    """What the image of the Dockerfile's stages up to ``deps`` depends on: their instructions and the
+    context files they can read (everything but the app files); None when there is no deps stage."""
+    from slimbuild.render import parse_dockerfile
+
+    h = hashlib.sha256(b"slimbuild deps image v1\0")
+    found = False
+    for ins in parse_dockerfile(dockerfile):
+        if ins.keyword == "FROM":
+            if found:
+                break
+            words = ins.value.split()
+            found = len(words) == 3 and words[1].upper() == "AS" and words[2] == DEPS_STAGE
+        h.update(f"{ins.keyword} {ins.value}\0".encode())
+    if not found:
+        return None
+    for f in sorted(files, key=lambda f: f.arcname):
+        if f.arcname.startswith("app/") or f.arcname == "Dockerfile":
+            continue
+        digest = hashlib.sha256(f.data).hexdigest() if f.data is not None else f.sha256 or _digest_path(f.source).hex()
+        h.update(f"{f.arcname}\0{f.mode:o}\0{digest}\0".encode())
+    return h.hexdigest()
+
+
+def _deps_image(
+    engine: Engine, inputs: BuildInputs, key: str, cache: Path, on_progress: Callable[[ProgressEvent], None] | None
+) -> str:
+    """The image of the builder and deps stages: the one recorded for this key if the engine still has it,
+    else built now (target ``deps``, from the wheelhouse, lock and stage script only) and recorded."""
+    record = cache / "deps" / f"{key}.json"
+    try:
+        image_id = str(json.loads(record.read_text(encoding="utf-8"))["image_id"])
+        if str(engine.inspect_image(image_id).get("Id")) == image_id:
+            return image_id
+    except (OSError, ValueError, KeyError, TypeError, BuildFailed):
+        pass  # no record, or the engine no longer has that image (pruned, another engine): build it
+    deps_files = [f for f in inputs.files if not f.arcname.startswith("app/")]
+    outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
+    try:
+        atomic_write(record, json.dumps({"image_id": outcome.image_id}, sort_keys=True).encode() + b"\n")
+    except OSError:
+        pass  # a cache that cannot be written costs the next build this step again, nothing else
+    return outcome.image_id
+
+
+def _write_context(path: Path, files: Sequence[ContextFile], epoch: int) -> None:
+    try:
+        with path.open("wb") as fh:
+            write_context_tar(fh, files, mtime=epoch)
+        with path.open("rb") as fh:
+            validate_context_tar(fh)
+    except OSError as exc:
+        raise BuildFailed(f"cannot write the build context: {exc.strerror}", hint="free disk space in the temp dir") from None
+
+
+def _send(
+    engine: Engine,
+    files: Sequence[ContextFile],
+    epoch: int,
+    *,
+    labels: Mapping[str, str],
+    on_progress: Callable[[ProgressEvent], None] | None,
+    target: str = "",
+) -> BuildOutcome:
+    """Build from a deterministic context of FILES (written to a private temp dir, removed after)."""
+    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
+        os.chmod(tmp, 0o700)
+        ctx_path = Path(tmp) / "context.tar"
+        _write_context(ctx_path, files, epoch)
+        with ctx_path.open("rb") as fh:
+            return engine.build(fh, labels=labels, on_progress=on_progress, target=target)
+
+
 def build(
     settings: Settings,
     requested: str = "",
@@ -363,7 +446,8 @@ def build(
     env = os.environ if env is None else env
     results = []
     for inputs in prepare_build(settings, requested, engine=engine, locked=locked, base_image=base_image, env=env):
-        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, len(settings.entrypoints) > 1))
+        several = len(settings.entrypoints) > 1
+        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, several, cache_dir(env)))
     return tuple(results)
 
 
@@ -375,6 +459,7 @@ def _build_one(
     on_progress: Callable[[ProgressEvent], None] | None,
     keep_context: bool,
     several: bool,
+    cache: Path,
 ) -> BuildResult:
     a = inputs.outcome.analysis
     pre = manifest.make_manifest(
@@ -414,25 +499,22 @@ def _build_one(
     )
     embedded = manifest.manifest_bytes(pre)
     labels = manifest.manifest_labels(pre)
-    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
-        os.chmod(tmp, 0o700)
-        ctx_path = Path(tmp) / "context.tar"
-        try:
-            with ctx_path.open("wb") as fh:
-                write_context_tar(
-                    fh,
-                    (*inputs.files, ContextFile(f"app/{MANIFEST_IN_APP}", None, embedded, 0o644)),
-                    mtime=inputs.source_date_epoch,
-                )
-            with ctx_path.open("rb") as fh:
-                validate_context_tar(fh)
-        except OSError as exc:
-            raise BuildFailed(f"cannot write the build context: {exc.strerror}", hint="free disk space in the temp dir") from None
-        with ctx_path.open("rb") as fh:
-            outcome = engine.build(fh, labels=labels, on_progress=on_progress)
-        if keep_context:
-            kept = settings.root / ".slimbuild-context.tar"
-            shutil.copyfile(ctx_path, kept)
+    files = (*inputs.files, ContextFile(f"app/{MANIFEST_IN_APP}", None, embedded, 0o644))
+    if keep_context:
+        with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
+            kept = Path(tmp) / "context.tar"
+            _write_context(kept, files, inputs.source_date_epoch)
+            shutil.copyfile(kept, settings.root / ".slimbuild-context.tar")
+    key = deps_key(inputs.dockerfile, inputs.files)
+    if key is None:  # a user template without a deps stage: one build from the whole context
+        outcome = _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
+    else:
+        deps_id = _deps_image(engine, inputs, key, cache, on_progress)
+        derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)
+        validate_dockerfile(derived)
+        app_only = [f for f in files if f.arcname.startswith("app/")]
+        app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
+        outcome = _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
     image_id = outcome.image_id
     smoke_results = []
     for argv in inputs.smoke:

@@ -91,6 +91,7 @@ class ContextFile:
     source: Path | None
     data: bytes | None
     mode: int
+    sha256: str | None = None  # the source's digest when already verified (a wheel from the content-addressed cache)
 
 
 # ---------------------------------------------------------------- policy

@@ -103,8 +103,9 @@ class Engine(Protocol):
         on_progress: ProgressCallback | None = None,
         nocache: bool = False,
         network: str = "none",
+        target: str = "",
     ) -> BuildOutcome:
-        """Build an untagged image from a tar context."""
+        """Build an untagged image from a tar context (up to the stage ``target``, when given)."""
         ...
 
     def run(
@@ -436,6 +437,7 @@ class DockerEngine:
         on_progress: ProgressCallback | None = None,
         nocache: bool = False,
         network: str = "none",
+        target: str = "",
     ) -> BuildOutcome:
         """Build an untagged image; Ctrl-C/SIGTERM closes the connection so the engine cancels the build."""
         responses: list[Any] = []
@@ -456,6 +458,7 @@ class DockerEngine:
                         labels=dict(labels),
                         nocache=nocache,
                         network_mode=network,
+                        target=target or None,
                         rm=True,
                         forcerm=True,
                         pull=False,

@@ -128,6 +128,9 @@ class BuildPlan:
     prune: tuple[str, ...] = DEFAULT_PRUNE
     healthcheck: tuple[str, ...] = ()
     template: str = "slim"
+    # An image built earlier from this plan's builder and deps stages (``build`` does that in a first
+    # step): the Dockerfile then starts from it instead of repeating those stages.
+    deps_image: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,8 @@ def validate_plan(plan: BuildPlan) -> None:
     for name in plan.keep_sources:
         if not name.isidentifier():
             raise ConfigError(f"keep-sources entry {name!r} is not a package name", hint='e.g. keep-sources = ["numba"]')
+    if plan.deps_image and not re.fullmatch(r"sha256:[0-9a-f]{64}", plan.deps_image):
+        raise PolicyViolation(f"deps image {plan.deps_image!r} is not an image id", hint="expected sha256:<64 hex digits>")
     if isinstance(plan.uid, bool) or not 0 < plan.uid < 2**31 - 1:
         raise PolicyViolation(f"uid {plan.uid!r} is not a non-root numeric uid", hint="use e.g. 10001")
     if not 0 <= plan.source_date_epoch < 2**33:
@@ -354,6 +359,7 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         if plan.keep_sources
         else "",
         "uid": int(plan.uid),
+        "deps_image": plan.deps_image,
         "prune": sorted(set(plan.prune), key=str.encode),
     }
 

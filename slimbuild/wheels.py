@@ -60,12 +60,31 @@ def _dist_label(path: Path) -> str:
         return path.name
 
 
+_verified: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # path -> (stat identity, sha256 hex)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def verified_sha256(path: Path) -> str | None:
+    """The sha256 that :func:`verify_wheel` computed for PATH in this process, if the file is unchanged since."""
+    hit = _verified.get(str(path))
+    try:
+        return hit[1] if hit is not None and hit[0] == _identity(path) else None
+    except OSError:
+        return None
+
+
 def verify_wheel(path: Path, expected: Collection[str]) -> None:
     """Check PATH's digest is one of EXPECTED (``algo:hex``); else delete it, IntegrityError."""
     path = Path(path)
-    algos = sorted({h.partition(":")[0] for h in expected}) or ["sha256"]
+    algos = sorted({h.partition(":")[0] for h in expected} | {"sha256"})
+    identity = _identity(path)  # before the read: a later change shows in the stat
     actual = {algo: _file_digest(path, algo) for algo in algos}
     if any(value in expected for value in actual.values()):
+        _verified[str(path)] = (identity, actual["sha256"].partition(":")[2])
         return
     path.unlink(missing_ok=True)  # a file that failed its hash must never be used
     shown = ", ".join(sorted(expected)) or "(none)"

@@ -28,7 +28,7 @@ from slimbuild.cli import main
 from slimbuild.context import validate_context_tar
 from slimbuild.engine import BuildOutcome, DockerEngine
 from tests.constants import OK
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, TEST_LABELS
 from tests.docker.test_build_examples import SHARED_CACHE
 
 pytestmark = pytest.mark.docker
@@ -388,6 +388,7 @@ class _NoCache:
     def __init__(self, engine: DockerEngine) -> None:
         self._engine = engine
         self.built: list[str] = []
+        self.targets: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -395,6 +396,7 @@ class _NoCache:
     def build(self, context: Any, **kwargs: Any) -> BuildOutcome:
         outcome = self._engine.build(context, **{**kwargs, "nocache": True})
         self.built.append(outcome.image_id)
+        self.targets.append(str(kwargs.get("target", "")))
         return outcome
 
 
@@ -416,6 +418,8 @@ def test_G4_two_no_cache_builds_have_equal_layer_diff_ids(
     layers: list[list[str]] = []
     try:
         for _ in range(2):
+            # no recorded deps image either: each build makes its venv layer from the wheels again
+            shutil.rmtree(SHARED_CACHE / "deps", ignore_errors=True)
             (result,) = pipeline.build(load_settings(root), engine=nocache, base_image=BASE_IMAGE)  # type: ignore[arg-type]
             layers.append([str(x) for x in engine.inspect_image(result.image_id)["RootFS"]["Layers"]])
             for tag in result.tags:  # remove the image between (and after) the builds
@@ -426,7 +430,25 @@ def test_G4_two_no_cache_builds_have_equal_layer_diff_ids(
                 engine.client.remove_image(image_id, force=True)
             except Exception:  # noqa: BLE001 - cleanup only
                 pass
+    assert nocache.targets == ["deps", "", "deps", ""]  # the deps image, then the app on it, in each build
     first, second = layers
     assert len(first) == 3, first  # base, dependencies (venv), app
     assert first == second
     assert first[0] == built.base_layers[0]
+
+
+def test_G4_two_step_build_equals_the_printed_dockerfile_built_in_one_go(engine: DockerEngine, built: Built) -> None:
+    """`build` makes the deps image first and the app on it; the self-contained Dockerfile that
+    `slimbuild dockerfile` prints (in the kept context) gives the same layers when built in one go.
+
+    The engine's cache serves the steps here: a step is taken from it only when its instruction and
+    the checksums of the files it copies are the same, so equal layers mean the printed file is what ran
+    (test_G4_two_no_cache_builds... shows the layers themselves are reproducible without any cache)."""
+    with (built.root / ".slimbuild-context.tar").open("rb") as fh:
+        outcome = engine.build(fh, labels=dict(TEST_LABELS))
+    try:
+        one_go = [str(x) for x in engine.inspect_image(outcome.image_id)["RootFS"]["Layers"]]
+        two_steps = [str(x) for x in engine.inspect_image(built.image_id)["RootFS"]["Layers"]]
+        assert one_go == two_steps
+    finally:
+        engine.remove_image(outcome.image_id)

@@ -79,6 +79,11 @@ def _stage(text: str, alias: str) -> list[Instruction]:
     return out
 
 
+def _final_image(text: str) -> list[Instruction]:
+    """The instructions that make the final image: the deps stage (base + venv) and the runtime stage on it."""
+    return _stage(text, "deps") + _stage(text, "runtime")
+
+
 # ---------------------------------------------------------------- a model of Docker's word lexer
 
 
@@ -203,12 +208,15 @@ def test_C1_install_flags(template: str) -> None:
     (run,) = [i for i in _stage(render_dockerfile(_plan(template)), "builder") if i.keyword == "RUN"]
     install = next(cmd for cmd in run.value.split("; ") if " install " in cmd)
     words = install.split()
-    assert words[:3] == ["/opt/venv/bin/python", "/wheels/pip-24.2-py3-none-any.whl/pip", "install"]
+    # slimbuild-stage.py runs pip (the command after --) with its own interpreter, the venv's, on groups of the lock
+    assert words[:3] == ["PYTHONHASHSEED=0", "/opt/venv/bin/python", "/tmp/slimbuild-stage.py"]
+    assert words[words.index("--install") + 1] == "/tmp/requirements.lock"
+    pip = words[words.index("--") + 1 :]
+    assert pip[:2] == ["/wheels/pip-24.2-py3-none-any.whl/pip", "install"]
     for flag in ("--no-index", "--no-deps", "--require-hashes", "--no-compile", "--no-cache-dir"):
-        assert flag in words
-    assert words[words.index("--only-binary") + 1] == ":all:"
-    assert words[words.index("--find-links") + 1] == "/wheels/"
-    assert words[words.index("-r") + 1] == "/tmp/requirements.lock"
+        assert flag in pip
+    assert pip[pip.index("--only-binary") + 1] == ":all:"
+    assert pip[pip.index("--find-links") + 1] == "/wheels/"
 
 
 def test_C1_wheels_and_lock_copied_before_app_files() -> None:
@@ -264,7 +272,7 @@ def test_D2_special_characters_round_trip() -> None:
         ["app/main.py", "/stage/app/"],
         [f"app/pkg/{name}", "/stage/app/pkg/"],
     ]
-    runtime = _stage(text, "runtime")
+    runtime = _final_image(text)
     (label,) = [i for i in runtime if i.keyword == "LABEL"]
     assert docker_key_values(label.value) == list(plan.labels)
     env = [i for i in runtime if i.keyword == "ENV"][1]
@@ -333,7 +341,7 @@ def test_D2_I4_arbitrary_values_rejected_or_round_trip(name: str, label: str, en
     assert len(text.splitlines()) == len(baseline.splitlines())
     app_copies = [json.loads(i.value) for i in _stage(text, "app") if i.keyword == "COPY"]
     assert [docker_unquoted_word(w) for w in app_copies[1]] == [f"app/pkg/{name}", "/stage/app/pkg/"]
-    runtime = _stage(text, "runtime")
+    runtime = _final_image(text)
     assert docker_key_values(next(i for i in runtime if i.keyword == "LABEL").value) == [
         ("org.opencontainers.image.title", label)
     ]
@@ -437,7 +445,7 @@ def test_D4_runtime_image_checked_too() -> None:
     text = render_dockerfile(
         _plan("distroless", runtime_image=f"gcr.io/distroless/python3-debian12:nonroot@{DIGEST}", python="/usr/bin/python3")
     )
-    assert f"FROM gcr.io/distroless/python3-debian12:nonroot@{DIGEST} AS runtime" in text
+    assert f"FROM gcr.io/distroless/python3-debian12:nonroot@{DIGEST} AS deps" in text and "FROM deps AS runtime" in text
     assert 'PY="/usr/bin/python3"' in text
 
 
@@ -492,7 +500,7 @@ def test_D6_rendered_files_pass_own_checks() -> None:
 
 
 def test_D6_distroless_runtime_has_no_shell_instructions() -> None:
-    runtime = _stage(render_dockerfile(_plan("distroless")), "runtime")
+    runtime = _final_image(render_dockerfile(_plan("distroless")))
     assert not {"RUN", "SHELL"} & {i.keyword for i in runtime}
     assert json.loads(next(i for i in runtime if i.keyword == "ENTRYPOINT").value) == list(PLAN.entrypoint)
 
@@ -566,5 +574,30 @@ def test_D8_json_form_copy_with_trailing_slash() -> None:
 
 
 def test_D8_no_copy_dot_and_runtime_copies_only_staging_roots() -> None:
-    runtime = _stage(render_dockerfile(PLAN), "runtime")
+    runtime = _final_image(render_dockerfile(PLAN))
     assert [i.value for i in runtime if i.keyword == "COPY"] == ["--from=builder /stage/ /", "--from=app /stage/ /"]
+
+
+# ---------------------------------------------------------------- the two-step build's second Dockerfile
+
+DEPS_ID = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_deps_image_replaces_builder_and_deps_stages_only(template: str, tmp_path: Path) -> None:
+    plan = _plan(template)
+    whole = render_dockerfile(plan)
+    derived = render_dockerfile(dataclasses.replace(plan, deps_image=DEPS_ID))
+    froms = [i.value for i in parse_dockerfile(derived) if i.keyword == "FROM"]
+    assert froms[0] == f"{DEPS_ID} AS deps" and not _stage(derived, "builder")
+    assert _stage(derived, "deps")[1:] == [] and "COPY wheels" not in derived and "wheels/" not in derived
+    for stage in ("app", "runtime"):
+        assert [(i.keyword, i.value) for i in _stage(derived, stage)] == [(i.keyword, i.value) for i in _stage(whole, stage)]
+    result = _hadolint(derived, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("bad", ["python:3.11-slim", "sha256:abc", DEPS_ID + "\nRUN evil", "sha256:" + "AB" * 32])
+def test_D2_deps_image_must_be_an_image_id(bad: str) -> None:
+    with pytest.raises(PolicyViolation):
+        render_dockerfile(dataclasses.replace(PLAN, deps_image=bad))

@@ -147,3 +147,81 @@ def test_G4_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:
     _run(tmp_path, "--pyc", "--strip-sources")
     assert snapshot() == first
     assert any(name.endswith(".pyc") for name in first)
+
+
+# ---------------------------------------------------------------- parallel install: the pure parts
+
+LOCK = """\
+# slimbuild-target: linux/x86_64 cp311
+# slimbuild-inputs-sha256: 0123
+alpha==1.0 \\
+    --hash=sha256:aaaa \\
+    --hash=sha256:bbbb
+    # via -r requirements.in
+beta-lib==2.0 \\
+    --hash=sha256:cccc
+    # via
+    #   alpha
+Gamma_Pkg==3.0 --hash=sha256:dddd
+"""
+
+
+def _wheel(d: Path, name: str, files: dict[str, int], entry_points: str = "") -> Path:
+    import zipfile
+
+    path = d / f"{name}-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for rel, size in files.items():
+            zf.writestr(rel, "x" * size)
+        zf.writestr(f"{name}-1.0.dist-info/METADATA", "Name: x\n")
+        if entry_points:
+            zf.writestr(f"{name}-1.0.dist-info/entry_points.txt", entry_points)
+    return path
+
+
+def test_read_lock_joins_continuations_and_drops_comments(tmp_path: Path) -> None:
+    (tmp_path / "lock").write_text(LOCK, encoding="utf-8")
+    assert stage_venv.read_lock(str(tmp_path / "lock")) == [
+        ("alpha", "alpha==1.0 --hash=sha256:aaaa --hash=sha256:bbbb"),
+        ("beta-lib", "beta-lib==2.0 --hash=sha256:cccc"),
+        ("gamma-pkg", "Gamma_Pkg==3.0 --hash=sha256:dddd"),
+    ]
+
+
+def test_wheel_targets_name_every_path_a_wheel_writes(tmp_path: Path) -> None:
+    wheel = _wheel(
+        tmp_path,
+        "tool",
+        {"tool/__init__.py": 1, "tool_helper.py": 1, "tool-1.0.data/purelib/extra/__init__.py": 1,
+         "tool-1.0.data/scripts/run-tool": 1, "tool-1.0.data/data/share/tool.txt": 1},
+        entry_points="[console_scripts]\ntool = tool:main\n[other]\nnot-a-script = x\n",
+    )
+    assert stage_venv.wheel_targets(str(wheel)) == {"tool", "tool_helper.py", "extra", "bin/run-tool", "data/share", "bin/tool"}
+
+
+def test_distributions_writing_a_common_path_install_in_one_group(tmp_path: Path) -> None:
+    # big-a and big-b share the top-level "shared": however the costs fall, they never race in two pips
+    _wheel(tmp_path, "big_a", {"shared/a.py": 400_000, "big_a/x.so": 5_000_000})
+    _wheel(tmp_path, "big_b", {"shared/b.py": 400_000, "big_b/x.so": 5_000_000})
+    _wheel(tmp_path, "other", {"other/o.py": 900_000, "other/x.so": 4_000_000})
+    entries = [("big-a", "big_a==1.0"), ("big-b", "big_b==1.0"), ("other", "other==1.0")]
+    groups = stage_venv.plan_groups(entries, str(tmp_path))
+    assert len(groups) == 2
+    names = [{n for n, _ in g} for g in groups]
+    assert {"big-a", "big-b"} in names and {"other"} in names
+    assert stage_venv.plan_groups(entries, str(tmp_path)) == groups  # deterministic
+
+
+def test_a_split_puts_the_compile_heavy_group_first(tmp_path: Path) -> None:
+    # "sources" is mostly .py (compile-heavy), "binary" mostly .so (pip-heavy): the first group installs
+    # and compiles while the other still installs, so the source-heavy one goes first
+    _wheel(tmp_path, "sources", {"sources/m.py": 6_000_000})
+    _wheel(tmp_path, "binary", {"binary/x.so": 150_000_000, "binary/m.py": 100_000})
+    groups = stage_venv.plan_groups([("binary", "binary==1.0"), ("sources", "sources==1.0")], str(tmp_path))
+    assert [[n for n, _ in g] for g in groups] == [["sources"], ["binary"]]
+
+
+def test_a_lock_entry_without_a_wheel_keeps_the_lock_whole(tmp_path: Path) -> None:
+    _wheel(tmp_path, "present", {"present/__init__.py": 10})
+    entries = [("present", "present==1.0"), ("from-sdist", "from-sdist==1.0")]
+    assert stage_venv.plan_groups(entries, str(tmp_path)) == [entries]
