@@ -704,6 +704,8 @@ def main() -> int:
         # leaves duplicate SHELL/ARG siblings on the base, and the classic builder then follows the newest one
         # (the app stage's) in the next build, missing the builder stage. Instead the cached steps are listed
         # and a cold build is valid only if no COPY/RUN step came from the cache.
+        # slimbuild records the deps image it built per lock (SLIMBUILD_CACHE/deps): a cold build must not find one
+        shutil.rmtree(Path(SB_CACHE) / "deps", ignore_errors=True)
         log("cold: docker builder prune -af")
         prune = run(["docker", "builder", "prune", "-af"])
         res["cold_prune"] = prune["stdout"].strip().splitlines()[-1:] if prune["stdout"] else prune["stderr"][-200:]

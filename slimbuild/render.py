@@ -354,7 +354,7 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "pyc": bool(plan.pyc),
         "strip_sources": bool(plan.strip_sources),
         "keep_sources": sorted(set(plan.keep_sources)),
-        # compileall -x: skip these top-level packages (they keep their sources and get __pycache__ pycs)
+        # for user templates that compile with compileall -x (the bundled ones pass --keep-source to slimbuild-stage.py)
         "keep_sources_rx": json_str("/site-packages/(" + "|".join(sorted(set(plan.keep_sources))) + ")/")
         if plan.keep_sources
         else "",

@@ -269,7 +269,9 @@ def install_and_compile(
     sorted), so the bytecode is reproducible while the other group's pip uses the second core.
     """
     import subprocess
+    import time
 
+    start = time.monotonic()
     groups = plan_groups(read_lock(lock), wheels)
     os.makedirs(work, exist_ok=True)
     procs = []
@@ -279,20 +281,26 @@ def install_and_compile(
             fh.write("".join(line + "\n" for _, line in group))
         procs.append(subprocess.Popen([sys.executable, *pip, "-r", path]))
     try:
-        for proc, group in zip(procs, groups):
+        for i, (proc, group) in enumerate(zip(procs, groups), 1):
+            names = ", ".join(n for n, _ in group)
             if proc.wait() != 0:
-                names = ", ".join(n for n, _ in group)
                 raise SystemExit(f"slimbuild-stage: pip failed (exit {proc.returncode}) installing {names}")
+            _log(f"group {i}/{len(groups)} installed at {time.monotonic() - start:.1f}s: {names}")
             tops = sorted(_installed_tops(site_packages, [n for n, _ in group]))
             prune(site_packages, prune_patterns, tops=tops)
             if pyc:
-                compile_sources(site_packages, strip_sources=strip_sources, keep_sources=keep_sources, tops=tops)
+                count = compile_sources(site_packages, strip_sources=strip_sources, keep_sources=keep_sources, tops=tops)
+                _log(f"group {i}/{len(groups)}: {count} modules compiled by {time.monotonic() - start:.1f}s")
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _log(message: str) -> None:
+    print(f"slimbuild-stage: {message}", file=sys.stderr, flush=True)
 
 
 def _installed_tops(site_packages: str, names: Sequence[str]) -> set[str]:

@@ -225,3 +225,73 @@ def test_a_lock_entry_without_a_wheel_keeps_the_lock_whole(tmp_path: Path) -> No
     _wheel(tmp_path, "present", {"present/__init__.py": 10})
     entries = [("present", "present==1.0"), ("from-sdist", "from-sdist==1.0")]
     assert stage_venv.plan_groups(entries, str(tmp_path)) == [entries]
+
+
+FAKE_PIP = """
+import glob, os, re, sys, zipfile
+args = sys.argv[1:]
+if os.environ.get("FAKE_PIP_FAIL") and os.environ["FAKE_PIP_FAIL"] in open(args[args.index("-r") + 1]).read():
+    sys.exit(3)
+site, wheels = os.environ["FAKE_SITE"], os.environ["FAKE_WHEELS"]
+for line in open(args[args.index("-r") + 1]):
+    name = re.match(r"[A-Za-z0-9._-]+", line).group(0).split("==")[0]
+    (whl,) = [w for w in glob.glob(wheels + "/*.whl") if os.path.basename(w).split("-")[0] == name.replace("-", "_")]
+    with zipfile.ZipFile(whl) as zf:
+        zf.extractall(site)
+        names = zf.namelist()
+    dist = next(n for n in names if n.endswith(".dist-info/METADATA")).split("/")[0]
+    with open(os.path.join(site, dist, "RECORD"), "w") as fh:
+        fh.write("".join(n + ",,\\n" for n in names))
+"""
+
+
+def _install_fixture(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "heavy_src", {"heavy_src/__init__.py": 10, "heavy_src/core.py": 3_000_000, "heavy_src/tests/t.py": 10})
+    _wheel(wheels, "heavy_bin", {"heavy_bin/__init__.py": 10, "heavy_bin/x.so": 120_000_000})
+    venv = tmp_path / "venv"
+    site = venv / SITE
+    site.mkdir(parents=True)
+    (venv / "bin").mkdir()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/sh\n", encoding="utf-8")
+    (etc / "group").write_text("root:x:0:\n", encoding="utf-8")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("heavy-bin==1.0 \\\n    --hash=sha256:00\nheavy-src==1.0 \\\n    --hash=sha256:11\n", encoding="utf-8")
+    pip = tmp_path / "fake_pip.py"
+    pip.write_text(FAKE_PIP, encoding="utf-8")
+    return venv, site, lock, pip
+
+
+def _install(tmp_path: Path, venv: Path, site: Path, lock: Path, pip: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable, str(SCRIPT), "--venv", str(venv), "--site-packages", str(site), "--stage", str(tmp_path / "stage"),
+            "--etc", str(tmp_path / "etc"), "--epoch", str(EPOCH), "--uid", "10001", "--pyc", "--strip-sources",
+            "--install", str(lock), "--wheels", str(tmp_path / "wheels"), "--", str(pip), "install", "--no-deps",
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "0", "FAKE_SITE": str(site), "FAKE_WHEELS": str(tmp_path / "wheels"), **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_install_runs_one_pip_per_group_then_prunes_and_compiles_each(tmp_path: Path) -> None:
+    venv, site, lock, pip = _install_fixture(tmp_path)
+    done = _install(tmp_path, venv, site, lock, pip)
+    assert done.returncode == 0, done.stderr
+    assert "group 1/2 installed" in done.stderr and "group 2/2: " in done.stderr
+    staged = tmp_path / "stage" / str(site).lstrip("/")
+    assert (staged / "heavy_src/core.pyc").exists() and not (staged / "heavy_src/core.py").exists()
+    assert (staged / "heavy_bin/__init__.pyc").exists() and (staged / "heavy_bin/x.so").exists()
+    assert not (staged / "heavy_src/tests").exists()
+
+
+def test_install_fails_naming_the_group_pip_could_not_install(tmp_path: Path) -> None:
+    venv, site, lock, pip = _install_fixture(tmp_path)
+    done = _install(tmp_path, venv, site, lock, pip, FAKE_PIP_FAIL="heavy-bin")
+    assert done.returncode != 0
+    assert "pip failed (exit 3) installing heavy-bin" in done.stderr
+    assert not (tmp_path / "stage").exists()  # nothing staged from a failed install
