@@ -42,6 +42,7 @@ from slimbuild.plan import (
     smoke_imports,
 )
 from slimbuild.render import (
+    CONTEXT_APP_DIR,
     CONTEXT_BUILD_LOCK,
     CONTEXT_LOCK,
     CONTEXT_STAGE_SCRIPT,
@@ -54,6 +55,7 @@ from slimbuild.trace import Entrypoint, resolve_entrypoint
 from slimbuild.wheels import fetch_wheels, verified_sha256
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
+APP_PREFIX = f"{CONTEXT_APP_DIR}/"  # where the app files lie in the build context
 
 
 @dataclass(frozen=True)
@@ -189,15 +191,15 @@ def prepare_build(
         entry = resolve_entrypoint(settings.root, name, spec)
         launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
         sources = [f for f in a.files if not f.endswith(".ipynb")]
-        project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix="app/")
+        project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
         excluded = sensitive_names(settings.root)
         extra: list[ContextFile] = []
         if entry.kind == "notebook":
             nb_bytes = (settings.root / entry.path).read_bytes()
             script = notebook_script(nb_bytes, entry.path).encode()
-            extra.append(ContextFile(f"app/{launch.script}", None, script, 0o644))
+            extra.append(ContextFile(f"{APP_PREFIX}{launch.script}", None, script, 0o644))
         # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
-        app_files = sorted({MANIFEST_IN_APP, *(f.arcname[len("app/") :] for f in (*project_files, *extra))})
+        app_files = sorted({MANIFEST_IN_APP, *(f.arcname[len(APP_PREFIX) :] for f in (*project_files, *extra))})
         lock_text = o.lock.text.encode()
         wheel_files = [(p.name, p) for p in o.wheels]
         labels = {
@@ -343,12 +345,12 @@ def _unpacked_size(dist: LockedDist, inputs: BuildInputs) -> int | None:
 def _file_records(inputs: BuildInputs) -> list[dict[str, object]]:
     out = []
     for f in inputs.files:
-        if not f.arcname.startswith("app/"):
+        if not f.arcname.startswith(APP_PREFIX):
             continue
         data = f.data if f.data is not None else None
         digest = hashlib.sha256(data).hexdigest() if data is not None else _digest_path(f.source).hex()
         size = len(data) if data is not None else (f.source.stat().st_size if f.source else 0)
-        rel = f.arcname[len("app/") :]
+        rel = f.arcname[len(APP_PREFIX) :]
         kind = "notebook-script" if data is not None else ("source" if rel.endswith(".py") else "data")
         out.append({"path": rel, "sha256": digest, "size": size, "kind": kind})
     return out
@@ -374,7 +376,7 @@ def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
     if not found:
         return None
     for f in sorted(files, key=lambda f: f.arcname):
-        if f.arcname.startswith("app/") or f.arcname == "Dockerfile":
+        if f.arcname.startswith(APP_PREFIX) or f.arcname == "Dockerfile":
             continue
         digest = hashlib.sha256(f.data).hexdigest() if f.data is not None else f.sha256 or _digest_path(f.source).hex()
         h.update(f"{f.arcname}\0{f.mode:o}\0{digest}\0".encode())
@@ -393,7 +395,7 @@ def _deps_image(
             return image_id
     except (OSError, ValueError, KeyError, TypeError, BuildFailed):
         pass  # no record, or the engine no longer has that image (pruned, another engine): build it
-    deps_files = [f for f in inputs.files if not f.arcname.startswith("app/")]
+    deps_files = [f for f in inputs.files if not f.arcname.startswith(APP_PREFIX)]
     outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
     try:
         atomic_write(record, json.dumps({"image_id": outcome.image_id}, sort_keys=True).encode() + b"\n")
@@ -499,7 +501,7 @@ def _build_one(
     )
     embedded = manifest.manifest_bytes(pre)
     labels = manifest.manifest_labels(pre)
-    files = (*inputs.files, ContextFile(f"app/{MANIFEST_IN_APP}", None, embedded, 0o644))
+    files = (*inputs.files, ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, embedded, 0o644))
     if keep_context:
         with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
             kept = Path(tmp) / "context.tar"
@@ -512,7 +514,7 @@ def _build_one(
         deps_id = _deps_image(engine, inputs, key, cache, on_progress)
         derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)
         validate_dockerfile(derived)
-        app_only = [f for f in files if f.arcname.startswith("app/")]
+        app_only = [f for f in files if f.arcname.startswith(APP_PREFIX)]
         app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
         outcome = _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
     image_id = outcome.image_id

@@ -40,6 +40,7 @@ from slimbuild.errors import ConfigError, PolicyViolation
 __all__ = [
     "CONTEXT_APP_DIR",
     "CONTEXT_LOCK",
+    "CONTEXT_ROOT_DIR",
     "CONTEXT_STAGE_SCRIPT",
     "CONTEXT_WHEELS_DIR",
     "DEFAULT_PRUNE",
@@ -56,7 +57,8 @@ __all__ = [
 CONTEXT_WHEELS_DIR = "wheels"
 CONTEXT_LOCK = "requirements.lock"
 CONTEXT_BUILD_LOCK = "build-requirements.lock"
-CONTEXT_APP_DIR = "app"
+CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the paths they take in the image
+CONTEXT_APP_DIR = "image/app"
 CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
@@ -344,7 +346,8 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "sdists": sorted(set(plan.sdists)),
         "build_lock_source": CONTEXT_BUILD_LOCK,
         "build_lock_dest": "/tmp/build-requirements.lock",
-        "app_groups": _app_groups(plan.app_files),
+        "app_groups": _app_groups(plan.app_files),  # per-directory COPY lists, for user templates that want them
+        "app_root_source": f"{CONTEXT_ROOT_DIR}/",
         "entrypoint": list(plan.entrypoint),
         "cmd": list(plan.cmd),
         "healthcheck": list(plan.healthcheck),

@@ -205,13 +205,13 @@ def test_B6_needed_secret_file_exits_10(
 
 
 def _slow_template(root: Path, marker: str) -> None:
-    """A user template = the bundled slim one plus a long RUN in the app stage (uncached: it names MARKER)."""
+    """A user template = the bundled slim one plus a long RUN in the runtime stage (uncached: it names MARKER)."""
     text = (REPO / "templates" / "slim" / "Dockerfile.j2").read_text(encoding="utf-8")
-    anchor = "RUN mkdir -p /stage/app; \\"
+    anchor = "FROM deps AS runtime\n"
     assert text.count(anchor) == 1, "the slim template changed: update this test's anchor"
     slow = f"RUN echo {marker}; sleep 300\n"
     (root / "tpl" / "custom").mkdir(parents=True)
-    (root / "tpl" / "custom" / "Dockerfile.j2").write_text(text.replace(anchor, slow + anchor), encoding="utf-8")
+    (root / "tpl" / "custom" / "Dockerfile.j2").write_text(text.replace(anchor, anchor + slow), encoding="utf-8")
 
 
 def _marker_containers(engine: DockerEngine, marker: str) -> list[dict[str, Any]]:

@@ -374,7 +374,8 @@ def test_B13_kept_context_is_valid_sorted_and_clamped(built: Built) -> None:
     assert names == sorted(names)
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == EPOCH for m in members)
     assert all(not m.issym() and not m.islnk() for m in members)
-    assert {"Dockerfile", "requirements.lock", "app/main.py", "app/helper.py", "app/data/greeting.txt"} <= set(names)
+    expected = {"Dockerfile", "requirements.lock", "image/app/main.py", "image/app/helper.py", "image/app/data/greeting.txt"}
+    assert expected <= set(names)
     leaked = [n for n in names if SENSITIVE_COMPONENTS & set(n.split("/")) or n.endswith(("linked.txt", "notes.txt"))]
     assert leaked == []
 
