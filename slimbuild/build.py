@@ -508,12 +508,15 @@ def _build_one(
             _write_context(kept, files, inputs.source_date_epoch)
             shutil.copyfile(kept, settings.root / ".slimbuild-context.tar")
     key = deps_key(inputs.dockerfile, inputs.files)
-    if key is None:  # a user template without a deps stage: one build from the whole context
-        outcome = _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
-    else:
+    derived = ""
+    if key is not None:
         deps_id = _deps_image(engine, inputs, key, cache, on_progress)
         derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)
         validate_dockerfile(derived)
+    if key is None or derived == inputs.dockerfile:
+        # a user template without a deps stage, or one that ignores deps_image: one build from the whole context
+        outcome = _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
+    else:
         app_only = [f for f in files if f.arcname.startswith(APP_PREFIX)]
         app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
         outcome = _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
