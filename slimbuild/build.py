@@ -265,8 +265,7 @@ def prepare_build(
         tag = content_tag(
             [lock_text, dockerfile.encode(), base_ref.encode()]
             + [
-                f"{f.arcname}\0".encode()
-                + (f.data if f.data is not None else bytes.fromhex(f.sha256) if f.sha256 else _digest_path(f.source))
+                f"{f.arcname}\0".encode() + (f.data if f.data is not None else _source_digest(f))
                 for f in sorted(files, key=lambda f: f.arcname)
             ]
         )
@@ -323,6 +322,11 @@ def _digest_path(path: Path | None) -> bytes:
     return h.digest()
 
 
+def _source_digest(f: ContextFile) -> bytes:
+    """The sha256 of a context file's source: the digest verified earlier in this run when there is one."""
+    return bytes.fromhex(f.sha256) if f.sha256 else _digest_path(f.source)
+
+
 def _installed_hash(dist: LockedDist, inputs: BuildInputs) -> list[str]:
     """The hash of the wheel that goes into the image (the cache stores it under its sha256)."""
     for w in inputs.outcome.wheels:
@@ -348,7 +352,7 @@ def _file_records(inputs: BuildInputs) -> list[dict[str, object]]:
         if not f.arcname.startswith(APP_PREFIX):
             continue
         data = f.data if f.data is not None else None
-        digest = hashlib.sha256(data).hexdigest() if data is not None else _digest_path(f.source).hex()
+        digest = hashlib.sha256(data).hexdigest() if data is not None else _source_digest(f).hex()
         size = len(data) if data is not None else (f.source.stat().st_size if f.source else 0)
         rel = f.arcname[len(APP_PREFIX) :]
         kind = "notebook-script" if data is not None else ("source" if rel.endswith(".py") else "data")
@@ -378,7 +382,7 @@ def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
     for f in sorted(files, key=lambda f: f.arcname):
         if f.arcname.startswith(APP_PREFIX) or f.arcname == "Dockerfile":
             continue
-        digest = hashlib.sha256(f.data).hexdigest() if f.data is not None else f.sha256 or _digest_path(f.source).hex()
+        digest = hashlib.sha256(f.data).hexdigest() if f.data is not None else _source_digest(f).hex()
         h.update(f"{f.arcname}\0{f.mode:o}\0{digest}\0".encode())
     return h.hexdigest()
 

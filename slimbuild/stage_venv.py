@@ -116,10 +116,6 @@ def compile_sources(
     return compiled
 
 
-MINIMAL_PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
-MINIMAL_GROUP = "root:x:0:\nnogroup:x:65534:\n"
-
-
 # ---------------------------------------------------------------- parallel install
 
 
@@ -327,6 +323,10 @@ def _installed_tops(site_packages: str, names: Sequence[str]) -> set[str]:
 # ---------------------------------------------------------------- staging
 
 
+MINIMAL_PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+MINIMAL_GROUP = "root:x:0:\nnogroup:x:65534:\n"
+
+
 def stage(venv: str, root: str, uid: int, passwd: str = "copy", etc: str = "/etc") -> None:
     """Move the venv under the staging root, with passwd and group entries for the runtime uid.
 
@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--wheels", default="/wheels/", help="the wheelhouse (to group the lock by what each wheel writes)")
     ap.add_argument("pip", nargs=argparse.REMAINDER, help="-- PIP_MAIN install ARGS...: how to run pip, without -r")
     args = ap.parse_args(argv)
-    pip = [a for a in args.pip if a != "--"] if args.pip[:1] == ["--"] else list(args.pip)
+    pip = args.pip[1:] if args.pip[:1] == ["--"] else list(args.pip)  # only the separator, not pip's own "--"
     if args.install:
         if not pip:
             ap.error("--install needs pip's command after --")
