@@ -97,17 +97,8 @@ def analyze(
     path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None, as_json: bool
 ) -> int:
     """Show what the entrypoint needs: files, distributions, unused and missing ones."""
-    from slimbuild import pipeline, report
-
     _State.json = as_json
-    analyses = pipeline.analyze(_settings(path, target_python, python, allow_unparseable), entrypoint)
-    if as_json:
-        click.echo(report.analyses_json(analyses), nl=False)
-    else:
-        click.echo("\n".join(report.analysis_text(a) for a in analyses), nl=False)
-        findings = sorted({f for a in analyses for f in a.findings})
-        click.echo(report.findings_text(findings), nl=False, err=True)
-    return int(ExitCode.OK)
+    return _replayable("analyze", _settings(path, target_python, python, allow_unparseable), entrypoint, as_json)
 
 
 @cli.command()
@@ -117,23 +108,54 @@ def check(
     path: Path, entrypoint: str, target_python: str | None, python: str | None, allow_unparseable: bool | None, as_json: bool
 ) -> int:
     """Gate for pre-commit and CI: exit 1 when an import is undeclared or unresolved."""
+    _State.json = as_json
+    return _replayable("check", _settings(path, target_python, python, allow_unparseable), entrypoint, as_json)
+
+
+def _replayable(command: str, settings: Any, entrypoint: str, as_json: bool) -> int:
+    """Print the output of ``analyze``/``check``: replayed when nothing it read has changed, else computed."""
+    from slimbuild import replay
+    from slimbuild.paths import cache_dir
+
+    cache = cache_dir()
+    key = replay.outcome_key(command, as_json, entrypoint, settings, os.environ)
+    output = replay.lookup(cache, key, settings.max_source_bytes) if key is not None else None
+    if output is None:
+        record = replay.Recorder(settings.max_source_bytes)
+        output = (_check_output if command == "check" else _analyze_output)(settings, entrypoint, as_json, record)
+        if key is not None:
+            replay.store(cache, key, record, output)
+    click.echo(output.stdout, nl=False)
+    click.echo(output.stderr, nl=False, err=True)
+    return output.exit_code
+
+
+def _analyze_output(settings: Any, entrypoint: str, as_json: bool, record: Any) -> Any:
+    from slimbuild import pipeline, report
+    from slimbuild.replay import Output
+
+    analyses = pipeline.analyze(settings, entrypoint, record=record)
+    if as_json:
+        return Output(report.analyses_json(analyses), "", int(ExitCode.OK))
+    findings = sorted({f for a in analyses for f in a.findings})
+    return Output("\n".join(report.analysis_text(a) for a in analyses), report.findings_text(findings), int(ExitCode.OK))
+
+
+def _check_output(settings: Any, entrypoint: str, as_json: bool, record: Any) -> Any:
     from slimbuild import pipeline, report
     from slimbuild.check import failing
+    from slimbuild.replay import Output
 
-    _State.json = as_json
-    settings = _settings(path, target_python, python, allow_unparseable)
-    analyses = pipeline.analyze(settings, entrypoint)
-    lock_state = pipeline.lock_findings(settings, analyses)
+    analyses = pipeline.analyze(settings, entrypoint, record=record)
+    lock_state = pipeline.lock_findings(settings, analyses, record=record)
     findings = sorted(
         set(lock_state) | {f for a in analyses for f in a.findings},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
+    code = int(ExitCode.FINDINGS if failing(findings) else ExitCode.OK)
     if as_json:
-        click.echo(report.analyses_json(analyses), nl=False)
-    else:
-        click.echo(report.findings_text(findings), nl=False, err=True)
-        click.echo(report.check_summary(findings), nl=False, err=True)
-    return int(ExitCode.FINDINGS if failing(findings) else ExitCode.OK)
+        return Output(report.analyses_json(analyses), "", code)
+    return Output("", report.findings_text(findings) + report.check_summary(findings), code)
 
 
 @cli.command("lock")

@@ -44,12 +44,14 @@ def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
 
 
 def parse_requirements_file(
-    path: Path, root: Path, *, _seen: frozenset[Path] = frozenset()
+    path: Path, root: Path, *, _seen: frozenset[Path] = frozenset(), consulted: set[Path] | None = None
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
-    """Requirements and constraints of one file, following ``-r``/``-c`` includes."""
+    """Requirements and constraints of one file, following ``-r``/``-c`` includes (each added to ``consulted``)."""
     rel = _rel(path, root)
     if path.resolve() in _seen:
         return (), ()
+    if consulted is not None:
+        consulted.add(path)
     if len(_seen) > _MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{rel}: requirement includes nest too deeply", hint="check for -r cycles")
     try:
@@ -74,9 +76,11 @@ def parse_requirements_file(
                 else opt[2:]
             )
             inc = path.parent / target
+            if consulted is not None:
+                consulted.add(inc)
             if not inc.is_file():
                 raise ConfigError(f"{loc}: included file '{target}' not found", hint="fix the -r/-c path")
-            sub_r, sub_c = parse_requirements_file(inc, root, _seen=seen)
+            sub_r, sub_c = parse_requirements_file(inc, root, _seen=seen, consulted=consulted)
             if opt.startswith(("-c", "--constraint")):
                 cons.extend(sub_r + sub_c)
             else:
@@ -122,17 +126,27 @@ def _parse_list(values: Iterable[str], where: Location) -> list[Declared]:
 
 
 def read_declared(
-    root: Path, requirement_files: Iterable[str] = (), optional_groups: Iterable[str] = ()
+    root: Path,
+    requirement_files: Iterable[str] = (),
+    optional_groups: Iterable[str] = (),
+    consulted: set[Path] | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
-    """All runtime declarations and constraints of a project, sorted by name."""
+    """All runtime declarations and constraints of a project, sorted by name.
+
+    ``consulted``, when given, gets every file read or looked for (besides the root's listing).
+    """
+    if consulted is not None:
+        consulted.update((root / "pyproject.toml", root / "setup.cfg"))
     reqs: list[Declared] = []
     cons: list[Declared] = []
     files = list(requirement_files) or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
     for name in files:
         p = root / name
+        if consulted is not None:
+            consulted.add(p)
         if not p.is_file():
             raise ConfigError(f"requirements file '{name}' not found", hint="fix 'requirements' in [tool.slimbuild]")
-        r, c = parse_requirements_file(p, root)
+        r, c = parse_requirements_file(p, root, consulted=consulted)
         reqs.extend(r)
         cons.extend(c)
     pyproject = root / "pyproject.toml"

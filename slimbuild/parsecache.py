@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbuild import __version__
+from slimbuild.evidence import digest_file as digest_file
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
@@ -44,15 +45,9 @@ def save(path: Path, old: Cache, used: Cache) -> None:
         merged = dict(used)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(path, pickle.dumps(((_FORMAT, __version__), merged), protocol=pickle.HIGHEST_PROTOCOL), 0o600)
+        atomic_write(path, pickle.dumps(((_FORMAT, __version__), merged), protocol=pickle.HIGHEST_PROTOCOL), 0o600, durable=False)
     except OSError:
         pass
-
-
-def digest_file(path: Path) -> str:
-    """Content hash of a file (blake2b: fast, and only a cache key)."""
-    with path.open("rb") as fh:
-        return hashlib.blake2b(fh.read(), digest_size=20).hexdigest()
 
 
 # ----------------------------------------------------------------------------- whole graphs
@@ -105,6 +100,6 @@ def save_graph(path: Path, key: tuple[object, ...], graph: ImportGraph, evidence
     try:
         data = pickle.dumps(((key, _code_stamp()), graph, evidence), protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(path, data, 0o600)
+        atomic_write(path, data, 0o600, durable=False)
     except (OSError, pickle.PicklingError):
         pass

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from slimbuild import parsecache
+from slimbuild import parsecache, replay
 from slimbuild.check import lock_inputs, reconcile, verify_provides
 from slimbuild.config import Settings
 from slimbuild.declared import read_declared
 from slimbuild.errors import AnalysisError, ConfigError, ResolutionError
+from slimbuild.evidence import read_digest_factory
 from slimbuild.models import Analysis, Declared, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.resolve import ModuleIndex, probe_environment, resolve_modules
@@ -59,8 +59,13 @@ def _has_sources(root: Path) -> tuple[bool, list[str]]:
     return found_py, notebooks
 
 
-def select_entrypoints(settings: Settings, requested: str = "") -> list[tuple[str, str]]:
-    """(name, spec) pairs to analyse: the requested one, the configured ones, or one discovered."""
+def select_entrypoints(
+    settings: Settings, requested: str = "", record: replay.Recorder | None = None
+) -> list[tuple[str, str]]:
+    """(name, spec) pairs to analyse: the requested one, the configured ones, or one discovered.
+
+    A notebook discovered by walking the whole tree makes the run's output impossible to replay (``record``).
+    """
     if requested:
         if requested in settings.entrypoints:
             return [(requested, settings.entrypoints[requested])]
@@ -75,6 +80,8 @@ def select_entrypoints(settings: Settings, requested: str = "") -> list[tuple[st
     for cand in _DISCOVER:
         if (root / cand).is_file():
             return [(Path(cand).stem, cand)]
+    if record is not None:
+        record.cacheable = False
     has_py, notebooks = _has_sources(root)
     if not has_py and not notebooks:
         raise AnalysisError(
@@ -88,32 +95,15 @@ def select_entrypoints(settings: Settings, requested: str = "") -> list[tuple[st
     )
 
 
-def _environment_python(settings: Settings, env: Mapping[str, str]) -> str:
-    if settings.python:
-        return settings.python
-    venv = env.get("VIRTUAL_ENV")
-    if venv and Path(venv, "bin", "python").exists():
-        return str(Path(venv, "bin", "python"))
-    local = settings.root / ".venv" / "bin" / "python"
-    if local.exists():
-        return str(local)
-    return ""
-
-
 def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex | None:
     """Module index of the project's environment, cached by interpreter and site-packages mtimes."""
-    python = _environment_python(settings, env)
+    python = replay.environment_python(settings.python, settings.root, env)
     if not python:
         return None
     exe = Path(python)
     if not exe.exists():
         raise ConfigError(f"--python {python}: no such interpreter", hint="pass the path of the project's python")
-    prefix = exe.resolve().parent.parent if exe.parent.name == "bin" else exe.parent
-    venv_prefix = exe.parent.parent
-    stamps = sorted(
-        f"{p}:{p.stat().st_mtime_ns}" for base in {prefix, venv_prefix} for p in base.glob("lib/python3*/site-packages")
-    )
-    key = hashlib.sha256(json.dumps([str(exe.absolute()), stamps]).encode()).hexdigest()[:20]
+    key = replay.environment_key(python)
     cache = cache_dir(env) / "environments" / f"{key}.json"
     try:
         dists = json.loads(cache.read_text())
@@ -123,31 +113,30 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
         except (OSError, ValueError, Exception) as exc:  # noqa: BLE001 - any probe failure is a config problem
             raise ConfigError(f"cannot read installed distributions with {python}: {exc}", hint="check --python") from None
         try:
-            atomic_write(cache, json.dumps(dists, sort_keys=True).encode())
+            atomic_write(cache, json.dumps(dists, sort_keys=True).encode(), durable=False)
         except OSError:
             pass
     return ModuleIndex.from_dists(str(exe), dists)
 
 
-def _read_digest_factory(max_bytes: int) -> Callable[[Path], str]:
-    def read_digest(p: Path) -> str:
-        st = p.stat()
-        # Notebooks may be 5x larger (outputs); files over their limit are refused by the parser
-        # anyway, so they are keyed without reading them.
-        limit = max_bytes * 5 if p.suffix == ".ipynb" else max_bytes
-        if st.st_size > limit:
-            return f"oversize:{st.st_size}:{st.st_mtime_ns}"
-        return parsecache.digest_file(p)
+def analyze(
+    settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
+) -> tuple[Analysis, ...]:
+    """Trace (or reuse an unchanged trace), resolve and reconcile every selected entrypoint.
 
-    return read_digest
-
-
-def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | None = None) -> tuple[Analysis, ...]:
-    """Trace (or reuse an unchanged trace), resolve and reconcile every selected entrypoint."""
+    ``record``, when given, is told every file and directory the result depends on (see :mod:`slimbuild.replay`).
+    """
     env = os.environ if env is None else env
     root = settings.root
-    entries: list[Entrypoint] = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested)]
-    declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups)
+    evidence = record.evidence if record is not None else None
+    if evidence is not None:
+        evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
+    entries: list[Entrypoint] = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
+    if evidence is not None:
+        # where each entrypoint was found (a package's __main__, a dotted module): its directories
+        evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
+    consulted: set[Path] = set()
+    declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups, consulted)
     env_index = environment_index(settings, env)
     wheels_index = wheel_index(cache_dir(env), [d.name for d in declared])
     cache_path = parsecache.cache_file(cache_dir(env), root)
@@ -158,7 +147,7 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
             loaded.append(parsecache.load(cache_path))
         return loaded[0]
 
-    read_digest = _read_digest_factory(settings.max_source_bytes)
+    read_digest = read_digest_factory(settings.max_source_bytes)
     results = []
     used: parsecache.Cache = {}
     for entry in entries:
@@ -172,6 +161,7 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
             read_digest=read_digest,
             parse_cache=parse_cache,
             used=used,
+            evidence_sink=evidence,
         )
         resolved = resolve_modules(
             (s.module for s in graph.third_party),
@@ -193,6 +183,9 @@ def analyze(settings: Settings, requested: str = "", env: Mapping[str, str] | No
         )
     if loaded:
         parsecache.save(cache_path, loaded[0], used)
+    if record is not None:
+        for f in sorted({*consulted, root / "pyproject.toml", root / "slimbuild.toml", cache_dir(env) / "wheel-modules.json"}):
+            record.file(f)
     return tuple(results)
 
 
@@ -348,7 +341,7 @@ def _wheel_modules(cache: Path, wheel_paths: Sequence[Path]) -> dict[str, tuple[
         provides[canonicalize_name(w.name.split("-")[0])] = tuple(known[w.name])
     if changed:
         try:
-            atomic_write(index_file, json.dumps(known, sort_keys=True, indent=1).encode())
+            atomic_write(index_file, json.dumps(known, sort_keys=True, indent=1).encode(), durable=False)
         except OSError:
             pass  # a read-only cache only costs speed
     return provides
@@ -369,15 +362,20 @@ def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:
     return ModuleIndex.from_dists("wheels", dists) if dists else None
 
 
-def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Finding, ...]:
+def lock_findings(
+    settings: Settings, analyses: Sequence[Analysis], record: replay.Recorder | None = None
+) -> tuple[Finding, ...]:
     """SB012 when a lock is missing (warning) or stale (error); offline, reads headers only."""
     from slimbuild.lock import inputs_digest
 
     target = target_of(settings)
-    _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups)
+    consulted: set[Path] = set()
+    _declared, constraints = read_declared(settings.root, settings.requirements, settings.optional_groups, consulted)
     out = []
     for a in analyses:
         path = lock_path(settings, a.entrypoint_name)
+        if record is not None:
+            record.file(path)
         try:
             existing = _read_lock(path)
         except ResolutionError as exc:
@@ -401,4 +399,7 @@ def lock_findings(settings: Settings, analyses: Sequence[Analysis]) -> tuple[Fin
                     "run 'slimbuild lock'",
                 )
             )
+    if record is not None:
+        for f in sorted(consulted):
+            record.file(f)
     return tuple(out)

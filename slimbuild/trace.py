@@ -8,16 +8,17 @@ as soon as they are discovered, and parse results are cached by content hash
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slimbuild import mapping
 from slimbuild.errors import AnalysisError, ConfigError
+from slimbuild.evidence import FileStamp, Listing, TraceEvidence, file_stamp, scan_dir
 from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
 from slimbuild.stdlib import stdlib_modules
 
@@ -32,7 +33,7 @@ IGNORED_DIRS = frozenset(
         ".ipynb_checkpoints", ".cache",
     }
 )
-_PARALLEL_MIN = 8  # cache misses parsed inline before worker processes start
+_PARALLEL_MIN = 2  # cache misses parsed inline before worker processes start
 _BATCH_MAX = 4  # files per round trip to a worker
 _WORKER_KEEP_CHARS = 4 << 20  # source a worker keeps parsed trees for: about 35 bytes of tree a character, ~150 MB
 
@@ -48,83 +49,6 @@ class Entrypoint:
     module: str  # dotted module name ("__main__" for scripts and notebooks)
     package: str | None  # package for relative imports
     function: str = ""
-
-
-# A directory's files, its subdirectories, and where its symlinks point: what the finder knows of it.
-Listing = tuple[frozenset[str], frozenset[str], tuple[tuple[str, str], ...]]
-
-
-def scan_dir(d: str) -> Listing:
-    """One ``scandir`` of ``d`` (empty when it cannot be read)."""
-    files: set[str] = set()
-    dirs: set[str] = set()
-    links: list[tuple[str, str]] = []
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                try:
-                    if e.is_symlink():
-                        links.append((e.name, os.path.realpath(e.path)))
-                    if e.is_dir():
-                        dirs.add(e.name)
-                    elif e.is_file():
-                        files.add(e.name)
-                except OSError:
-                    continue
-    except OSError:
-        pass
-    return frozenset(files), frozenset(dirs), tuple(sorted(links))
-
-
-FileStamp = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
-_RACY_NS = 2_000_000_000  # a file changed this recently may change again within its timestamp's granularity
-
-
-def file_stamp(path: str) -> FileStamp | None:
-    """A file's stat identity, taken *before* it is hashed; None when too recent to vouch for its content."""
-    st = os.stat(path)
-    if max(st.st_mtime_ns, st.st_ctime_ns) >= time.time_ns() - _RACY_NS:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-@dataclass
-class TraceEvidence:
-    """What a traced graph depends on: reached files' digests, directory listings, search-root checks.
-
-    A later run that finds all of it unchanged gets the same graph without tracing again.
-    """
-
-    files: dict[str, str] = field(default_factory=dict)  # absolute path -> content digest
-    stamps: dict[str, FileStamp | None] = field(default_factory=dict)  # absolute path -> stat before hashing
-    dirs: dict[str, Listing] = field(default_factory=dict)  # absolute dir -> listing
-    roots: dict[str, tuple[str, bool]] = field(default_factory=dict)  # candidate root -> (resolved, is a dir)
-
-    def still_valid(self, read_digest: Callable[[Path], str]) -> bool:
-        """True when every listing, root and file is as it was (cheapest checks first).
-
-        A file whose stat identity (device, inode, size, mtime and ctime, which no tool can set back)
-        is unchanged since it was hashed is not read again, as git trusts its index; any other file
-        is re-hashed and compared by content.
-        """
-        for d, listing in self.dirs.items():
-            if scan_dir(d) != listing:
-                return False
-        for cand, seen in self.roots.items():
-            p = Path(cand)
-            if (str(p.resolve()), p.is_dir()) != seen:
-                return False
-        for f, digest in self.files.items():
-            try:
-                st = os.stat(f)
-                stamp = self.stamps.get(f)
-                if stamp is not None and stamp == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
-                    continue
-                if read_digest(Path(f)) != digest:
-                    return False
-            except OSError:
-                return False
-        return True
 
 
 def _join(d: str, name: str) -> str:
@@ -385,8 +309,13 @@ def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
     )
 
 
-def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int) -> ParsedSource | tuple[str, str]:
-    """Read and parse one file; errors come back as (message, hint)."""
+Job = tuple[str, str]  # (absolute path, relative path)
+# A parse result, or an error's (message, hint); with the content digest of the bytes parsed when asked for.
+JobResult = tuple[ParsedSource | tuple[str, str], str]
+
+
+def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int, digest: bool = False) -> JobResult:
+    """Read and parse one file; errors come back as (message, hint). ``digest``: also hash what was read."""
     import gc
 
     from slimbuild.imports import NOTEBOOK_SIZE_FACTOR, check_size
@@ -399,19 +328,21 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int)
             data = fh.read(limit + 1)  # bounded memory: never read more than the limit
             if len(data) > limit:
                 check_size(os.fstat(fh.fileno()).st_size, rel, limit, "a notebook" if rel.endswith(".ipynb") else "Python source")
-        return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes)
+        # the same digest evidence.digest_file gives (the whole file was read: it is within the limit)
+        sha = hashlib.blake2b(data, digest_size=20).hexdigest() if digest else ""
+        return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes), sha
     except AnalysisError as exc:
-        return (exc.message, exc.hint)
+        return (exc.message, exc.hint), ""
     except OSError as exc:
-        return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions")
+        return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions"), ""
     finally:
         if collecting:
             gc.enable()
 
 
-def _parse_batch(jobs: list[tuple[str, str]], allow_unparseable: bool, max_bytes: int) -> list[ParsedSource | tuple[str, str]]:
+def _parse_batch(jobs: list[Job], allow_unparseable: bool, max_bytes: int, digest: bool) -> list[JobResult]:
     """Worker: parse several files (one round trip for a batch)."""
-    return [_parse_job(abs_path, rel, allow_unparseable, max_bytes) for abs_path, rel in jobs]
+    return [_parse_job(abs_path, rel, allow_unparseable, max_bytes, digest) for abs_path, rel in jobs]
 
 
 def _worker_init(keep_chars: int) -> None:
@@ -447,6 +378,9 @@ class Parser:
     starts and is kept fed with small batches from a backlog, while this process only classifies
     what comes back and finds the next files. Measured on sympy: this process parsing too (and
     freeing its trees, which forked workers need not do) left the workers less of the machine.
+
+    With an empty cache nothing can hit, so this process does not read files at all: ``submit``
+    takes no digest, and the worker that reads a file to parse it hashes it too (``digests``).
     """
 
     def __init__(self, cache: dict[tuple[str, str], ParsedSource] | None, *, allow_unparseable: bool, max_bytes: int) -> None:
@@ -456,20 +390,27 @@ class Parser:
         self.max_bytes = max_bytes
         self._pool: cf.ProcessPoolExecutor | None = None
         self._workers = 0
-        self._pending: dict[cf.Future[list[ParsedSource | tuple[str, str]]], list[tuple[str, str]]] = {}
-        self._backlog: deque[tuple[str, str, tuple[str, str]]] = deque()
+        self._pending: dict[cf.Future[list[JobResult]], list[Job]] = {}
+        self._backlog: deque[Job] = deque()
         self._ready: list[ParsedSource] = []
         self.key_salt = f"{int(allow_unparseable)}:{max_bytes}"
         self._misses = 0
+        self.digests: dict[str, str] = {}  # absolute path -> digest, for files submitted without one
 
-    def submit(self, abs_path: Path | str, rel: str, digest: str) -> None:
+    @property
+    def needs_digests(self) -> bool:
+        """Whether ``submit`` needs a file's digest (to look it up); with an empty cache the worker hashes."""
+        return bool(self.cache)
+
+    def submit(self, abs_path: Path | str, rel: str, digest: str | None) -> None:
         """Queue a file for parsing; cached results are ready at once."""
-        key = (rel, f"{digest}:{self.key_salt}")
-        hit = self.cache.get(key)
-        if hit is not None:
-            self.used[key] = hit
-            self._ready.append(hit)
-            return
+        if digest is not None:
+            self.digests[str(abs_path)] = digest
+            hit = self.cache.get((rel, f"{digest}:{self.key_salt}"))
+            if hit is not None:
+                self.used[(rel, f"{digest}:{self.key_salt}")] = hit
+                self._ready.append(hit)
+                return
         self._misses += 1
         if self._pool is None and self._misses >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1:
             import concurrent.futures as cf
@@ -485,10 +426,9 @@ class Parser:
                 max_workers=self._workers, mp_context=ctx, initializer=_worker_init, initargs=(keep,)
             )
         if self._pool is None:
-            result = _parse_job(str(abs_path), rel, self.allow, self.max_bytes)
-            self._accept(result, key)
+            self._accept(_parse_job(str(abs_path), rel, self.allow, self.max_bytes, digest is None), (str(abs_path), rel))
             return
-        self._backlog.append((str(abs_path), rel, key))
+        self._backlog.append((str(abs_path), rel))
         self._feed()
 
     def _feed(self) -> None:
@@ -498,21 +438,24 @@ class Parser:
         while backlog and len(self._pending) < 2 * self._workers:
             size = max(1, min(_BATCH_MAX, len(backlog) // (3 * self._workers)))
             batch = [backlog.popleft() for _ in range(size)]
-            fut = self._pool.submit(_parse_batch, [(a, r) for a, r, _ in batch], self.allow, self.max_bytes)
-            self._pending[fut] = [k for _, _, k in batch]
+            fut = self._pool.submit(_parse_batch, batch, self.allow, self.max_bytes, not self.needs_digests)
+            self._pending[fut] = batch
 
-    def _accept(self, result: ParsedSource | tuple[str, str], key: tuple[str, str]) -> None:
-        if isinstance(result, tuple):
+    def _accept(self, result: JobResult, job: Job) -> None:
+        parsed, digest = result
+        if isinstance(parsed, tuple):
             self.close()
-            raise AnalysisError(result[0], result[1])
-        self.used[key] = result
-        self._ready.append(result)
+            raise AnalysisError(parsed[0], parsed[1])
+        if digest:
+            self.digests[job[0]] = digest
+        self.used[(job[1], f"{self.digests[job[0]]}:{self.key_salt}")] = parsed
+        self._ready.append(parsed)
 
-    def _collect(self, done: Iterable[cf.Future[list[ParsedSource | tuple[str, str]]]]) -> None:
+    def _collect(self, done: Iterable[cf.Future[list[JobResult]]]) -> None:
         for fut in sorted(done, key=lambda f: self._pending[f]):
-            keys = self._pending.pop(fut)
-            for result, key in zip(fut.result(), keys):
-                self._accept(result, key)
+            jobs = self._pending.pop(fut)
+            for result, job in zip(fut.result(), jobs):
+                self._accept(result, job)
         if self._pool is not None:
             self._feed()
 
@@ -574,7 +517,6 @@ def trace(
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
     raw_seen: set[str] = set()
-    digests: dict[str, str] = {}
     stamps: dict[str, FileStamp | None] = {}
     root_s = str(root)
     root_prefix = root_s if root_s.endswith("/") else root_s + "/"
@@ -597,10 +539,10 @@ def trace(
         try:
             if evidence is not None:
                 stamps[p] = file_stamp(p)  # before the read: a later change shows in the stat
-            digest = read_digest(Path(p))
+            # an oversize file is keyed without reading it, and refused by the parser either way
+            digest = read_digest(Path(p)) if parser.needs_digests else None
         except OSError as exc:
             raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
-        digests[p] = digest
         parser.submit(p, rel, digest)
 
     def follow(dotted: str, site: RawImport, path: str) -> bool:
@@ -702,7 +644,7 @@ def trace(
         message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
         findings.add(Finding(loc, "SB006", message, Severity.INFO))
     if evidence is not None:
-        evidence.files.update(digests)
+        evidence.files.update(parser.digests)
         evidence.stamps.update(stamps)
         evidence.dirs.update(finder.listings())
         evidence.roots.update(finder.root_checks)
@@ -730,12 +672,13 @@ def trace_cached(
     read_digest: Callable[[Path], str],
     parse_cache: Callable[[], dict[tuple[str, str], ParsedSource]],
     used: dict[tuple[str, str], ParsedSource],
+    evidence_sink: TraceEvidence | None = None,
 ) -> ImportGraph:
     """:func:`trace`, or the graph saved by an earlier trace when nothing it depends on has changed.
 
     A hit re-lists the directories and re-hashes the files the earlier trace consulted, and parses
     nothing. On a miss ``parse_cache()`` supplies the per-file parse cache, and the parse results used
-    are added to ``used``.
+    are added to ``used``. What the graph depends on is added to ``evidence_sink`` when given.
     """
     from slimbuild import parsecache
 
@@ -743,10 +686,14 @@ def trace_cached(
     graph_path = parsecache.graph_file(cache_root, key)
     hit = parsecache.load_graph(graph_path, key)
     if hit is not None and isinstance(hit[1], TraceEvidence) and hit[1].still_valid(read_digest):
+        if evidence_sink is not None:
+            evidence_sink.update(hit[1])
         return hit[0]
     parser = Parser(parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes)
     evidence = TraceEvidence()
     graph = trace(root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence)
     used.update(parser.used)
     parsecache.save_graph(graph_path, key, graph, evidence)
+    if evidence_sink is not None:
+        evidence_sink.update(evidence)
     return graph

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from slimbuild import evidence as evidence_mod
 from slimbuild import trace as trace_mod
 from slimbuild.config import load_settings
 from slimbuild.paths import cache_dir
@@ -118,7 +119,7 @@ def test_same_size_edit_with_mtime_restored_invalidates(
     project: Project, traces: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The stat fast path trusts no stat it cannot vouch for: ctime cannot be set back."""
-    monkeypatch.setattr(trace_mod, "_RACY_NS", 0)  # trust the stat of a file written a moment ago
+    monkeypatch.setattr(evidence_mod, "RACY_NS", 0)  # trust the stat of a file written a moment ago
     root = project(dict(BASE))
     helper = root / "helper.py"
     st = helper.stat()
@@ -202,3 +203,39 @@ def test_evidence_records_listings_files_and_roots(project: Project) -> None:
     assert set(evidence.files) == {str(resolved / "main.py"), str(resolved / "helper.py")}
     assert str(resolved) in evidence.dirs
     assert str(resolved / "src") in evidence.roots and evidence.roots[str(resolved / "src")][1] is False
+
+
+@pytest.mark.parametrize("n_modules", [1, 20])  # parsed here, and (past _PARALLEL_MIN misses) in worker processes
+def test_cold_trace_hashes_in_the_parser_what_digest_file_gives(project: Project, n_modules: int) -> None:
+    """With an empty parse cache the file is hashed where it is read for parsing; the digests are the usual ones."""
+    from slimbuild.evidence import digest_file
+
+    files: dict[str, str | bytes] = {f"m{i}.py": f"import os\nX = {i}\n" for i in range(n_modules)}
+    files["main.py"] = "".join(f"import m{i}\n" for i in range(n_modules)) + "import numpy\n"
+    files["requirements.txt"] = "numpy\n"
+    root = project(files)
+    assert _analyze(root)["files"] == sorted(files.keys() - {"requirements.txt"})
+    import pickle
+
+    (graph,) = _graph_files()
+    _header, _g, evidence = pickle.loads(graph.read_bytes())
+    assert len(evidence.files) == n_modules + 1
+    assert evidence.files == {f: digest_file(Path(f)) for f in evidence.files}
+    # and the per-file parse cache is keyed by them: a retrace after an unrelated edit parses only that file
+    (root / "main.py").write_text((root / "main.py").read_text() + "\n", encoding="utf-8")
+    from slimbuild import trace as t
+
+    parsed: list[str] = []
+    real = t._parse_job
+
+    def counting(abs_path: str, rel: str, *a: Any) -> Any:
+        parsed.append(rel)
+        return real(abs_path, rel, *a)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(t, "_parse_job", counting)
+    try:
+        _analyze(root)
+    finally:
+        mp.undo()
+    assert parsed == ["main.py"]
