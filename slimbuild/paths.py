@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +24,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
 
     ``durable=False`` skips the fsyncs, for caches: a cache file lost or truncated by a crash reads as a miss.
     """
+    import tempfile  # not at the top: a replayed warm check writes nothing and should not pay for it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
