@@ -633,6 +633,12 @@ def markdown(res: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--_timed-slimbuild":
         rest = sys.argv[2:]
@@ -643,6 +649,14 @@ def main() -> int:
         assert rest and rest[0] == "--"
         return timed_slimbuild(out, rest[1:], nocache)
 
+    missing = [m for m in ("docker", "jinja2", "stdlib_list", "packaging", "click") if not _importable(m)]
+    if missing:
+        print(
+            f"bench_build: this interpreter ({PY}) lacks slimbuild's dependencies ({', '.join(missing)}); "
+            "run it with the project's venv (python3 -m venv .venv && .venv/bin/pip install -e '.[test]'): .venv/bin/python bench/bench_build.py",
+            file=sys.stderr,
+        )
+        return 2
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rebuild-runs", type=int, default=int(os.environ.get("BENCH_RUNS", "1")))
     ap.add_argument("--startup-runs", type=int, default=5)

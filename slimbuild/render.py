@@ -383,15 +383,26 @@ def _environment(template_dir: Path | None) -> jinja2.Environment:
 
 
 def render_dockerfile(plan: BuildPlan, template_dir: Path | None = None) -> str:
-    """The Dockerfile for PLAN from ``<template_dir or bundled>/<plan.template>/Dockerfile.j2``, checked."""
+    """The Dockerfile for PLAN from ``<template_dir or bundled>/<plan.template>/Dockerfile.j2``, checked.
+
+    A user's directory holds its ``Dockerfile.j2`` at the top (as documented) or under ``<plan.template>/``.
+    """
     validate_plan(plan)
     env = _environment(template_dir)
     name = f"{plan.template}/Dockerfile.j2"
+    if template_dir is not None and (template_dir / "Dockerfile.j2").is_file():
+        name = "Dockerfile.j2"
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:
-        where = template_dir if template_dir is not None else "the bundled templates"
-        raise ConfigError(f"template {name!r} not found in {where}", hint=f"bundled: {', '.join(_BUILTIN_TEMPLATES)}") from None
+        if template_dir is not None:
+            raise ConfigError(
+                f"template directory {template_dir} has no Dockerfile.j2",
+                hint=f"put your Dockerfile.j2 there, or use a bundled template: {', '.join(_BUILTIN_TEMPLATES)}",
+            ) from None
+        raise ConfigError(
+            f"template {name!r} not found in the bundled templates", hint=f"bundled: {', '.join(_BUILTIN_TEMPLATES)}"
+        ) from None
     try:
         text = template.render(**_template_vars(plan))
     except jinja2.UndefinedError as exc:

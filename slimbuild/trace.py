@@ -34,7 +34,7 @@ IGNORED_DIRS = frozenset(
     }
 )
 _PARALLEL_MIN = 2  # cache misses parsed inline before worker processes start
-_BATCH_MAX = 4  # files per round trip to a worker
+_BATCH_MAX = 8  # files per round trip to a worker
 _WORKER_KEEP_CHARS = 4 << 20  # source a worker keeps parsed trees for: about 35 bytes of tree a character, ~150 MB
 
 

@@ -31,6 +31,8 @@ from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS
 from tests.docker.test_build_examples import SHARED_CACHE
 
+REPO = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.docker
 
 EPOCH = 1_700_000_000
@@ -453,3 +455,48 @@ def test_G4_two_step_build_equals_the_printed_dockerfile_built_in_one_go(engine:
         assert one_go == two_steps
     finally:
         engine.remove_image(outcome.image_id)
+
+
+def test_G4_user_template_without_a_deps_stage_is_built_in_one_go(
+    engine: DockerEngine, built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template of the user's own with no stage named ``deps`` cannot be split in two: one build from the
+    whole context, smoke-run and tagged like any other, and its layers are those of the bundled template's."""
+    from slimbuild import build as build_mod
+    from slimbuild.config import load_settings
+
+    monkeypatch.setenv("SLIMBUILD_CACHE", str(SHARED_CACHE))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+    root = write_project(tmp_path / "proj", "sbprops-g4-nodeps", tmp_path / "outside.txt", pyproject_extra='template = "./tpl"\n')
+    shutil.copyfile(built.root / "slimbuild.lock", root / "slimbuild.lock")
+    text = (REPO / "templates" / "slim" / "Dockerfile.j2").read_text(encoding="utf-8")
+    renamed = text.replace(" AS deps\n", " AS venv\n").replace("FROM deps AS runtime\n", "FROM venv AS runtime\n")
+    assert "AS deps" not in renamed and "FROM venv AS runtime\n" in renamed, "the slim template changed: update this test"
+    (root / "tpl").mkdir()
+    (root / "tpl" / "Dockerfile.j2").write_text(renamed, encoding="utf-8")
+
+    class Recording:
+        def __init__(self) -> None:
+            self.targets: list[str] = []
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engine, name)
+
+        def build(self, context: Any, **kwargs: Any) -> BuildOutcome:
+            self.targets.append(str(kwargs.get("target", "")))
+            return engine.build(context, **kwargs)
+
+    recording = Recording()
+    (result,) = build_mod.build(load_settings(root), engine=recording, base_image=BASE_IMAGE)  # type: ignore[arg-type]
+    try:
+        assert recording.targets == [""]  # no deps image: the whole Dockerfile from the whole context
+        info = engine.inspect_image(result.image_id)
+        assert result.tags and all(t in info["RepoTags"] for t in result.tags)
+        assert info["Config"]["User"] == engine.inspect_image(built.image_id)["Config"]["User"]
+        layers = [str(x) for x in info["RootFS"]["Layers"]]
+        assert layers[:2] == [str(x) for x in engine.inspect_image(built.image_id)["RootFS"]["Layers"]][:2]
+        run = engine.run(result.image_id, ["python", "/app/main.py"], user=info["Config"]["User"], timeout=120.0)
+        assert run.exit_code == 0, run.output
+    finally:
+        for tag in result.tags:
+            engine.client.remove_image(tag, force=True)

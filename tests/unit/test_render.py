@@ -606,3 +606,17 @@ def test_deps_image_replaces_builder_and_deps_stages_only(template: str, tmp_pat
 def test_D2_deps_image_must_be_an_image_id(bad: str) -> None:
     with pytest.raises(PolicyViolation):
         render_dockerfile(dataclasses.replace(PLAN, deps_image=bad))
+
+
+@pytest.mark.parametrize("layout", ["Dockerfile.j2", "custom/Dockerfile.j2"])
+def test_D3_user_template_directory_layouts(tmp_path: Path, layout: str) -> None:
+    """The documented layout (the directory's own Dockerfile.j2) and the per-name one both render."""
+    body = "FROM {{ base_image }}\nUSER {{ uid }}:{{ uid }}\nENTRYPOINT {{ entrypoint | json_list }}\n"
+    (tmp_path / layout).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / layout).write_text(body, encoding="utf-8")
+    assert render_dockerfile(_plan(template="custom"), template_dir=tmp_path).startswith("FROM ")
+
+
+def test_D3_user_template_directory_without_a_template_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"has no Dockerfile\.j2"):
+        render_dockerfile(_plan(template="custom"), template_dir=tmp_path)
