@@ -49,7 +49,6 @@ from slimbuild.render import (
     CONTEXT_WHEELS_DIR,
     BuildPlan,
     render_dockerfile,
-    validate_dockerfile,
 )
 from slimbuild.trace import Entrypoint, resolve_entrypoint
 from slimbuild.wheels import fetch_wheels, verified_sha256
@@ -249,8 +248,7 @@ def prepare_build(
             template_dir = settings.root / template_dir
         if template_dir is not None:
             plan = replace(plan, template="custom")
-        dockerfile = render_dockerfile(plan, template_dir)
-        validate_dockerfile(dockerfile)
+        dockerfile = render_dockerfile(plan, template_dir)  # validated there
         files = (
             *project_files,
             *extra,
@@ -451,9 +449,9 @@ def build(
     """Lock, render, build untagged, smoke-run, then tag and write the manifest."""
     env = os.environ if env is None else env
     results = []
+    several, cache = len(settings.entrypoints) > 1, cache_dir(env)
     for inputs in prepare_build(settings, requested, engine=engine, locked=locked, base_image=base_image, env=env):
-        several = len(settings.entrypoints) > 1
-        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, several, cache_dir(env)))
+        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, several, cache))
     return tuple(results)
 
 
@@ -515,8 +513,7 @@ def _build_one(
     derived = ""
     if key is not None:
         deps_id = _deps_image(engine, inputs, key, cache, on_progress)
-        derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)
-        validate_dockerfile(derived)
+        derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)  # validated there
     if key is None or derived == inputs.dockerfile:
         # a user template without a deps stage, or one that ignores deps_image: one build from the whole context
         outcome = _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)

@@ -8,12 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from slimbuild import __version__
 from slimbuild.errors import ExitCode, Interrupted, SlimbuildError
+
+if TYPE_CHECKING:  # imported where used: a replayed warm check loads neither the pipeline nor its models
+    from slimbuild.config import Settings
+    from slimbuild.replay import Output, Recorder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,7 +116,7 @@ def check(
     return _replayable("check", _settings(path, target_python, python, allow_unparseable), entrypoint, as_json)
 
 
-def _replayable(command: str, settings: Any, entrypoint: str, as_json: bool) -> int:
+def _replayable(command: str, settings: Settings, entrypoint: str, as_json: bool) -> int:
     """Print the output of ``analyze``/``check``: replayed when nothing it read has changed, else computed."""
     from slimbuild import replay
     from slimbuild.paths import cache_dir
@@ -130,7 +134,7 @@ def _replayable(command: str, settings: Any, entrypoint: str, as_json: bool) -> 
     return output.exit_code
 
 
-def _analyze_output(settings: Any, entrypoint: str, as_json: bool, record: Any) -> Any:
+def _analyze_output(settings: Settings, entrypoint: str, as_json: bool, record: Recorder) -> Output:
     from slimbuild import pipeline, report
     from slimbuild.replay import Output
 
@@ -141,7 +145,7 @@ def _analyze_output(settings: Any, entrypoint: str, as_json: bool, record: Any) 
     return Output("\n".join(report.analysis_text(a) for a in analyses), report.findings_text(findings), int(ExitCode.OK))
 
 
-def _check_output(settings: Any, entrypoint: str, as_json: bool, record: Any) -> Any:
+def _check_output(settings: Settings, entrypoint: str, as_json: bool, record: Recorder) -> Output:
     from slimbuild import pipeline, report
     from slimbuild.check import failing
     from slimbuild.replay import Output

@@ -48,10 +48,15 @@ def file_stamp(path: str) -> FileStamp | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def digest_bytes(data: bytes) -> str:
+    """Content hash of a file's bytes (blake2b: fast, and only a cache key)."""
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
 def digest_file(path: Path) -> str:
-    """Content hash of a file (blake2b: fast, and only a cache key)."""
+    """:func:`digest_bytes` of a file."""
     with path.open("rb") as fh:
-        return hashlib.blake2b(fh.read(), digest_size=20).hexdigest()
+        return digest_bytes(fh.read())
 
 
 def read_digest_factory(max_bytes: int) -> Callable[[Path], str]:
@@ -117,7 +122,7 @@ class TraceEvidence:
         self.stamps.update(other.stamps)
         self.dirs.update(other.dirs)
         self.roots.update(other.roots)
-        self.absent.update(getattr(other, "absent", ()))
+        self.absent.update(other.absent)
 
     def add_file(self, path: Path | str, read_digest: Callable[[Path], str]) -> None:
         """Record a file as it is now (stat first, then content), or its absence."""

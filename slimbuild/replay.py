@@ -43,7 +43,10 @@ class Recorder:
     started_ns: int = field(default_factory=time.time_ns)
 
     def file(self, path: Path | str) -> None:
-        self.evidence.add_file(path, read_digest_factory(self.max_bytes))
+        """Record a file (or its absence) once: a stage that reads it again in this run reads the same file."""
+        p = os.path.abspath(path)
+        if p not in self.evidence.files and p not in self.evidence.absent:
+            self.evidence.add_file(p, read_digest_factory(self.max_bytes))
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,14 @@ def environment_key(python: str) -> str:
 def outcome_key(command: str, as_json: bool, requested: str, settings: Settings, env: Mapping[str, str]) -> str | None:
     """The key of one command's output; None when its environment cannot be named (the pipeline will say why)."""
     python = environment_python(settings.python, settings.root, env)
-    try:
-        env_state = environment_key(python) if python and Path(python).exists() else ""
-    except OSError:
-        return None
-    if python and not env_state:
-        return None
+    env_state = ""
+    if python:
+        if not Path(python).exists():
+            return None  # the pipeline says "no such interpreter"
+        try:
+            env_state = environment_key(python)
+        except OSError:
+            return None
     parts = (
         _FORMAT, __version__, _code_stamp(), _own_environment(), sys.executable, sys.version, command, as_json,
         requested, repr(settings), python, env_state,

@@ -8,7 +8,6 @@ as soon as they are discovered, and parse results are cached by content hash
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from slimbuild import mapping
 from slimbuild.errors import AnalysisError, ConfigError
-from slimbuild.evidence import FileStamp, Listing, TraceEvidence, file_stamp, scan_dir
+from slimbuild.evidence import FileStamp, Listing, TraceEvidence, digest_bytes, file_stamp, scan_dir
 from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
 from slimbuild.stdlib import stdlib_modules
 
@@ -328,8 +327,8 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int,
             data = fh.read(limit + 1)  # bounded memory: never read more than the limit
             if len(data) > limit:
                 check_size(os.fstat(fh.fileno()).st_size, rel, limit, "a notebook" if rel.endswith(".ipynb") else "Python source")
-        # the same digest evidence.digest_file gives (the whole file was read: it is within the limit)
-        sha = hashlib.blake2b(data, digest_size=20).hexdigest() if digest else ""
+        # the digest evidence.digest_file gives: the whole file was read, being within the limit
+        sha = digest_bytes(data) if digest else ""
         return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes), sha
     except AnalysisError as exc:
         return (exc.message, exc.hint), ""
