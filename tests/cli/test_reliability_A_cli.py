@@ -672,6 +672,23 @@ def test_A15_function_level_imports_included(run_cli: RunCli, project: Project) 
     assert names(a["required"]) == ["attrs", "beautifulsoup4", "requests"]
 
 
+def test_A15_first_party_module_imported_for_type_checking_only_is_not_run(run_cli: RunCli, project: Project) -> None:
+    # hints.py and pkg/types.py are never imported at run time: neither they nor what they import may reach the image
+    root = project({
+        "main.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hints\nimport pkg.core\n",
+        "hints.py": "import torch\n",
+        "pkg/__init__.py": "",
+        "pkg/core.py": "import typing\nif typing.TYPE_CHECKING:\n    from .types import Frame\n    from pkg import types\nimport yaml\n",
+        "pkg/types.py": "import pandas\n",
+        "requirements.txt": "pyyaml\n",
+    })
+    run = run_cli("check", str(root))
+    assert run.code == OK, run.err
+    a = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    assert a["files"] == ["main.py", "pkg/__init__.py", "pkg/core.py"]
+    assert names(a["required"]) == ["pyyaml"] and a["missing"] == []
+
+
 # ---------------------------------------------------------------- A16 relative, circular, sys.path
 
 
