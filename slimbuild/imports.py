@@ -79,9 +79,8 @@ def _group_triggers(words: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]]
 
 
 _TRIGGER_GROUPS = _group_triggers(_LINE_TRIGGERS)
-# Expressions matter only for dynamic imports, sys.path edits and runtime hints; a file whose text names none
-# of these is not walked expression by expression (the hot path). Plain substrings, found by str.find.
-_EXPR_WORDS = ("import_module", "__import__", ".append", ".insert", "engine", *sorted(RUNTIME_HINTS))
+# Expressions matter only for dynamic imports (import_module, __import__), sys.path edits (sys) and runtime
+# hints (engine=, the pandas readers and writers): scan_triggers tells from the trigger words it finds anyway.
 
 
 def relevant_lines(text: str) -> list[int] | None:
@@ -90,18 +89,29 @@ def relevant_lines(text: str) -> list[int] | None:
     Non-ASCII text is walked in full: Python folds identifiers with NFKC, so a name can be
     spelled in other characters.
     """
+    return scan_triggers(text)[0]
+
+
+def scan_triggers(text: str) -> tuple[list[int] | None, bool]:
+    """:func:`relevant_lines`, and whether any expression can matter (a dynamic import, ``sys``, an
+    engine keyword or a runtime hint is named), from one scan of the text per trigger word."""
     if not text.isascii():
-        return None
+        return None, True
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")  # the tokenizer's line ends
     positions: list[int] = []
+    exprs = False
     for prefix, words in _TRIGGER_GROUPS:
         if prefix not in text:
             continue  # one scan rules out the whole group (most texts name no pandas reader or writer)
         for word in words:
             i = text.find(word)
+            if i >= 0 and word != "import":
+                exprs = True  # sys, engine or a runtime hint
             while i >= 0:
                 positions.append(i)
+                if not exprs and (text.startswith("import_module", i) or (i >= 2 and text.startswith("__", i - 2))):
+                    exprs = True  # importlib.import_module or __import__
                 i = text.find(word, i + len(word))
     positions.sort()
     lines: list[int] = []
@@ -111,11 +121,11 @@ def relevant_lines(text: str) -> list[int] | None:
         pos = at
         if not lines or lines[-1] != line:
             lines.append(line)
-    return lines
+    return lines, exprs
 
 
 def _needs_expressions(text: str) -> bool:
-    return any(w in text for w in _EXPR_WORDS)
+    return scan_triggers(text)[1]
 
 
 def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
@@ -209,7 +219,8 @@ def parse_source(
     except ValueError as exc:  # e.g. NUL bytes in text
         raise AnalysisError(f"{path}: not Python source ({exc})", hint="check the file's type") from None
     try:
-        visitor = _Visitor(path, cell, scan_exprs=_needs_expressions(text), lines=relevant_lines(text))
+        lines, exprs = scan_triggers(text)
+        visitor = _Visitor(path, cell, scan_exprs=exprs, lines=lines)
         parsed = visitor.run(tree)
     except RecursionError:
         raise AnalysisError(
@@ -314,6 +325,8 @@ class _Visitor:
                     return  # no trigger line in the rest of the body
                 if lines[i] > end:
                     continue
+            if type(stmt) is ast.Expr and type(stmt.value) is ast.Constant:
+                continue  # a docstring (or any constant) names a trigger word in its text only
             self._visit(stmt, optional=optional, type_checking=type_checking)
 
     def _stmt(self, node: ast.stmt, *, optional: bool, type_checking: bool) -> None:

@@ -678,7 +678,9 @@ def test_A15_first_party_module_imported_for_type_checking_only_is_not_run(run_c
         "main.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hints\nimport pkg.core\n",
         "hints.py": "import torch\n",
         "pkg/__init__.py": "",
-        "pkg/core.py": "import typing\nif typing.TYPE_CHECKING:\n    from .types import Frame\n    from pkg import types\nimport yaml\n",
+        "pkg/core.py": (
+            "import typing\nif typing.TYPE_CHECKING:\n    from .types import Frame\n    from pkg import types\nimport yaml\n"
+        ),
         "pkg/types.py": "import pandas\n",
         "requirements.txt": "pyyaml\n",
     })

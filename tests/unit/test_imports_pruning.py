@@ -83,6 +83,11 @@ CASES = {
     ),
     "multiline_fstring_hiding_a_call": 'x = f"""{\n__import__("in_fstring")\n}"""\n',
     "no_trigger_word_at_all": "x = 1\ndef f():\n    return x\n",
+    "dunder_import_first_in_file_and_list_appends": '__import__("first")\nxs = []\nxs.append(1)\n',
+    "import_module_as_the_only_dynamic_word": 'from importlib import import_module\nm = import_module("late")\n',
+    "non_ascii_text_is_walked_in_full": '# caf\u00e9\nimport sys\nsys.path.append("lib")\n',
+    "docstring_naming_import_before_a_real_one": 'def f():\n    """from x import y"""\n    import z\n',
+    "engine_keyword_without_sys": 'import pandas as pd\npd.read_csv("a", engine="pyarrow")\n',
     "trigger_only_in_comments_and_strings": '# import nothing\ns = "import nope"\ny = 2\n',
 }
 
