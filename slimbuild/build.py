@@ -21,7 +21,14 @@ from packaging.utils import canonicalize_name
 
 from slimbuild import __version__, manifest, stage_venv
 from slimbuild.config import Settings
-from slimbuild.context import ContextFile, collect_project_files, is_sensitive, validate_context_tar, write_context_tar
+from slimbuild.context import (
+    ContextFile,
+    collect_project_files,
+    is_sensitive,
+    large_file_warnings,
+    validate_context_tar,
+    write_context_tar,
+)
 from slimbuild.engine import BuildOutcome, Engine, ProgressEvent
 from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
 from slimbuild.lock import Lock, LockedDist
@@ -191,6 +198,7 @@ def prepare_build(
         launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
         sources = [f for f in a.files if not f.endswith(".ipynb")]
         project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
+        large = large_file_warnings(project_files, APP_PREFIX)
         excluded = sensitive_names(settings.root)
         extra: list[ContextFile] = []
         if entry.kind == "notebook":
@@ -282,7 +290,7 @@ def prepare_build(
                 git,
                 tag,
                 tuple(smoke),
-                (*warnings, *o.warnings),
+                (*warnings, *o.warnings, *large),
                 template_dir,
             )
         )

@@ -353,6 +353,28 @@ def _tarinfo(name: str, *, mtime: int, kind: bytes, mode: int, size: int = 0) ->
     return info
 
 
+LARGE_FILE_BYTES = 100 * 1024 * 1024  # a project file this big in the image gets a warning (B11)
+
+
+def large_file_warnings(files: Iterable[ContextFile], prefix: str, limit: int = LARGE_FILE_BYTES) -> tuple[str, ...]:
+    """One warning per project file of ``limit`` bytes or more: it is copied into the image (and sent with
+    every build's context), which is right only when the analysis needs it baked in."""
+    found = []
+    for f in sorted(files, key=lambda f: f.arcname):
+        if f.source is None:
+            continue
+        try:
+            size = os.stat(f.source).st_size
+        except OSError:
+            continue  # the archiver reports an unreadable file
+        if size >= limit:
+            found.append(
+                f"{f.arcname.removeprefix(prefix)} is {size / 1e6:,.0f} MB and goes into the image: if the analysis can "
+                "read it at run time, mount it (docker run -v) and take it out of include"
+            )
+    return tuple(found)
+
+
 def write_context_tar(fileobj: BinaryIO, files: Iterable[ContextFile], *, mtime: int) -> None:
     """Stream FILES into FILEOBJ as a PAX tar: sorted, parent dirs included, mtime MTIME, 0:0, fixed modes."""
     by_name: dict[str, ContextFile] = {}

@@ -470,3 +470,87 @@ def test_I6_random_trees_never_yield_outside_content(nodes: list[tuple[str, tupl
             blob = build_context_tar(files, mtime=SDE)
             assert SECRET not in blob
             validate_context_tar(io.BytesIO(blob))
+
+
+# ---------------------------------------------------------------- B11 very large data files
+
+
+def test_B11_large_data_file_warned_only_when_needed(tmp_path: Path) -> None:
+    from slimbuild.context import LARGE_FILE_BYTES, large_file_warnings
+
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "main.py").write_text("print(1)\n", encoding="utf-8")
+    for name in ("big.parquet", "unused.parquet"):
+        with (root / "data" / name).open("wb") as fh:  # sparse: no disk, the size is what counts
+            fh.truncate(LARGE_FILE_BYTES + 1)
+    (root / "data" / "small.csv").write_text("a,b\n", encoding="utf-8")
+    files, _ = collect_project_files(root, ["main.py", "data/big.parquet", "data/small.csv"], arc_prefix="image/app/")
+    names = sorted(f.arcname for f in files)
+    assert names == ["image/app/data/big.parquet", "image/app/data/small.csv", "image/app/main.py"]  # unused stays out
+    (warning,) = large_file_warnings(files, "image/app/")
+    assert warning.startswith("data/big.parquet is 105 MB and goes into the image") and "include" in warning
+    assert large_file_warnings(files, "image/app/", limit=LARGE_FILE_BYTES + 2) == ()
+
+
+def test_B11_context_tar_streams_a_large_file_in_bounded_memory(tmp_path: Path) -> None:
+    # A 1 GiB (sparse) data file is archived in a child process whose peak RSS stays far below the file's size.
+    big = tmp_path / "big.bin"
+    with big.open("wb") as fh:
+        fh.truncate(1 << 30)
+    script = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from slimbuild.context import ContextFile, write_context_tar\n"
+        "with open(sys.argv[2], 'wb') as out:\n"
+        "    write_context_tar(out, [ContextFile('app/big.bin', Path(sys.argv[1]), None, 0o644)], mtime=0)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(big), os.devnull], capture_output=True, text=True, check=True, timeout=300
+    )
+    peak_kib = int(out.stdout.strip())
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB while archiving a 1 GiB file"
+
+
+# ---------------------------------------------------------------- B15 the build-context temp dir
+
+
+class _RecordingEngine:
+    """Stands in for the engine: records the context's directory while it 'builds', then succeeds or raises."""
+
+    def __init__(self, outcome: BaseException | None) -> None:
+        self.outcome = outcome
+        self.seen: list[tuple[Path, int]] = []
+
+    def build(self, fileobj: io.BufferedReader, **_kwargs: object) -> object:
+        ctx = Path(fileobj.name)
+        self.seen.append((ctx.parent, ctx.parent.stat().st_mode & 0o777))
+        if self.outcome is not None:
+            raise self.outcome
+        from slimbuild.engine import BuildOutcome
+
+        return BuildOutcome(image_id="sha256:" + "0" * 64)
+
+
+@pytest.mark.parametrize("outcome", [None, "failure", "interrupt"])
+def test_B15_context_dir_is_private_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str | None) -> None:
+    from slimbuild import build as build_mod
+    from slimbuild.errors import BuildFailed
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the user's temp dir ($TMPDIR)
+    exc = {None: None, "failure": BuildFailed("RUN failed", hint="x"), "interrupt": KeyboardInterrupt()}[outcome]
+    engine = _RecordingEngine(exc)
+    files = [ContextFile("Dockerfile", None, b"FROM scratch\n", 0o644)]
+    if exc is None:
+        build_mod._send(engine, files, 0, labels={}, on_progress=None)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(type(exc)):
+            build_mod._send(engine, files, 0, labels={}, on_progress=None)  # type: ignore[arg-type]
+    ((ctx_dir, mode),) = engine.seen
+    assert ctx_dir.parent == tmp_path and ctx_dir.name.startswith("slimbuild-context-")
+    assert mode == 0o700
+    assert not ctx_dir.exists() and list(tmp_path.iterdir()) == []
