@@ -75,7 +75,7 @@ def test_example_builds_runs_and_is_slim(name: str, built: Callable[[str], dict]
     assert image["added_bytes"] > 0
 
 
-def test_distroless_template_builds_and_runs_with_a_healthcheck(
+def test_F7_distroless_template_builds_and_runs_with_a_healthcheck(
     engine: DockerEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., Run]
 ) -> None:
     # No distroless image can be pulled here: the same Debian base stands in for the shell-less runtime.

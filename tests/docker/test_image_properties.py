@@ -332,6 +332,18 @@ def test_F9_oci_labels_created_and_lock_digest(built: Built) -> None:
     assert built.doc["source_date_epoch"] == EPOCH
 
 
+# ----------------------------------------------------------------------------- F7
+
+
+def test_F7_batch_image_has_no_healthcheck_by_the_documented_exception(built: Built) -> None:
+    # A batch job (no healthcheck configured) gets no HEALTHCHECK; the exception is explicit for Dockle and the
+    # README. The service case (healthcheck configured) is test_F7_distroless_template_builds_..._healthcheck.
+    assert built.scan.config["config"].get("Healthcheck") is None
+    ignored = [line.strip() for line in (REPO / ".dockleignore").read_text(encoding="utf-8").splitlines()]
+    assert "CIS-DI-0006" in ignored
+    assert "documented exception to CIS 4.6 / Dockle CIS-DI-0006" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------- F10
 
 
@@ -341,6 +353,41 @@ def test_F10_history_has_no_build_args_or_credentials(engine: DockerEngine, buil
         assert not re.match(r"\|\d+ ", created_by), created_by  # classic builder's build-arg prefix
         assert not URL_CREDENTIALS.search(created_by), created_by
         assert "PIP_" not in created_by and GIT_TOKEN not in created_by, created_by
+
+
+# ----------------------------------------------------------------------------- B8 / B9
+
+PIP_TOKEN = "pipIndexTokenCanary-4d7e"
+
+
+def test_B8_B9_index_credentials_in_the_environment_never_reach_the_image(engine: DockerEngine, built: Built) -> None:
+    # A private index with credentials (and a proxy with a password) in the build's environment: the wheels come
+    # from the host-side wheelhouse, so nothing of it may reach the image, its history, the manifest or the output.
+    env = {
+        **build_env(),
+        "PIP_INDEX_URL": f"https://ci-user:{PIP_TOKEN}@127.0.0.1:9/simple",
+        "PIP_EXTRA_INDEX_URL": f"https://ci-user:{PIP_TOKEN}@127.0.0.1:9/extra/simple",
+        "HTTPS_PROXY": f"http://proxy-user:{PIP_TOKEN}@127.0.0.1:9",
+    }
+    code, out, err = cli("build", str(built.root), "--base-image", BASE_IMAGE, "--locked", "--json", "--keep-context", env=env)
+    assert code == OK, err
+    assert PIP_TOKEN not in out and PIP_TOKEN not in err
+    (image,) = json.loads(out)["images"]
+    try:
+        # the environment changed nothing that is built: same inputs, same image
+        assert image["image_id"] == built.image_id
+        assert PIP_TOKEN not in json.dumps(engine.inspect_image(image["image_id"]))
+        assert PIP_TOKEN not in json.dumps(engine.history(image["image_id"]))
+        assert PIP_TOKEN not in Path(image["manifest"]).read_text(encoding="utf-8")
+        assert PIP_TOKEN.encode() not in (built.root / ".slimbuild-context.tar").read_bytes()
+        tail = b""
+        for chunk in engine.save(image["image_id"]):
+            window = tail + chunk
+            assert PIP_TOKEN.encode() not in window
+            tail = window[-len(PIP_TOKEN) :]
+    finally:
+        for tag in set(image["tags"]) - set(built.tags):
+            engine.client.remove_image(tag, force=True)
 
 
 # ----------------------------------------------------------------------------- F12
