@@ -63,6 +63,10 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$STATE/apt.log" 2>&1 \
         || { tail -n 20 "$STATE/apt.log" >&2; die "apt-get install ${need_pkgs[*]} failed"; }
+    # Debian's package enables a registry service on every interface (:5000) where systemd runs: never leave one
+    if [[ " ${need_pkgs[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
 fi
 command -v docker >/dev/null 2>&1 || die "no docker CLI on PATH (docker.io should provide /usr/bin/docker)"
 
