@@ -79,22 +79,16 @@ def _group_triggers(words: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]]
 
 
 _TRIGGER_GROUPS = _group_triggers(_LINE_TRIGGERS)
-# Expressions matter only for dynamic imports (import_module, __import__), sys.path edits (sys) and runtime
-# hints (engine=, the pandas readers and writers): scan_triggers tells from the trigger words it finds anyway.
-
-
-def relevant_lines(text: str) -> list[int] | None:
-    """Sorted numbers of the lines naming a trigger word; None when the text is not ASCII.
-
-    Non-ASCII text is walked in full: Python folds identifiers with NFKC, so a name can be
-    spelled in other characters.
-    """
-    return scan_triggers(text)[0]
 
 
 def scan_triggers(text: str) -> tuple[list[int] | None, bool]:
-    """:func:`relevant_lines`, and whether any expression can matter (a dynamic import, ``sys``, an
-    engine keyword or a runtime hint is named), from one scan of the text per trigger word."""
+    """(sorted numbers of the lines naming a trigger word, whether any expression can matter), from one scan
+    of the text per trigger word.
+
+    Expressions matter only for dynamic imports (import_module, __import__), sys.path edits (sys) and
+    runtime hints (engine=, the pandas readers and writers). Non-ASCII text gets (None, True): it is walked
+    in full, since Python folds identifiers with NFKC, so a name can be spelled in other characters.
+    """
     if not text.isascii():
         return None, True
     if "\r" in text:
@@ -122,10 +116,6 @@ def scan_triggers(text: str) -> tuple[list[int] | None, bool]:
         if not lines or lines[-1] != line:
             lines.append(line)
     return lines, exprs
-
-
-def _needs_expressions(text: str) -> bool:
-    return scan_triggers(text)[1]
 
 
 def decode_source(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
@@ -280,7 +270,7 @@ class _Visitor:
         self.path = path
         self.cell = cell
         self.scan_exprs = scan_exprs
-        self.lines = lines  # see relevant_lines(); None walks every statement
+        self.lines = lines  # see scan_triggers(); None walks every statement
         self.imports: list[RawImport] = []
         self.dynamic: list[Location] = []
         self.sys_path: list[str] = []

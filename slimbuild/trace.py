@@ -560,9 +560,10 @@ def trace(
     def classify(imp: RawImport, path: str) -> None:
         package = names[path][1]
         loc = Location(path, imp.line, imp.col, imp.cell)
-        if imp.type_checking and (imp.level > 0 or (imp.module and finder.is_first_party(imp.module.split(".")[0]))):
-            return  # a first-party module imported for type checkers only is not run: its file and imports stay out
+        # A first-party module imported for type checkers only is not run: its file and imports stay out.
         if imp.level > 0:
+            if imp.type_checking:
+                return
             if not package:
                 findings.add(Finding(loc, "SB009", "relative import outside a package is ignored", Severity.WARNING))
                 return
@@ -581,7 +582,7 @@ def trace(
             return
         top = imp.module.split(".")[0]
         if finder.is_first_party(top):
-            if top in finder.virtual and finder.file_paths(top) is None:
+            if imp.type_checking or (top in finder.virtual and finder.file_paths(top) is None):
                 return
             follow(imp.module, imp, path)
             for n in imp.names:

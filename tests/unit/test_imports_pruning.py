@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.imports import _needs_expressions, _Visitor, parse_source, relevant_lines
+from slimbuild.imports import _Visitor, parse_source, scan_triggers
 
 CASES = {
     "semicolons": "import a; import b\nx = 1; import c\n",
@@ -97,9 +97,8 @@ def _full(text: str, path: str) -> object:
 
 
 def _pruned(text: str, path: str) -> object:
-    return _Visitor(path, None, scan_exprs=_needs_expressions(text), lines=relevant_lines(text)).run(
-        ast.parse(text, filename=path)
-    )
+    lines, exprs = scan_triggers(text)
+    return _Visitor(path, None, scan_exprs=exprs, lines=lines).run(ast.parse(text, filename=path))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
