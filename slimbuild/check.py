@@ -21,8 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
+from slimbuild.conditions import marker_environment
 from slimbuild.errors import ResolutionError
 
 if TYPE_CHECKING:
@@ -45,10 +47,16 @@ def reconcile(
     declared = tuple(declared)
     own = canonicalize_name(project_name) if project_name else ""
     decl_by_name: dict[str, list[Declared]] = {}
+    elsewhere: dict[str, Declared] = {}  # declared with a marker no image of this Python meets
     for d in declared:
         if d.marker == "url" or d.name == own:
             continue
-        decl_by_name.setdefault(d.name, []).append(d)
+        if applies_to(d, target_python):
+            decl_by_name.setdefault(d.name, []).append(d)
+        else:
+            elsewhere.setdefault(d.name, d)
+    for dist in decl_by_name:
+        elsewhere.pop(dist, None)
     keep_names = {canonicalize_name(k) for k in keep}
 
     sites_by_dist: dict[str, list[ImportSite]] = {}
@@ -91,14 +99,19 @@ def reconcile(
     missing = [r for r in required if not r.declared and r.name not in keep_names]
     for r in missing:
         first = r.imports[0]
-        findings.append(
-            Finding(
-                first.location,
-                "SB001",
-                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project does not declare "
-                f"(resolved via {r.via[0]}); add it to requirements.txt or [project.dependencies]",
+        other = elsewhere.get(r.name)
+        if other is not None:
+            message = (
+                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project declares only where "
+                f"'{other.marker}' holds ({other.source.path}), not on Python {target_python} on Linux; "
+                "widen the marker or guard the import"
             )
-        )
+        else:
+            message = (
+                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project does not declare "
+                f"(resolved via {r.via[0]}); add it to requirements.txt or [project.dependencies]"
+            )
+        findings.append(Finding(first.location, "SB001", message))
     for site in unresolved:
         top = site.module.split(".")[0]
         findings.append(
@@ -111,21 +124,29 @@ def reconcile(
                 Severity.WARNING if site.optional else Severity.ERROR,
             )
         )
+    off_target: dict[str, ImportSite] = {}  # distribution -> first import the target never runs
+    for site in graph.off_target:
+        res = resolved.get(site.module)
+        if res is not None and res.distribution is not None:
+            off_target.setdefault(res.distribution, site)
     unused: list[Declared] = []
     for dist, decls in sorted(decl_by_name.items()):
         if dist in have or dist in optional_names:
             continue
         first_decl = sorted(decls, key=lambda d: d.source)[0]
         unused.append(first_decl)
-        findings.append(
-            Finding(
-                first_decl.source,
-                "SB002",
-                f"'{dist}' is declared but the entrypoint does not import it; it stays out of the image "
-                "(add it to keep if it is needed at run time)",
-                Severity.WARNING,
+        never = off_target.get(dist)
+        if never is not None:
+            message = (
+                f"'{dist}' is imported only where Python {target_python} on Linux never goes ({never.location}); "
+                "it stays out of the image (an environment marker on its declaration would say so)"
             )
-        )
+        else:
+            message = (
+                f"'{dist}' is declared but the entrypoint does not import it; it stays out of the image "
+                "(add it to keep if it is needed at run time)"
+            )
+        findings.append(Finding(first_decl.source, "SB002", message, Severity.WARNING))
     hinted: set[str] = set()
     for loc, hint_dist, why in graph.runtime_hints:
         hint_name = canonicalize_name(hint_dist)
@@ -152,7 +173,26 @@ def reconcile(
         declared=declared,
         unparsed=graph.unparsed,
         stdlib=graph.stdlib,
+        off_target=graph.off_target,
     )
+
+
+def applies_to(d: Declared, target_python: str) -> bool:
+    """False when the declaration's environment marker excludes every Linux image of ``target_python``.
+
+    ``tomli; python_version < "3.11"`` is not for a 3.11 image, and ``pywin32; sys_platform == "win32"``
+    is for no image: neither is unused there. A marker on the machine holds when it holds on one of
+    the machines images are built for; a marker that cannot be evaluated applies.
+    """
+    if not d.marker or d.marker == "url":
+        return True
+    try:
+        marker = Marker(d.marker)
+        return any(
+            marker.evaluate({**marker_environment(target_python, machine), "extra": ""}) for machine in ("x86_64", "aarch64")
+        )
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return True
 
 
 def _finding_key(f: Finding) -> tuple[str, int, int, int, str, str]:

@@ -18,6 +18,7 @@ import tokenize
 from collections import deque
 from collections.abc import Iterator
 
+from slimbuild import conditions
 from slimbuild.errors import AnalysisError
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 
@@ -276,6 +277,7 @@ class _Visitor:
         self.sys_path: list[str] = []
         self.hints: list[tuple[Location, str, str]] = []
         self.findings: list[Finding] = []
+        self.conditions: tuple[conditions.Cond, ...] = ()  # the sys.version_info/sys.platform checks around the walk
 
     def run(self, tree: ast.Module) -> ParsedSource:
         self._body(tree.body, optional=False, type_checking=False)
@@ -331,7 +333,10 @@ class _Visitor:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 self.imports.append(
-                    RawImport(node.lineno, node.col_offset + 1, alias.name, (), 0, optional, type_checking, False, self.cell)
+                    RawImport(
+                        node.lineno, node.col_offset + 1, alias.name, (), 0, optional, type_checking, False, self.cell,
+                        self.conditions,
+                    )
                 )
             return
         if isinstance(node, ast.ImportFrom):
@@ -339,7 +344,7 @@ class _Visitor:
             self.imports.append(
                 RawImport(
                     node.lineno, node.col_offset + 1, node.module, names, node.level, optional, type_checking, False,
-                    self.cell,
+                    self.cell, self.conditions,
                 )
             )
             return
@@ -348,6 +353,17 @@ class _Visitor:
             self._body(node.body, optional=optional, type_checking=True)
             self._body(node.orelse, optional=optional, type_checking=type_checking)
             return
+        if isinstance(node, ast.If):
+            cond = conditions.from_test(node.test)
+            if cond is not None:  # a check of the running Python: the trace decides for its target
+                self._exprs(node.test, optional, type_checking)
+                outer = self.conditions
+                self.conditions = (*outer, cond)
+                self._body(node.body, optional=optional, type_checking=type_checking)
+                self.conditions = (*outer, ("not", cond))
+                self._body(node.orelse, optional=optional, type_checking=type_checking)
+                self.conditions = outer
+                return
         if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
             guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
@@ -447,7 +463,10 @@ class _Visitor:
             level = len(literal) - len(literal.lstrip("."))
             module = literal[level:] or None
             self.imports.append(
-                RawImport(node.lineno, node.col_offset + 1, module, (), level, optional, type_checking, True, self.cell)
+                RawImport(
+                    node.lineno, node.col_offset + 1, module, (), level, optional, type_checking, True, self.cell,
+                    self.conditions,
+                )
             )
             return
         if name in {"append", "insert"} and isinstance(func, ast.Attribute):

@@ -60,6 +60,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from slimbuild.conditions import marker_environment
 from slimbuild.errors import ConfigError, ResolutionError, SlimbuildError
 from slimbuild.paths import atomic_write
 
@@ -156,20 +157,7 @@ class Target:
 
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker environment of the image (patch level assumed .0)."""
-        full = f"{self.python_version}.0"
-        return {
-            "implementation_name": "cpython",
-            "implementation_version": full,
-            "os_name": "posix",
-            "platform_machine": self.machine,
-            "platform_python_implementation": "CPython",
-            "platform_release": "",
-            "platform_system": "Linux",
-            "platform_version": "",
-            "python_full_version": full,
-            "python_version": self.python_version,
-            "sys_platform": "linux",
-        }
+        return marker_environment(self.python_version, self.machine)
 
 
 def parse_target(text: str, source: str = "slimbuild.lock") -> Target:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -52,7 +53,9 @@ class RawImport:
 
     ``module`` is the dotted name after ``from``/``import`` (``None`` for
     ``from . import x``); ``names`` are the names imported by a ``from`` form;
-    ``level`` counts leading dots.
+    ``level`` counts leading dots. ``conditions`` are the checks of the running Python
+    (``sys.version_info``, ``sys.platform``, ``os.name``) the statement runs under, as
+    :mod:`slimbuild.conditions` records them: one statement has one set, so they take no part in comparisons.
     """
 
     line: int
@@ -64,6 +67,7 @@ class RawImport:
     type_checking: bool = False
     dynamic: bool = False
     cell: int | None = None
+    conditions: tuple[tuple[Any, ...], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class ImportGraph:
     runtime_hints: tuple[tuple[Location, str, str], ...]
     findings: tuple[Finding, ...]
     unparsed: tuple[str, ...] = ()
+    off_target: tuple[ImportSite, ...] = ()  # imports under a check the target fails (sys.version_info, sys.platform)
 
 
 @dataclass(frozen=True, order=True)
@@ -165,3 +170,4 @@ class Analysis:
     declared: tuple[Declared, ...] = field(default=())
     unparsed: tuple[str, ...] = ()
     stdlib: tuple[str, ...] = ()
+    off_target: tuple[ImportSite, ...] = ()

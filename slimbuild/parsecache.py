@@ -12,7 +12,7 @@ from slimbuild.evidence import digest_file as digest_file
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
-_FORMAT = 1
+_FORMAT = 2
 _MAX_ENTRIES = 50_000
 Cache = dict[tuple[str, str], ParsedSource]
 
@@ -52,9 +52,11 @@ def save(path: Path, old: Cache, used: Cache) -> None:
 
 # ----------------------------------------------------------------------------- whole graphs
 
-_GRAPH_FORMAT = 1
+_GRAPH_FORMAT = 2
 # Modules whose code decides what a trace returns: a change to one (a development checkout) is a miss.
-_TRACE_CODE = ("trace.py", "imports.py", "notebook.py", "stdlib.py", "mapping.py", "models.py", "data/import_map.toml")
+_TRACE_CODE = (
+    "trace.py", "imports.py", "conditions.py", "notebook.py", "stdlib.py", "mapping.py", "models.py", "data/import_map.toml",
+)
 
 
 def _code_stamp() -> tuple[tuple[str, int, int], ...]:

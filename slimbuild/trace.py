@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slimbuild import mapping
+from slimbuild import conditions, mapping
 from slimbuild.errors import AnalysisError, ConfigError
 from slimbuild.evidence import FileStamp, Listing, TraceEvidence, digest_bytes, file_stamp, scan_dir
 from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
@@ -503,6 +503,7 @@ def trace(
     roots.append(root / "src")  # a search root only when it is a directory (add_root checks)
     finder = ModuleFinder(root, roots)
     stdlib = stdlib_modules(target_python)
+    target = conditions.version_of(target_python)
 
     names: dict[str, tuple[str, str | None]] = {}  # rel path -> (module, package)
     seen: set[str] = set()
@@ -513,6 +514,7 @@ def trace(
     runtime: set[tuple[Location, str, str]] = set()
     findings: set[Finding] = set()
     unparsed: set[str] = set()
+    off_target: set[ImportSite] = set()
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
     raw_seen: set[str] = set()
@@ -560,6 +562,14 @@ def trace(
     def classify(imp: RawImport, path: str) -> None:
         package = names[path][1]
         loc = Location(path, imp.line, imp.col, imp.cell)
+        if imp.conditions and conditions.never_runs(imp.conditions, target):
+            # e.g. `if sys.version_info < (3, 8): import importlib_metadata` on a 3.11 target: never run there.
+            # Listed when third-party; a first-party module imported so is not followed.
+            if imp.module and not imp.level:
+                top = imp.module.split(".")[0]
+                if top not in stdlib and not finder.is_first_party(top):
+                    off_target.add(ImportSite(imp.module, loc, imp.optional, imp.type_checking))
+            return
         # A first-party module imported for type checkers only is not run: its file and imports stay out.
         if imp.level > 0:
             if imp.type_checking:
@@ -660,6 +670,7 @@ def trace(
         runtime_hints=tuple(sorted(runtime)),
         findings=tuple(sorted(findings)),
         unparsed=tuple(sorted(unparsed)),
+        off_target=tuple(sorted(off_target)),
     )
 
 

@@ -1,0 +1,224 @@
+"""Checks of the running Python that decide whether a block runs: ``sys.version_info``, ``sys.platform``, ``os.name``.
+
+An import under ``if sys.version_info < (3, 8):`` never runs on a Python 3.11 image, and one under
+``if sys.platform == "win32":`` never runs on Linux. The checks recognised are the ones type checkers
+evaluate (mypy, pyright): comparisons of ``sys.version_info`` (whole, sliced ``[:n]``, indexed, ``.major``,
+``.minor``) with literal tuples or ints, ``sys.platform`` and ``os.name`` compared with (or tested for
+membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``and``/``or`` of those.
+
+Pure. The parser records a condition as a small tuple (picklable, so parse results can be cached
+whatever the target); the trace evaluates it for the target, in three-valued logic: a check it cannot
+decide (``sys.version_info >= (3, 11, 2)`` for a "3.11" target, a name it does not know) counts as
+"may run", so only a block that surely does not run is left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from typing import Any
+
+Cond = tuple[Any, ...]
+# ("version", selector, op, value): selector "all" | ("slice", n) | ("index", i)
+# ("platform", op, value) | ("os_name", op, value) | ("platform_prefix", (prefix, ...))
+# ("not", cond) | ("and", cond, ...) | ("or", cond, ...) | ("unknown",)
+UNKNOWN: Cond = ("unknown",)
+
+_OPS: dict[type[ast.cmpop], str] = {
+    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in", ast.NotIn: "not in",
+}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
+
+
+LINUX = ("linux", "posix")  # sys.platform and os.name of every image slimbuild builds
+
+
+def marker_environment(python_version: str, machine: str) -> dict[str, str]:
+    """PEP 508 marker environment of a Linux image of CPython ``python_version`` (patch level assumed .0)."""
+    full = f"{python_version}.0"
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": full,
+        "python_version": python_version,
+        "sys_platform": "linux",
+    }
+
+
+def version_of(target_python: str) -> tuple[int, int]:
+    """``"3.11"`` as ``(3, 11)``."""
+    major, minor = target_python.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _is_sys_attr(node: ast.expr, attr: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Name) and node.value.id == "sys"
+    )
+
+
+def _is_os_name(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "name" and isinstance(node.value, ast.Name) and node.value.id == "os"
+
+
+def _version_selector(node: ast.expr) -> Any:
+    """What part of ``sys.version_info`` an expression reads, or None when it is not ``sys.version_info``."""
+    if _is_sys_attr(node, "version_info"):
+        return "all"
+    if isinstance(node, ast.Attribute) and node.attr in {"major", "minor", "micro"} and _is_sys_attr(node.value, "version_info"):
+        return ("index", ("major", "minor", "micro").index(node.attr))
+    if isinstance(node, ast.Subscript) and _is_sys_attr(node.value, "version_info"):
+        sl = node.slice
+        if isinstance(sl, ast.Constant) and type(sl.value) is int:
+            return ("index", sl.value)
+        if (
+            isinstance(sl, ast.Slice) and sl.lower is None and sl.step is None
+            and isinstance(sl.upper, ast.Constant) and type(sl.upper.value) is int
+        ):
+            return ("slice", sl.upper.value)
+        return ("unknown",)
+    return None
+
+
+def _literal(node: ast.expr) -> Any:
+    """A literal int, str, or tuple/list/set of them; ``_NOT_LITERAL`` otherwise."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, str):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        items = tuple(_literal(e) for e in node.elts)
+        return _NOT_LITERAL if _NOT_LITERAL in items else items
+    return _NOT_LITERAL
+
+
+_NOT_LITERAL = object()
+
+
+def _compare(node: ast.Compare) -> Cond | None:
+    if len(node.ops) != 1:
+        return UNKNOWN if _mentions_target(node) else None
+    op = _OPS.get(type(node.ops[0]))
+    left, right = node.left, node.comparators[0]
+    if op is None:
+        return UNKNOWN if _mentions_target(node) else None
+    if op not in {"in", "not in"} and _version_selector(left) is None and _literal(left) is not _NOT_LITERAL:
+        left, right, op = right, left, _FLIP[op]  # (3, 8) <= sys.version_info
+    value = _literal(right)
+    selector = _version_selector(left)
+    if selector is not None:
+        if value is _NOT_LITERAL or op in {"in", "not in"} or selector == ("unknown",):
+            return UNKNOWN
+        return ("version", selector, op, value)
+    for kind, test in (("platform", lambda n: _is_sys_attr(n, "platform")), ("os_name", _is_os_name)):
+        if test(left):
+            if op in {"in", "not in"}:
+                if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                    return UNKNOWN
+            elif op not in {"==", "!="} or not isinstance(value, str):
+                return UNKNOWN
+            return (kind, op, value)
+    return UNKNOWN if _mentions_target(node) else None
+
+
+def _mentions_target(node: ast.AST) -> bool:
+    return any(
+        _is_sys_attr(n, "version_info") or _is_sys_attr(n, "platform") or _is_os_name(n)
+        for n in ast.walk(node)
+        if isinstance(n, ast.expr)
+    )
+
+
+def from_test(test: ast.expr) -> Cond | None:
+    """The condition an ``if`` test puts on the target; None when the test checks nothing about it."""
+    if isinstance(test, ast.Compare):
+        return _compare(test)
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = from_test(test.operand)
+        return None if inner is None else ("not", inner)
+    if isinstance(test, ast.BoolOp):
+        parts = [from_test(v) for v in test.values]
+        if all(p is None for p in parts):
+            return None
+        kind = "and" if isinstance(test.op, ast.And) else "or"
+        return (kind, *(UNKNOWN if p is None else p for p in parts))
+    if (
+        isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) and test.func.attr == "startswith"
+        and _is_sys_attr(test.func.value, "platform") and len(test.args) == 1 and not test.keywords
+    ):
+        value = _literal(test.args[0])
+        prefixes = (value,) if isinstance(value, str) else value
+        if isinstance(prefixes, tuple) and prefixes and all(isinstance(p, str) for p in prefixes):
+            return ("platform_prefix", prefixes)
+        return UNKNOWN
+    return UNKNOWN if _mentions_target(test) else None
+
+
+def _version(selector: Any, op: str, value: Any, version: tuple[int, int]) -> bool | None:
+    if selector == "all" or (isinstance(selector, tuple) and selector[0] == "slice"):
+        if not (isinstance(value, tuple) and all(type(v) is int for v in value)):
+            return None
+        if selector != "all":
+            n = selector[1]
+            if n < 0 or n > 2:
+                return None
+            return _COMPARE[op](version[:n], value)
+        # sys.version_info is (major, minor, micro, ...): known to two places, longer than any 2-tuple
+        for mine, theirs in zip(version, value):
+            if mine != theirs:
+                return _COMPARE[op](mine, theirs)
+        if len(value) > 2:
+            return None  # equal so far, and the micro version decides
+        return _COMPARE[op](1, 0)  # a longer tuple with an equal prefix is greater
+    if isinstance(selector, tuple) and selector[0] == "index":
+        i = selector[1]
+        if type(value) is not int or i not in (0, 1):
+            return None
+        return _COMPARE[op](version[i], value)
+    return None
+
+
+def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINUX) -> bool | None:
+    """Whether ``cond`` is true on Python ``version`` with (sys.platform, os.name) ``platform``: None when it cannot be told."""
+    kind = cond[0]
+    if kind == "version":
+        return _version(cond[1], cond[2], cond[3], version)
+    if kind in {"platform", "os_name"}:
+        actual = platform[0] if kind == "platform" else platform[1]
+        op, value = str(cond[1]), cond[2]
+        if not isinstance(value, (str, tuple)):
+            return None
+        if op == "==":
+            return bool(actual == value)
+        if op == "!=":
+            return bool(actual != value)
+        if op == "in":
+            return actual in value
+        if op == "not in":
+            return actual not in value
+        return None
+    if kind == "platform_prefix":
+        return platform[0].startswith(tuple(cond[1]))
+    if kind == "not":
+        inner = holds(cond[1], version, platform)
+        return None if inner is None else not inner
+    if kind in {"and", "or"}:
+        results = [holds(c, version, platform) for c in cond[1:]]
+        if kind == "and":
+            return False if False in results else (None if None in results else True)
+        return True if True in results else (None if None in results else False)
+    return None
+
+
+def never_runs(conds: tuple[Cond, ...], version: tuple[int, int], platform: tuple[str, str] = LINUX) -> bool:
+    """True when one of the enclosing conditions is surely false on that Python."""
+    return any(holds(c, version, platform) is False for c in conds)
+

@@ -1,0 +1,3 @@
+import colorama
+
+colorama.just_fix_windows_console()
