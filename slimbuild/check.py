@@ -124,22 +124,21 @@ def reconcile(
                 Severity.WARNING if site.optional else Severity.ERROR,
             )
         )
-    off_target: dict[str, ImportSite] = {}  # distribution -> first import the target never runs
-    for site in graph.off_target:
+    never_run: dict[str, ImportSite] = {}  # distribution -> first import of it the image never runs
+    for site in graph.never_run:
         res = resolved.get(site.module)
         if res is not None and res.distribution is not None:
-            off_target.setdefault(res.distribution, site)
+            never_run.setdefault(res.distribution, site)
     unused: list[Declared] = []
     for dist, decls in sorted(decl_by_name.items()):
         if dist in have or dist in optional_names:
             continue
         first_decl = sorted(decls, key=lambda d: d.source)[0]
         unused.append(first_decl)
-        never = off_target.get(dist)
+        never = never_run.get(dist)
         if never is not None:
             message = (
-                f"'{dist}' is imported only where Python {target_python} on Linux never goes ({never.location}); "
-                "it stays out of the image (an environment marker on its declaration would say so)"
+                f"'{dist}' is imported only in code the image never runs ({never.location}); it stays out of the image"
             )
         else:
             message = (
@@ -173,7 +172,7 @@ def reconcile(
         declared=declared,
         unparsed=graph.unparsed,
         stdlib=graph.stdlib,
-        off_target=graph.off_target,
+        never_run=graph.never_run,
     )
 
 

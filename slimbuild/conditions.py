@@ -1,7 +1,8 @@
-"""Checks of the running Python that decide whether a block runs: ``sys.version_info``, ``sys.platform``, ``os.name``.
+"""Checks that decide whether a block runs in the image: ``sys.version_info``, ``sys.platform``, ``os.name``, ``__name__``.
 
-An import under ``if sys.version_info < (3, 8):`` never runs on a Python 3.11 image, and one under
-``if sys.platform == "win32":`` never runs on Linux. The checks recognised are the ones type checkers
+An import under ``if sys.version_info < (3, 8):`` never runs on a Python 3.11 image, one under
+``if sys.platform == "win32":`` never runs on Linux, and one under ``if __name__ == "__main__":`` runs
+only in the file the image starts (not in a module it imports). The checks recognised are the ones type checkers
 evaluate (mypy, pyright): comparisons of ``sys.version_info`` (whole, sliced ``[:n]``, indexed, ``.major``,
 ``.minor``) with literal tuples or ints, ``sys.platform`` and ``os.name`` compared with (or tested for
 membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``and``/``or`` of those.
@@ -22,6 +23,7 @@ from typing import Any
 Cond = tuple[Any, ...]
 # ("version", selector, op, value): selector "all" | ("slice", n) | ("index", i)
 # ("platform", op, value) | ("os_name", op, value) | ("platform_prefix", (prefix, ...))
+# ("main", op): __name__ == / != "__main__"
 # ("not", cond) | ("and", cond, ...) | ("or", cond, ...) | ("unknown",)
 UNKNOWN: Cond = ("unknown",)
 
@@ -103,6 +105,13 @@ def _literal(node: ast.expr) -> Any:
 _NOT_LITERAL = object()
 
 
+def _is_main_check(left: ast.expr, right: ast.expr) -> bool:
+    return (
+        isinstance(left, ast.Name) and left.id == "__name__"
+        and isinstance(right, ast.Constant) and right.value == "__main__"
+    )
+
+
 def _compare(node: ast.Compare) -> Cond | None:
     if len(node.ops) != 1:
         return UNKNOWN if _mentions_target(node) else None
@@ -110,6 +119,8 @@ def _compare(node: ast.Compare) -> Cond | None:
     left, right = node.left, node.comparators[0]
     if op is None:
         return UNKNOWN if _mentions_target(node) else None
+    if op in {"==", "!="} and (_is_main_check(left, right) or _is_main_check(right, left)):
+        return ("main", op)
     if op not in {"in", "not in"} and _version_selector(left) is None and _literal(left) is not _NOT_LITERAL:
         left, right, op = right, left, _FLIP[op]  # (3, 8) <= sys.version_info
     value = _literal(right)
@@ -186,9 +197,12 @@ def _version(selector: Any, op: str, value: Any, version: tuple[int, int]) -> bo
     return None
 
 
-def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINUX) -> bool | None:
-    """Whether ``cond`` is true on Python ``version`` with (sys.platform, os.name) ``platform``: None when it cannot be told."""
+def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINUX, is_main: bool | None = None) -> bool | None:
+    """Whether ``cond`` is true on Python ``version`` with (sys.platform, os.name) ``platform``, in a file that runs
+    as ``__main__`` (``is_main``; None: not known); None when it cannot be told."""
     kind = cond[0]
+    if kind == "main":
+        return None if is_main is None else is_main == (cond[1] == "==")
     if kind == "version":
         return _version(cond[1], cond[2], cond[3], version)
     if kind in {"platform", "os_name"}:
@@ -208,17 +222,19 @@ def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINU
     if kind == "platform_prefix":
         return platform[0].startswith(tuple(cond[1]))
     if kind == "not":
-        inner = holds(cond[1], version, platform)
+        inner = holds(cond[1], version, platform, is_main)
         return None if inner is None else not inner
     if kind in {"and", "or"}:
-        results = [holds(c, version, platform) for c in cond[1:]]
+        results = [holds(c, version, platform, is_main) for c in cond[1:]]
         if kind == "and":
             return False if False in results else (None if None in results else True)
         return True if True in results else (None if None in results else False)
     return None
 
 
-def never_runs(conds: tuple[Cond, ...], version: tuple[int, int], platform: tuple[str, str] = LINUX) -> bool:
-    """True when one of the enclosing conditions is surely false on that Python."""
-    return any(holds(c, version, platform) is False for c in conds)
+def never_runs(
+    conds: tuple[Cond, ...], version: tuple[int, int], platform: tuple[str, str] = LINUX, is_main: bool | None = None
+) -> bool:
+    """True when one of the enclosing conditions is surely false there."""
+    return any(holds(c, version, platform, is_main) is False for c in conds)
 

@@ -53,8 +53,8 @@ class RawImport:
 
     ``module`` is the dotted name after ``from``/``import`` (``None`` for
     ``from . import x``); ``names`` are the names imported by a ``from`` form;
-    ``level`` counts leading dots. ``conditions`` are the checks of the running Python
-    (``sys.version_info``, ``sys.platform``, ``os.name``) the statement runs under, as
+    ``level`` counts leading dots. ``conditions`` are the checks (``sys.version_info``,
+    ``sys.platform``, ``os.name``, ``__name__ == "__main__"``) the statement runs under, as
     :mod:`slimbuild.conditions` records them: one statement has one set, so they take no part in comparisons.
     """
 
@@ -116,7 +116,7 @@ class ImportGraph:
     runtime_hints: tuple[tuple[Location, str, str], ...]
     findings: tuple[Finding, ...]
     unparsed: tuple[str, ...] = ()
-    off_target: tuple[ImportSite, ...] = ()  # imports under a check the target fails (sys.version_info, sys.platform)
+    never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.conditions)
 
 
 @dataclass(frozen=True, order=True)
@@ -170,4 +170,4 @@ class Analysis:
     declared: tuple[Declared, ...] = field(default=())
     unparsed: tuple[str, ...] = ()
     stdlib: tuple[str, ...] = ()
-    off_target: tuple[ImportSite, ...] = ()
+    never_run: tuple[ImportSite, ...] = ()

@@ -164,7 +164,7 @@ def analyze(
             evidence_sink=evidence,
         )
         resolved = resolve_modules(
-            (s.module for s in (*graph.third_party, *graph.off_target)),
+            (s.module for s in (*graph.third_party, *graph.never_run)),
             user_mapping=settings.mapping,
             environment=env_index,
             wheels=wheels_index,

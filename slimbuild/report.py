@@ -64,7 +64,7 @@ def analysis_dict(a: Analysis) -> dict[str, Any]:
             for loc in a.dynamic_unresolved
         ],
         "type_checking": [_site(s) for s in a.type_checking],
-        "off_target": [_site(s) for s in a.off_target],
+        "never_run": [_site(s) for s in a.never_run],
         "pip_hints": [{"package": p, "path": loc.path, "cell": loc.cell, "line": loc.line} for loc, p in a.pip_hints],
         "unparsed": list(a.unparsed),
         "stdlib": list(a.stdlib),
@@ -151,10 +151,10 @@ def analysis_text(a: Analysis) -> str:
             f"  TYPE_CHECKING only, not in the image ({len(a.type_checking)}): "
             + ", ".join(sorted({s.module for s in a.type_checking}))
         )
-    if a.off_target:
+    if a.never_run:
         out.append(
-            f"  never run on Python {a.target_python} on Linux, not in the image ({len(a.off_target)}): "
-            + ", ".join(sorted({s.module for s in a.off_target}))
+            f"  imports the image never runs (Python {a.target_python} on Linux), left out ({len(a.never_run)}): "
+            + ", ".join(sorted({s.module for s in a.never_run}))
         )
     if a.pip_hints:
         out.append("  notebook installs (hints only, never added): " + ", ".join(sorted({p for _, p in a.pip_hints})))

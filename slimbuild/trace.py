@@ -504,6 +504,8 @@ def trace(
     finder = ModuleFinder(root, roots)
     stdlib = stdlib_modules(target_python)
     target = conditions.version_of(target_python)
+    # the file the image starts runs as __main__ (unless a function of it is called); files it imports do not
+    main_file = entry.path if entry.kind == "notebook" or not entry.function else None
 
     names: dict[str, tuple[str, str | None]] = {}  # rel path -> (module, package)
     seen: set[str] = set()
@@ -514,7 +516,7 @@ def trace(
     runtime: set[tuple[Location, str, str]] = set()
     findings: set[Finding] = set()
     unparsed: set[str] = set()
-    off_target: set[ImportSite] = set()
+    never_run: set[ImportSite] = set()
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
     raw_seen: set[str] = set()
@@ -562,13 +564,14 @@ def trace(
     def classify(imp: RawImport, path: str) -> None:
         package = names[path][1]
         loc = Location(path, imp.line, imp.col, imp.cell)
-        if imp.conditions and conditions.never_runs(imp.conditions, target):
-            # e.g. `if sys.version_info < (3, 8): import importlib_metadata` on a 3.11 target: never run there.
-            # Listed when third-party; a first-party module imported so is not followed.
+        if imp.conditions and conditions.never_runs(imp.conditions, target, is_main=path == main_file):
+            # e.g. `if sys.version_info < (3, 8): import importlib_metadata` on a 3.11 target, or an import in the
+            # `if __name__ == "__main__":` block of an imported module: never run. Listed when third-party; a
+            # first-party module imported so is not followed.
             if imp.module and not imp.level:
                 top = imp.module.split(".")[0]
                 if top not in stdlib and not finder.is_first_party(top):
-                    off_target.add(ImportSite(imp.module, loc, imp.optional, imp.type_checking))
+                    never_run.add(ImportSite(imp.module, loc, imp.optional, imp.type_checking))
             return
         # A first-party module imported for type checkers only is not run: its file and imports stay out.
         if imp.level > 0:
@@ -670,7 +673,7 @@ def trace(
         runtime_hints=tuple(sorted(runtime)),
         findings=tuple(sorted(findings)),
         unparsed=tuple(sorted(unparsed)),
-        off_target=tuple(sorted(off_target)),
+        never_run=tuple(sorted(never_run)),
     )
 
 

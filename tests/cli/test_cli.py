@@ -32,7 +32,7 @@ def test_J3_json_schema_keys_are_pinned(project: Project, run_cli: CLI) -> None:
         "findings",
         "missing",
         "name",
-        "off_target",
+        "never_run",
         "optional",
         "pip_hints",
         "required",

@@ -69,6 +69,18 @@ def test_the_platform_is_a_parameter_linux_by_default() -> None:
     assert holds(cond, PY311, ("win32", "nt")) is True
 
 
+@pytest.mark.parametrize(
+    ("src", "in_main", "in_imported"),
+    [("__name__ == '__main__'", True, False), ("'__main__' == __name__", True, False), ("__name__ != '__main__'", False, True)],
+)
+def test_main_checks_depend_on_the_file_running_as_main(src: str, in_main: bool, in_imported: bool) -> None:
+    cond = from_test(ast.parse(src, mode="eval").body)
+    assert cond is not None
+    assert holds(cond, PY311, is_main=True) is in_main
+    assert holds(cond, PY311, is_main=False) is in_imported
+    assert holds(cond, PY311) is None  # not known: may run
+
+
 def test_only_a_surely_false_condition_means_never_runs() -> None:
     undecided = from_test(ast.parse("sys.version_info >= (3, 11, 2)", mode="eval").body)
     false = from_test(ast.parse("sys.version_info < (3, 8)", mode="eval").body)
