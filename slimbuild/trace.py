@@ -520,21 +520,27 @@ def trace(
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
     raw_seen: set[str] = set()
+    rel_of: dict[str, str | None] = {}  # enqueued path -> project-relative path
+    # path -> (file it imports, whether only under `except ImportError`): a module reached only through guarded
+    # imports is optional as a whole (if one of its imports fails, the guard catches it)
+    edges: dict[str, set[tuple[str, bool]]] = {}
     stamps: dict[str, FileStamp | None] = {}
     root_s = str(root)
     root_prefix = root_s if root_s.endswith("/") else root_s + "/"
 
-    def enqueue(p: str, module: str | None = None, package: str | None = None) -> None:
+    def enqueue(p: str, module: str | None = None, package: str | None = None) -> str | None:
+        """Queue a file for parsing once; its project-relative path (None: outside the project)."""
         if p in raw_seen:
-            return  # the common case: a module imported from many files
+            return rel_of[p]  # the common case: a module imported from many files
         raw_seen.add(p)
+        rel_of[p] = None
         # Files the finder built from listings without symlinks are already real: skip realpath's lstat per part.
         real = p if finder.is_real(p) else str(Path(p).resolve())
         if not real.startswith(root_prefix):
-            return
-        rel = real[len(root_prefix):]
+            return None
+        rel = rel_of[p] = real[len(root_prefix):]
         if rel in seen:
-            return
+            return rel
         seen.add(rel)
         if module is None:
             module, package = finder.module_name(real)
@@ -547,13 +553,16 @@ def trace(
         except OSError as exc:
             raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
         parser.submit(p, rel, digest)
+        return rel
 
     def follow(dotted: str, site: RawImport, path: str) -> bool:
         files = finder.file_paths(dotted)
         if files is None:
             return False
         for f in files:
-            enqueue(f)
+            rel = enqueue(f)
+            if rel is not None:
+                edges.setdefault(path, set()).add((rel, site.optional))
         if not finder.module_exists(dotted) and dotted.split(".")[0] not in finder.virtual:
             findings.add(
                 Finding(Location(path, site.line, site.col, site.cell), "SB011",
@@ -607,20 +616,20 @@ def trace(
             return
         deferred.append((imp, path))
 
-    def third_party(imp: RawImport, path: str) -> None:
+    def third_party(imp: RawImport, path: str, optional: bool) -> None:
         assert imp.module is not None
         loc = Location(path, imp.line, imp.col, imp.cell)
         modules = [imp.module]
         if imp.names and mapping.is_namespace_root(imp.module):
             modules = [f"{imp.module}.{n}" for n in imp.names]
         for m in modules:
-            third.add(ImportSite(m, loc, imp.optional, imp.type_checking))
+            third.add(ImportSite(m, loc, imp.optional or optional, imp.type_checking))
 
-    enqueue(str(entry_abs), entry.module, entry.package)
+    starts = [enqueue(str(entry_abs), entry.module, entry.package)]
     if entry.package:
         # `python -m pkg.mod` runs the parent packages' __init__ first.
         for init in finder.file_paths(entry.package) or []:
-            enqueue(init)
+            starts.append(enqueue(init))
     collecting = gc.isenabled()
     gc.disable()  # the trace allocates much and frees little, and makes no cycles: the collector only costs time
     try:
@@ -651,8 +660,9 @@ def trace(
         parser.close()
         if collecting:
             gc.enable()
+    required_files = _reached_unguarded([r for r in starts if r is not None], edges)
     for imp, p in deferred:
-        third_party(imp, p)
+        third_party(imp, p, p not in required_files)
     for loc in dynamic:
         findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
     for loc, pkg in pip_hints:
@@ -675,6 +685,18 @@ def trace(
         unparsed=tuple(sorted(unparsed)),
         never_run=tuple(sorted(never_run)),
     )
+
+
+def _reached_unguarded(starts: list[str], edges: dict[str, set[tuple[str, bool]]]) -> set[str]:
+    """Files reached from ``starts`` through imports not guarded by ``except ImportError``."""
+    reached = set(starts)
+    todo = list(starts)
+    while todo:
+        for target, optional in edges.get(todo.pop(), ()):
+            if not optional and target not in reached:
+                reached.add(target)
+                todo.append(target)
+    return reached
 
 
 def trace_cached(

@@ -691,6 +691,31 @@ def test_A15_first_party_module_imported_for_type_checking_only_is_not_run(run_c
     assert names(a["required"]) == ["pyyaml"] and a["missing"] == []
 
 
+def test_A15_first_party_module_reached_only_under_except_import_error_is_optional_as_a_whole(
+    run_cli: RunCli, project: Project
+) -> None:
+    # httpx's shape: `try: from ._main import main` guards a module whose own imports are unguarded. If click is
+    # missing, importing _cli fails with ImportError and the guard catches it: click is optional, not required.
+    root = project({
+        "main.py": "try:\n    from app._cli import run\nexcept ImportError:\n    run = None\nimport app.core\n",
+        "app/__init__.py": "",
+        "app/_cli.py": "import click\nfrom app import helpers\n",
+        "app/helpers.py": "import rich\n",
+        "app/core.py": "import yaml\nfrom app import shared\n",
+        "app/shared.py": "import attr\n",
+        "requirements.txt": "pyyaml\nattrs\n",
+    })
+    a = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    assert names(a["required"]) == ["attrs", "pyyaml"]
+    assert {r["name"]: r["optional"] for r in a["optional"]} == {"click": True, "rich": True}
+    assert "app/_cli.py" in a["files"] and "app/helpers.py" in a["files"]  # still shipped: the import may succeed
+    assert run_cli("check", str(root)).code == OK
+    # reached unguarded from elsewhere too: required again
+    (root / "app/core.py").write_text("import yaml\nfrom app import shared, helpers\n")
+    b = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    assert names(b["missing"]) == ["rich"] and names(b["optional"]) == ["click"]
+
+
 # ---------------------------------------------------------------- A16 relative, circular, sys.path
 
 
