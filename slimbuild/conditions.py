@@ -5,7 +5,8 @@ An import under ``if sys.version_info < (3, 8):`` never runs on a Python 3.11 im
 only in the file the image starts (not in a module it imports). The checks recognised are the ones type checkers
 evaluate (mypy, pyright): comparisons of ``sys.version_info`` (whole, sliced ``[:n]``, indexed, ``.major``,
 ``.minor``) with literal tuples or ints, ``sys.platform`` and ``os.name`` compared with (or tested for
-membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``and``/``or`` of those.
+membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``and``/``or`` of those; and,
+beyond what type checkers do, ``platform.system()`` compared with string literals.
 
 Pure. The parser records a condition as a small tuple (picklable, so parse results can be cached
 whatever the target); the trace evaluates it for the target, in three-valued logic: a check it cannot
@@ -22,7 +23,8 @@ from typing import Any
 
 Cond = tuple[Any, ...]
 # ("version", selector, op, value): selector "all" | ("slice", n) | ("index", i)
-# ("platform", op, value) | ("os_name", op, value) | ("platform_prefix", (prefix, ...))
+# ("platform", op, value) | ("os_name", op, value) | ("system", op, value): platform.system()
+# ("platform_prefix", (prefix, ...))
 # ("main", op): __name__ == / != "__main__"
 # ("not", cond) | ("and", cond, ...) | ("or", cond, ...) | ("unknown",)
 UNKNOWN: Cond = ("unknown",)
@@ -36,7 +38,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-LINUX = ("linux", "posix")  # sys.platform and os.name of every image slimbuild builds
+LINUX = ("linux", "posix", "Linux")  # sys.platform, os.name and platform.system() of every image slimbuild builds
 
 
 def marker_environment(python_version: str, machine: str) -> dict[str, str]:
@@ -71,6 +73,14 @@ def _is_sys_attr(node: ast.expr, attr: str) -> bool:
 
 def _is_os_name(node: ast.expr) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == "name" and isinstance(node.value, ast.Name) and node.value.id == "os"
+
+
+def _is_platform_system(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Call) and not node.args and not node.keywords
+        and isinstance(node.func, ast.Attribute) and node.func.attr == "system"
+        and isinstance(node.func.value, ast.Name) and node.func.value.id == "platform"
+    )
 
 
 def _version_selector(node: ast.expr) -> Any:
@@ -129,7 +139,9 @@ def _compare(node: ast.Compare) -> Cond | None:
         if value is _NOT_LITERAL or op in {"in", "not in"} or selector == ("unknown",):
             return UNKNOWN
         return ("version", selector, op, value)
-    for kind, test in (("platform", lambda n: _is_sys_attr(n, "platform")), ("os_name", _is_os_name)):
+    for kind, test in (
+        ("platform", lambda n: _is_sys_attr(n, "platform")), ("os_name", _is_os_name), ("system", _is_platform_system),
+    ):
         if test(left):
             if op in {"in", "not in"}:
                 if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
@@ -142,7 +154,7 @@ def _compare(node: ast.Compare) -> Cond | None:
 
 def _mentions_target(node: ast.AST) -> bool:
     return any(
-        _is_sys_attr(n, "version_info") or _is_sys_attr(n, "platform") or _is_os_name(n)
+        _is_sys_attr(n, "version_info") or _is_sys_attr(n, "platform") or _is_os_name(n) or _is_platform_system(n)
         for n in ast.walk(node)
         if isinstance(n, ast.expr)
     )
@@ -197,16 +209,18 @@ def _version(selector: Any, op: str, value: Any, version: tuple[int, int]) -> bo
     return None
 
 
-def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINUX, is_main: bool | None = None) -> bool | None:
-    """Whether ``cond`` is true on Python ``version`` with (sys.platform, os.name) ``platform``, in a file that runs
-    as ``__main__`` (``is_main``; None: not known); None when it cannot be told."""
+def holds(
+    cond: Cond, version: tuple[int, int], platform: tuple[str, str, str] = LINUX, is_main: bool | None = None
+) -> bool | None:
+    """Whether ``cond`` is true on Python ``version`` with (sys.platform, os.name, platform.system()) ``platform``,
+    in a file that runs as ``__main__`` (``is_main``; None: not known); None when it cannot be told."""
     kind = cond[0]
     if kind == "main":
         return None if is_main is None else is_main == (cond[1] == "==")
     if kind == "version":
         return _version(cond[1], cond[2], cond[3], version)
-    if kind in {"platform", "os_name"}:
-        actual = platform[0] if kind == "platform" else platform[1]
+    if kind in {"platform", "os_name", "system"}:
+        actual = platform[("platform", "os_name", "system").index(kind)]
         op, value = str(cond[1]), cond[2]
         if not isinstance(value, (str, tuple)):
             return None
@@ -233,7 +247,7 @@ def holds(cond: Cond, version: tuple[int, int], platform: tuple[str, str] = LINU
 
 
 def never_runs(
-    conds: tuple[Cond, ...], version: tuple[int, int], platform: tuple[str, str] = LINUX, is_main: bool | None = None
+    conds: tuple[Cond, ...], version: tuple[int, int], platform: tuple[str, str, str] = LINUX, is_main: bool | None = None
 ) -> bool:
     """True when one of the enclosing conditions is surely false there."""
     return any(holds(c, version, platform, is_main) is False for c in conds)

@@ -41,6 +41,8 @@ CASES = [
     ("sys.platform not in {'win32', 'cygwin'}", True, True),
     ("os.name == 'nt'", False, False),
     ("os.name == 'posix'", True, True),
+    ("platform.system() == 'Windows'", False, False),
+    ("platform.system() in ('Linux', 'Darwin')", True, True),
     ("not sys.platform == 'win32'", True, True),
     ("sys.version_info < (3, 8) and flag", False, None),
     ("sys.version_info < (3, 8) or flag", None, True),
@@ -57,7 +59,10 @@ def test_condition_is_decided_for_the_target(src: str, on_311: bool | None, on_3
     assert holds(cond, PY37) is on_37
 
 
-@pytest.mark.parametrize("src", ["flag", "TYPE_CHECKING", "PY2", "os.path.exists('x')", "platform.system() == 'Windows'"])
+@pytest.mark.parametrize(
+    "src",
+    ["flag", "TYPE_CHECKING", "PY2", "os.path.exists('x')", "platform.machine() == 'x86_64'", "platform.system(x) == 'Windows'"],
+)
 def test_tests_that_check_nothing_about_the_target_give_no_condition(src: str) -> None:
     assert from_test(ast.parse(src, mode="eval").body) is None
 
@@ -66,7 +71,7 @@ def test_the_platform_is_a_parameter_linux_by_default() -> None:
     cond = from_test(ast.parse("sys.platform.startswith('win') and os.name == 'nt'", mode="eval").body)
     assert cond is not None
     assert holds(cond, PY311) is False
-    assert holds(cond, PY311, ("win32", "nt")) is True
+    assert holds(cond, PY311, ("win32", "nt", "Windows")) is True
 
 
 @pytest.mark.parametrize(
