@@ -183,7 +183,7 @@ def applies_to(d: Declared, target_python: str) -> bool:
     is for no image: neither is unused there. A marker on the machine holds when it holds on one of
     the machines images are built for; a marker that cannot be evaluated applies.
     """
-    if not d.marker or d.marker == "url":
+    if not d.marker:
         return True
     try:
         marker = Marker(d.marker)

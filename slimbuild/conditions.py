@@ -251,4 +251,3 @@ def never_runs(
 ) -> bool:
     """True when one of the enclosing conditions is surely false there."""
     return any(holds(c, version, platform, is_main) is False for c in conds)
-

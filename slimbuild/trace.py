@@ -519,8 +519,7 @@ def trace(
     never_run: set[ImportSite] = set()
     deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
-    raw_seen: set[str] = set()
-    rel_of: dict[str, str | None] = {}  # enqueued path -> project-relative path
+    rel_of: dict[str, str | None] = {}  # every enqueued path -> its project-relative path (None: outside)
     # path -> (file it imports, whether only under `except ImportError`): a module reached only through guarded
     # imports is optional as a whole (if one of its imports fails, the guard catches it)
     edges: dict[str, set[tuple[str, bool]]] = {}
@@ -530,9 +529,8 @@ def trace(
 
     def enqueue(p: str, module: str | None = None, package: str | None = None) -> str | None:
         """Queue a file for parsing once; its project-relative path (None: outside the project)."""
-        if p in raw_seen:
+        if p in rel_of:
             return rel_of[p]  # the common case: a module imported from many files
-        raw_seen.add(p)
         rel_of[p] = None
         # Files the finder built from listings without symlinks are already real: skip realpath's lstat per part.
         real = p if finder.is_real(p) else str(Path(p).resolve())
