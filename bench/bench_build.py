@@ -237,7 +237,7 @@ def ratio(a: float | None, b: float | None, nd: int = 3) -> float | None:
 
 def timed_slimbuild(out: str, args: list[str], nocache: bool) -> int:
     """``python3 -m slimbuild ARGS``, with DockerEngine.build/run timestamped (and nocache forced if asked)."""
-    import slimbuild.engine as eng
+    import slimbuild.image.engine as eng
     from slimbuild import cli
 
     rec: dict[str, Any] = {"start": time.time(), "events": [], "builds": [], "runs": [], "context_first": None}

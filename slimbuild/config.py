@@ -50,6 +50,8 @@ class Settings:
     keep_sources: tuple[str, ...] = ("lightning", "numba", "pytorch_lightning", "taichi", "torch", "torchaudio",
                                      "torchvision", "triton")
     config_file: str = ""
+    # pyproject.toml's [project] table, read once with the config: name, version, scripts, dependencies
+    project: Mapping[str, Any] = field(default_factory=dict)
 
 
 # key in TOML -> (field name, type)
@@ -83,20 +85,30 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path.name}: invalid TOML: {exc}", hint="fix the file's syntax") from None
     except OSError as exc:
         raise ConfigError(f"{path.name}: cannot read: {exc.strerror}", hint="check the file's permissions") from None
 
 
-def read_project_table(root: Path) -> tuple[dict[str, Any], str]:
-    """The ``[tool.slimbuild]`` table and the file it came from ('' when none)."""
+def read_pyproject(root: Path) -> dict[str, Any]:
+    """``pyproject.toml`` parsed ({} when there is none): the one place that reads it."""
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        data = _read_toml(pyproject)
-        table = data.get("tool", {}).get("slimbuild")
-        if table is not None:
-            return _ensure_table(table, "pyproject.toml [tool.slimbuild]"), "pyproject.toml"
+    return _read_toml(pyproject) if pyproject.is_file() else {}
+
+
+def project_table(pyproject: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[project]`` table of a parsed pyproject.toml ({} when absent or not a table)."""
+    project = pyproject.get("project", {})
+    return project if isinstance(project, dict) else {}
+
+
+def read_project_table(root: Path, pyproject: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """The ``[tool.slimbuild]`` table and the file it came from ('' when none)."""
+    data = read_pyproject(root) if pyproject is None else pyproject
+    table = data.get("tool", {}).get("slimbuild")
+    if table is not None:
+        return _ensure_table(table, "pyproject.toml [tool.slimbuild]"), "pyproject.toml"
     own = root / "slimbuild.toml"
     if own.is_file():
         data = _read_toml(own)
@@ -164,7 +176,8 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         raise ConfigError(f"{root}: no such directory", hint="pass the project's directory, e.g. 'slimbuild analyze .'")
     if not root.is_dir():
         raise ConfigError(f"{root}: not a directory", hint="pass the project's directory; use --entrypoint for a file")
-    table, source = read_project_table(root)
+    pyproject = read_pyproject(root)
+    table, source = read_project_table(root, pyproject)
     values: dict[str, object] = {}
     _apply(values, table, source or "config")
     env_table = {
@@ -179,7 +192,9 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         if value is None or value == () or value == {}:
             continue
         values[key] = value
-    settings = replace(Settings(root=root.resolve()), **values, config_file=source)  # type: ignore[arg-type]
+    settings = replace(
+        Settings(root=root.resolve()), **values, config_file=source, project=project_table(pyproject)  # type: ignore[arg-type]
+    )
     if not _VERSION.match(settings.target_python):
         raise ConfigError(
             f"target Python version {settings.target_python!r} is not of the form 3.X",

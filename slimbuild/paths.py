@@ -7,6 +7,17 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+# Directories that are never first-party code: environments, build output, caches.
+IGNORED_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "site-packages", "dist-packages", "build", "dist",
+        "node_modules", "__pycache__", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+        ".ipynb_checkpoints", ".cache",
+    }
+)
+
+WHEEL_MODULES_FILE = "wheel-modules.json"  # in the cache: wheel file name -> the import names it provides
+
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$SLIMBUILD_CACHE``, else the platform's user cache dir + ``/slimbuild``."""

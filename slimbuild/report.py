@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slimbuild.build import BuildResult
-    from slimbuild.pipeline import LockOutcome
+    from slimbuild.pipeline.building import BuildInputs, BuildResult
+    from slimbuild.pipeline.locking import LockOutcome
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
 
 SCHEMA_VERSION = 1
+
+
+def envelope(kind: str, body: Mapping[str, Any], *, ascii_only: bool = True) -> str:
+    """The versioned JSON object every ``--json`` output is: ``{"version", "kind", ...body}``, keys sorted."""
+    doc = {"version": SCHEMA_VERSION, "kind": kind, **body}
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=ascii_only) + "\n"
 
 
 def _site(s: ImportSite) -> dict[str, Any]:
@@ -85,8 +91,6 @@ def analyses_json(analyses: Sequence[Analysis]) -> str:
     per = [analysis_dict(a) for a in analyses]
     required_names = {r["name"] for p in per for r in p["required"]}
     doc: dict[str, Any] = {
-        "version": SCHEMA_VERSION,
-        "kind": "analysis",
         "entrypoints": per,
         "files": sorted({f for p in per for f in p["files"]}),
         "required": _merge_reqs(p["required"] for p in per),
@@ -98,7 +102,7 @@ def analyses_json(analyses: Sequence[Analysis]) -> str:
             key=lambda u: u["name"],
         ),
     }
-    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
+    return envelope("analysis", doc)
 
 
 def _merge_reqs(groups: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -177,17 +181,8 @@ def check_summary(findings: Sequence[Finding]) -> str:
 
 def error_json(err: SlimbuildError) -> str:
     """An error as the versioned JSON object (for ``--json``)."""
-    return (
-        json.dumps(
-            {
-                "version": SCHEMA_VERSION,
-                "kind": "error",
-                "error": {"kind": err.kind, "message": err.message, "hint": err.hint, "exit_code": int(err.exit_code)},
-            },
-            sort_keys=True,
-            indent=2,
-        )
-        + "\n"
+    return envelope(
+        "error", {"error": {"kind": err.kind, "message": err.message, "hint": err.hint, "exit_code": int(err.exit_code)}}
     )
 
 
@@ -211,8 +206,7 @@ def _lock_dict(o: LockOutcome) -> dict[str, Any]:
 
 def locks_json(outcomes: Sequence[LockOutcome]) -> str:
     """The versioned JSON document for ``lock --json``."""
-    doc = {"version": SCHEMA_VERSION, "kind": "lock", "locks": [_lock_dict(o) for o in outcomes]}
-    return json.dumps(doc, sort_keys=True, indent=2) + "\n"
+    return envelope("lock", {"locks": [_lock_dict(o) for o in outcomes]})
 
 
 def locks_text(outcomes: Sequence[LockOutcome]) -> str:
@@ -241,12 +235,7 @@ def _build_dict(r: BuildResult) -> dict[str, Any]:
 
 def builds_json(results: Sequence[BuildResult]) -> str:
     """The versioned JSON document for ``build --json``."""
-    return (
-        json.dumps(
-            {"version": SCHEMA_VERSION, "kind": "build", "images": [_build_dict(r) for r in results]}, sort_keys=True, indent=2
-        )
-        + "\n"
-    )
+    return envelope("build", {"images": [_build_dict(r) for r in results]})
 
 
 def builds_text(results: Sequence[BuildResult]) -> str:
@@ -258,3 +247,20 @@ def builds_text(results: Sequence[BuildResult]) -> str:
         out.extend(f"  tag {t}" for t in r.tags)
         out.append(f"  manifest {r.manifest_path}")
     return "\n".join(out) + "\n"
+
+
+def dockerfiles_json(prepared: Sequence[BuildInputs]) -> str:
+    """The versioned JSON document for ``dockerfile --json``."""
+    return envelope("dockerfile", {"dockerfiles": [{"entrypoint": p.entry.name, "dockerfile": p.dockerfile} for p in prepared]})
+
+
+def inspect_json(manifest: Mapping[str, Any]) -> str:
+    """The versioned JSON document for ``inspect --json`` (the manifest's own non-ASCII text kept as is)."""
+    return envelope("inspect", {"manifest": manifest}, ascii_only=False)
+
+
+def inspect_text(manifest: Mapping[str, Any]) -> str:
+    """What ``inspect`` prints."""
+    from slimbuild.record.manifest import render_inspect_text
+
+    return render_inspect_text(manifest)

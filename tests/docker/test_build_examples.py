@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.engine import DockerEngine
+from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
 from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from slimbuild.engine import DockerEngine
+from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
 from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY
 from tests.docker.conftest import BASE_IMAGE

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from slimbuild.engine import DockerEngine, ProgressEvent, RunOutcome, connect
 from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
+from slimbuild.image.engine import DockerEngine, ProgressEvent, RunOutcome, connect
 from tests.constants import BUILD, ENGINE, INTERRUPTED
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS, Build, make_context
 
@@ -102,7 +102,7 @@ def _nobody_pythonpath() -> Path:
 
 E2_PROBE = """
 import json
-from slimbuild.engine import connect
+from slimbuild.image.engine import connect
 from slimbuild.errors import SlimbuildError
 try:
     connect({"DOCKER_HOST": "unix:///var/run/docker.sock"}, timeout=5)
@@ -217,7 +217,7 @@ def test_E5_confusing_log_lines_do_not_fool_the_image_id(engine: DockerEngine, b
 DRIVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from slimbuild.engine import connect
+from slimbuild.image.engine import connect
 from slimbuild.errors import SlimbuildError
 
 engine = connect()

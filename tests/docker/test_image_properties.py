@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from slimbuild import manifest
 from slimbuild.cli import main
-from slimbuild.context import validate_context_tar
-from slimbuild.engine import BuildOutcome, DockerEngine
+from slimbuild.image.context import validate_context_tar
+from slimbuild.image.engine import BuildOutcome, DockerEngine
+from slimbuild.record import manifest
 from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS
 from tests.docker.test_build_examples import SHARED_CACHE
@@ -456,7 +456,7 @@ def test_G4_two_no_cache_builds_have_equal_layer_diff_ids(
     from slimbuild.config import load_settings
 
     try:  # the build stage moved from slimbuild.pipeline to slimbuild.build
-        from slimbuild import build as pipeline
+        from slimbuild.pipeline import building as pipeline
     except ImportError:  # pragma: no cover
         from slimbuild import pipeline  # type: ignore[no-redef]
 
@@ -509,8 +509,8 @@ def test_G4_user_template_without_a_deps_stage_is_built_in_one_go(
 ) -> None:
     """A template of the user's own with no stage named ``deps`` cannot be split in two: one build from the
     whole context, smoke-run and tagged like any other, and its layers are those of the bundled template's."""
-    from slimbuild import build as build_mod
     from slimbuild.config import load_settings
+    from slimbuild.pipeline import building as build_mod
 
     monkeypatch.setenv("SLIMBUILD_CACHE", str(SHARED_CACHE))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))

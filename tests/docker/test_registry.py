@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.engine import DockerEngine
+from slimbuild.image.engine import DockerEngine
 from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE
 from tests.docker.test_image_properties import build_env, cli, write_project

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.lock import parse_lock
+from slimbuild.locking.lockfile import parse_lock
 from tests.conftest import Run
 from tests.constants import FINDINGS, INTEGRITY, OK, RESOLUTION
 from tests.integration.conftest import clean_env
@@ -67,7 +67,7 @@ def test_warm_lock_does_no_resolution(offline: Path, tmp_path: Path, run_cli: CL
     def forbidden(*_a: object, **_k: object) -> None:
         raise AssertionError("pip-compile must not run when nothing changed")
 
-    monkeypatch.setattr("slimbuild.lock.compile_lock", forbidden)
+    monkeypatch.setattr("slimbuild.locking.lockfile.compile_lock", forbidden)
     run = run_cli("lock", str(root), "--json")
     assert run.code == OK, run.err
     assert json.loads(run.out)["locks"][0]["resolved"] is False

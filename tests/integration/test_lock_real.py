@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from slimbuild.errors import ExitCode, IntegrityError, ResolutionError
-from slimbuild.lock import Lock, Target, compile_lock, parse_lock, write_lock
-from slimbuild.wheels import fetch_wheels, verify_wheel, wheel_top_level
+from slimbuild.locking.lockfile import Lock, Target, compile_lock, parse_lock, write_lock
+from slimbuild.locking.wheels import fetch_wheels, verify_wheel, wheel_top_level
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.audit import Vulnerability, gate, parse_audit, run_audit
 from slimbuild.errors import ConfigError, PolicyViolation
+from slimbuild.locking.audit import Vulnerability, gate, parse_audit, run_audit
 from tests.constants import POLICY
 
 REPORT = {

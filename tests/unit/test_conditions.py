@@ -7,8 +7,8 @@ import pickle
 
 import pytest
 
-from slimbuild.conditions import from_test, holds, never_runs, version_of
-from slimbuild.imports import parse_source
+from slimbuild.analysis.conditions import from_test, holds, never_runs, version_of
+from slimbuild.analysis.imports import parse_source
 
 PY311 = version_of("3.11")
 PY37 = version_of("3.7")

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slimbuild.context import (
+from slimbuild.errors import ConfigError, ExitCode, PolicyViolation
+from slimbuild.image.context import (
     ContextFile,
     build_context_tar,
     check_archive,
@@ -26,7 +27,6 @@ from slimbuild.context import (
     validate_context_tar,
     write_context_tar,
 )
-from slimbuild.errors import ConfigError, ExitCode, PolicyViolation
 
 SDE = 1700000000
 SECRET = b"OUTSIDE-SECRET-7f3a"
@@ -476,7 +476,7 @@ def test_I6_random_trees_never_yield_outside_content(nodes: list[tuple[str, tupl
 
 
 def test_B11_large_data_file_warned_only_when_needed(tmp_path: Path) -> None:
-    from slimbuild.context import LARGE_FILE_BYTES, large_file_warnings
+    from slimbuild.image.context import LARGE_FILE_BYTES, large_file_warnings
 
     root = tmp_path / "proj"
     (root / "data").mkdir(parents=True)
@@ -501,7 +501,7 @@ def test_B11_context_tar_streams_a_large_file_in_bounded_memory(tmp_path: Path) 
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from slimbuild.context import ContextFile, write_context_tar\n"
+        "from slimbuild.image.context import ContextFile, write_context_tar\n"
         "with open(sys.argv[2], 'wb') as out:\n"
         "    write_context_tar(out, [ContextFile('app/big.bin', Path(sys.argv[1]), None, 0o644)], mtime=0)\n"
         # VmHWM is this process image's own peak: ru_maxrss would include the parent's RSS from before exec
@@ -532,15 +532,15 @@ class _RecordingEngine:
         self.seen.append((ctx.parent, ctx.parent.stat().st_mode & 0o777))
         if self.outcome is not None:
             raise self.outcome
-        from slimbuild.engine import BuildOutcome
+        from slimbuild.image.engine import BuildOutcome
 
         return BuildOutcome(image_id="sha256:" + "0" * 64)
 
 
 @pytest.mark.parametrize("outcome", [None, "failure", "interrupt"])
 def test_B15_context_dir_is_private_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str | None) -> None:
-    from slimbuild import build as build_mod
     from slimbuild.errors import BuildFailed
+    from slimbuild.pipeline import building as build_mod
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the user's temp dir ($TMPDIR)
     exc = {None: None, "failure": BuildFailed("RUN failed", hint="x"), "interrupt": KeyboardInterrupt()}[outcome]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.declared import read_declared
+from slimbuild.analysis.declared import read_declared
 from slimbuild.errors import ConfigError
 
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from slimbuild import evidence as evidence_mod
-from slimbuild import trace as trace_mod
+from slimbuild.analysis import graph as trace_mod
+from slimbuild.analysis import parsing as parsing_mod
+from slimbuild.cache import evidence as evidence_mod
+from slimbuild.cache.evidence import TraceEvidence
 from slimbuild.config import load_settings
 from slimbuild.paths import cache_dir
-from slimbuild.pipeline import analyze
-from slimbuild.trace import TraceEvidence
+from slimbuild.pipeline.analyzing import analyze
 
 Project = Callable[[dict[str, str | bytes]], Path]
 
@@ -54,8 +55,8 @@ def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: object, **_k: object) -> Any:
         raise AssertionError("parsed on a graph-cache hit")
 
-    monkeypatch.setattr(trace_mod, "_parse_job", boom)
-    monkeypatch.setattr(trace_mod, "parse_file_bytes", boom)
+    monkeypatch.setattr(parsing_mod, "_parse_job", boom)
+    monkeypatch.setattr(parsing_mod, "parse_file_bytes", boom)
     monkeypatch.setattr(trace_mod, "trace", boom)
 
 
@@ -79,7 +80,7 @@ def test_hit_does_not_even_load_the_parse_cache(project: Project, monkeypatch: p
     def no_load(_path: Path) -> dict[Any, Any]:
         raise AssertionError("parse cache loaded on a graph-cache hit")
 
-    monkeypatch.setattr("slimbuild.parsecache.load", no_load)
+    monkeypatch.setattr("slimbuild.cache.parsecache.load", no_load)
     assert _analyze(root) == first
 
 
@@ -208,7 +209,7 @@ def test_evidence_records_listings_files_and_roots(project: Project) -> None:
 @pytest.mark.parametrize("n_modules", [1, 20])  # parsed here, and (past _PARALLEL_MIN misses) in worker processes
 def test_cold_trace_hashes_in_the_parser_what_digest_file_gives(project: Project, n_modules: int) -> None:
     """With an empty parse cache the file is hashed where it is read for parsing; the digests are the usual ones."""
-    from slimbuild.evidence import digest_file
+    from slimbuild.cache.evidence import digest_file
 
     files: dict[str, str | bytes] = {f"m{i}.py": f"import os\nX = {i}\n" for i in range(n_modules)}
     files["main.py"] = "".join(f"import m{i}\n" for i in range(n_modules)) + "import numpy\n"
@@ -223,7 +224,7 @@ def test_cold_trace_hashes_in_the_parser_what_digest_file_gives(project: Project
     assert evidence.files == {f: digest_file(Path(f)) for f in evidence.files}
     # and the per-file parse cache is keyed by them: a retrace after an unrelated edit parses only that file
     (root / "main.py").write_text((root / "main.py").read_text() + "\n", encoding="utf-8")
-    from slimbuild import trace as t
+    from slimbuild.analysis import parsing as t
 
     parsed: list[str] = []
     real = t._parse_job

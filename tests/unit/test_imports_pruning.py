@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild.imports import _Visitor, parse_source, scan_triggers
+from slimbuild.analysis.imports import _Visitor, parse_source, scan_triggers
 
 CASES = {
     "semicolons": "import a; import b\nx = 1; import c\n",

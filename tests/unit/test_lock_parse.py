@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slimbuild.errors import ConfigError, ResolutionError
-from slimbuild.lock import (
+from slimbuild.locking.lockfile import (
     Target,
     check_compile_warnings,
     inputs_digest,

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from slimbuild.errors import IntegrityError, PolicyViolation
-from slimbuild.lock import Target
-from slimbuild.manifest import (
+from slimbuild.locking.lockfile import Target
+from slimbuild.models import Location
+from slimbuild.record.manifest import (
     LABEL_MANIFEST,
     LABEL_MANIFEST_SHA,
     MANIFEST_PATH_IN_IMAGE,
@@ -47,7 +48,6 @@ from slimbuild.manifest import (
     with_smoke,
     write_manifest,
 )
-from slimbuild.models import Location
 from tests import constants
 
 H = "a" * 64
@@ -147,8 +147,8 @@ def test_write_refuses_malformed_and_keeps_old(tmp_path: Path) -> None:
 
 _SCRIPT = """
 import sys
-from slimbuild.lock import Target
-from slimbuild.manifest import make_manifest, manifest_bytes
+from slimbuild.locking.lockfile import Target
+from slimbuild.record.manifest import make_manifest, manifest_bytes
 from slimbuild.models import Location
 m = make_manifest(
     target=Target("3.12", "aarch64"),

@@ -12,7 +12,7 @@ from importlib.resources import files
 import pytest
 from packaging.utils import canonicalize_name
 
-from slimbuild import mapping
+from slimbuild.analysis import mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -287,7 +287,7 @@ UNRESOLVED: list[str] = [
 
 def _file_data() -> dict[str, object]:
     """Parse the bundled TOML straight from the package data."""
-    resource = files("slimbuild") / "data" / "import_map.toml"
+    resource = files("slimbuild.analysis") / "data" / "import_map.toml"
     data: dict[str, object] = tomllib.loads(resource.read_text(encoding="utf-8"))
     return data
 

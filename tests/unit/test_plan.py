@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from slimbuild.errors import ConfigError
-from slimbuild.models import Analysis, ImportSite, Location, Requirement
-from slimbuild.plan import (
+from slimbuild.image.plan import (
     VENV_PYTHON,
     content_tag,
     make_plan,
@@ -19,6 +18,7 @@ from slimbuild.plan import (
     smoke_argv,
     smoke_commands,
 )
+from slimbuild.models import Analysis, ImportSite, Location, Requirement
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_F4_installers_pruned_unless_needed() -> None:
 
 
 def test_B5_sensitive_files_are_listed_by_name_only(tmp_path: Path) -> None:
-    from slimbuild.build import sensitive_names
+    from slimbuild.pipeline.building import sensitive_names
 
     for rel in [".env", "conf/credentials.json", "keys/id_rsa", ".git/config", "src/app.py", ".venv/lib/x.pem"]:
         p = tmp_path / rel
@@ -109,8 +109,8 @@ def test_B5_sensitive_files_are_listed_by_name_only(tmp_path: Path) -> None:
 
 
 def test_D4_latest_or_untagged_base_is_a_policy_violation() -> None:
-    from slimbuild.build import resolve_base
     from slimbuild.errors import PolicyViolation
+    from slimbuild.pipeline.building import resolve_base
 
     for ref in ["python:latest", "python", "registry.example:5000/team/python"]:
         with pytest.raises(PolicyViolation):

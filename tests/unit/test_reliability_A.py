@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 
-from slimbuild import mapping
+from slimbuild.analysis import mapping
+from slimbuild.analysis.finder import ModuleFinder
+from slimbuild.analysis.imports import check_size, decode_source, parse_bytes, parse_source, scan_tokens
+from slimbuild.analysis.notebook import load_notebook, neutralise_cell, notebook_script, parse_notebook
+from slimbuild.analysis.parsing import parse_file_bytes
+from slimbuild.analysis.resolve import ModuleIndex, resolve_modules
+from slimbuild.analysis.stdlib import stdlib_modules
 from slimbuild.errors import AnalysisError, ExitCode
-from slimbuild.imports import check_size, decode_source, parse_bytes, parse_source, scan_tokens
 from slimbuild.models import Location, ParsedSource, RawImport
-from slimbuild.notebook import load_notebook, neutralise_cell, notebook_script, parse_notebook
-from slimbuild.resolve import ModuleIndex, resolve_modules
-from slimbuild.stdlib import stdlib_modules
-from slimbuild.trace import IGNORED_DIRS, ModuleFinder, parse_file_bytes
+from slimbuild.paths import IGNORED_DIRS
 from tests.constants import ANALYSIS
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slimbuild.errors import ConfigError, ExitCode, PolicyViolation
-from slimbuild.render import (
+from slimbuild.image.render import (
     DEFAULT_PRUNE,
     BuildPlan,
     Instruction,
@@ -542,7 +542,7 @@ def test_D7_input_order_does_not_matter() -> None:
 def test_D7_identical_across_hash_seeds() -> None:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
-        "from test_render import PLAN; from slimbuild.render import render_dockerfile;"
+        "from test_render import PLAN; from slimbuild.image.render import render_dockerfile;"
         "import dataclasses as d;"
         "sys.stdout.write(render_dockerfile(PLAN) + render_dockerfile(d.replace(PLAN, template='distroless')))"
     )

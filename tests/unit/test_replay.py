@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from slimbuild import evidence as evidence_mod
-from slimbuild import replay
+from slimbuild.cache import evidence as evidence_mod
+from slimbuild.cache import replay
 from slimbuild.paths import cache_dir
 
 Project = Callable[[dict[str, str | bytes]], Path]
@@ -39,14 +39,13 @@ def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     import slimbuild.cli as cli
 
-    for name in ("_analyze_output", "_check_output"):
-        real = getattr(cli, name)
+    real = cli._output
 
-        def counting(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> Any:
-            calls.append(_name)
-            return _real(*a, **k)
+    def counting(command: str, *a: Any, **k: Any) -> Any:
+        calls.append(f"_{command}_output")
+        return real(command, *a, **k)
 
-        monkeypatch.setattr(cli, name, counting)
+    monkeypatch.setattr(cli, "_output", counting)
     return calls
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slimbuild.resolve import ModuleIndex, resolve_modules
+from slimbuild.analysis.resolve import ModuleIndex, resolve_modules
 
 ENV = ModuleIndex.from_dists(
     "venv",

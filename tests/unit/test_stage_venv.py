@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slimbuild import stage_venv
+from slimbuild.image import stage_venv
 
 EPOCH = 1_700_000_000
 SCRIPT = Path(stage_venv.__file__)

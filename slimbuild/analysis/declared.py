@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import configparser
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from typing import Any
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PepRequirement
 from packaging.utils import canonicalize_name
 
+from slimbuild.config import project_table, read_pyproject
 from slimbuild.errors import ConfigError
 from slimbuild.models import Declared, Location
 
@@ -130,10 +126,12 @@ def read_declared(
     requirement_files: Iterable[str] = (),
     optional_groups: Iterable[str] = (),
     consulted: set[Path] | None = None,
+    project: Mapping[str, Any] | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
     """All runtime declarations and constraints of a project, sorted by name.
 
     ``consulted``, when given, gets every file read or looked for (besides the root's listing).
+    ``project`` is pyproject.toml's ``[project]`` table as the settings hold it (read here when None).
     """
     if consulted is not None:
         consulted.update((root / "pyproject.toml", root / "setup.cfg"))
@@ -149,23 +147,17 @@ def read_declared(
         r, c = parse_requirements_file(p, root, consulted=consulted)
         reqs.extend(r)
         cons.extend(c)
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"pyproject.toml: invalid TOML: {exc}", hint="fix the file's syntax") from None
-        project = data.get("project", {})
-        if isinstance(project, dict):
-            reqs.extend(_parse_list(project.get("dependencies", []) or [], Location("pyproject.toml")))
-            groups = project.get("optional-dependencies", {}) or {}
-            for group in optional_groups:
-                if group not in groups:
-                    raise ConfigError(
-                        f"pyproject.toml: no optional-dependencies group '{group}'",
-                        hint=f"groups: {', '.join(sorted(groups)) or 'none'}",
-                    )
-                reqs.extend(_parse_list(groups[group], Location("pyproject.toml")))
+    if project is None:
+        project = project_table(read_pyproject(root))
+    reqs.extend(_parse_list(project.get("dependencies", []) or [], Location("pyproject.toml")))
+    groups = project.get("optional-dependencies", {}) or {}
+    for group in optional_groups:
+        if group not in groups:
+            raise ConfigError(
+                f"pyproject.toml: no optional-dependencies group '{group}'",
+                hint=f"groups: {', '.join(sorted(groups)) or 'none'}",
+            )
+        reqs.extend(_parse_list(groups[group], Location("pyproject.toml")))
     setup_cfg = root / "setup.cfg"
     if setup_cfg.is_file():
         parser = configparser.ConfigParser(interpolation=None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slimbuild import __version__
-from slimbuild.evidence import RACY_NS, TraceEvidence, read_digest_factory
+from slimbuild.cache.evidence import RACY_NS, TraceEvidence, code_stamp, read_digest_factory
 from slimbuild.paths import atomic_write
 
 if TYPE_CHECKING:
@@ -58,20 +58,8 @@ class Output:
     exit_code: int
 
 
-def _code_stamp() -> tuple[tuple[str, int, int], ...]:
-    """slimbuild's own files (modules, data): a development checkout that changes any of them is a miss."""
-    here = Path(__file__).parent
-    out = []
-    for d in (here, here / "data"):
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    if e.is_file():
-                        st = e.stat()
-                        out.append((f"{d.name}/{e.name}", st.st_size, st.st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(sorted(out))
+# every package of slimbuild and its data: the recorded output of a command depends on all of it
+_OWN_CODE = ("", "analysis", "analysis/data", "cache", "image", "locking", "pipeline", "record")
 
 
 def _own_environment() -> tuple[tuple[str, int], ...]:
@@ -125,7 +113,7 @@ def outcome_key(command: str, as_json: bool, requested: str, settings: Settings,
         except OSError:
             return None
     parts = (
-        _FORMAT, __version__, _code_stamp(), _own_environment(), sys.executable, sys.version, command, as_json,
+        _FORMAT, __version__, code_stamp(_OWN_CODE), _own_environment(), sys.executable, sys.version, command, as_json,
         requested, repr(settings), python, env_state,
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

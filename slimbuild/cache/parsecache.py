@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from slimbuild import __version__
-from slimbuild.evidence import digest_file as digest_file
+from slimbuild.cache.evidence import code_stamp
+from slimbuild.cache.evidence import digest_file as digest_file
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
@@ -53,23 +54,9 @@ def save(path: Path, old: Cache, used: Cache) -> None:
 # ----------------------------------------------------------------------------- whole graphs
 
 _GRAPH_FORMAT = 2
-# Modules whose code decides what a trace returns: a change to one (a development checkout) is a miss.
-_TRACE_CODE = (
-    "trace.py", "imports.py", "conditions.py", "notebook.py", "stdlib.py", "mapping.py", "models.py", "data/import_map.toml",
-)
-
-
-def _code_stamp() -> tuple[tuple[str, int, int], ...]:
-    here = Path(__file__).parent
-    out = []
-    for name in _TRACE_CODE:
-        try:
-            st = (here / name).stat()
-        except OSError:
-            out.append((name, -1, -1))
-        else:
-            out.append((name, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+# The code that decides what a trace returns (a change there, in a development checkout, is a miss):
+# the analysis package, its mapping data, and the shared value types.
+_TRACE_CODE = ("analysis", "analysis/data", "")
 
 
 def graph_key(
@@ -92,7 +79,7 @@ def load_graph(path: Path, key: tuple[object, ...]) -> tuple[ImportGraph, Any] |
             header, graph, evidence = pickle.load(fh)
     except Exception:  # noqa: BLE001 - any unreadable cache (truncated, garbage, old classes) is a miss
         return None
-    if header != (key, _code_stamp()) or not isinstance(graph, ImportGraph):
+    if header != (key, code_stamp(_TRACE_CODE)) or not isinstance(graph, ImportGraph):
         return None
     return graph, evidence
 
@@ -100,7 +87,7 @@ def load_graph(path: Path, key: tuple[object, ...]) -> tuple[ImportGraph, Any] |
 def save_graph(path: Path, key: tuple[object, ...], graph: ImportGraph, evidence: object) -> None:
     """Write a graph and its evidence atomically; failures are ignored (a read-only cache is a slow cache)."""
     try:
-        data = pickle.dumps(((key, _code_stamp()), graph, evidence), protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(((key, code_stamp(_TRACE_CODE)), graph, evidence), protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(path, data, 0o600, durable=False)
     except (OSError, pickle.PicklingError):

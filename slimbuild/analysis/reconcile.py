@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
-from slimbuild.conditions import marker_environment
+from slimbuild.analysis.conditions import marker_environment
 from slimbuild.errors import ResolutionError
 
 if TYPE_CHECKING:
-    from slimbuild.lock import Lock
+    from slimbuild.locking.lockfile import Lock
 
 from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
 

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from slimbuild import mapping as table
+from slimbuild.analysis import mapping as table
 from slimbuild.models import Resolved
+from slimbuild.paths import WHEEL_MODULES_FILE
 
 # Run in the project's interpreter: dist name -> dotted module prefixes (depth <= 3).
 PROBE = r"""
@@ -128,3 +130,18 @@ def resolve_modules(
         else:
             out[module] = Resolved(module, canonicalize_name(dist), via)
     return out
+
+
+def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:
+    """Top-level names of fetched wheels of the declared distributions (resolution step 3)."""
+    try:
+        known = json.loads((cache / WHEEL_MODULES_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = {canonicalize_name(d) for d in declared}
+    dists: dict[str, set[str]] = {}
+    for filename, mods in known.items():
+        name = canonicalize_name(filename.split("-")[0])
+        if name in wanted:
+            dists.setdefault(name, set()).update(mods)
+    return ModuleIndex.from_dists("wheels", dists) if dists else None

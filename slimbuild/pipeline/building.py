@@ -19,9 +19,13 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from slimbuild import __version__, manifest, stage_venv
+from slimbuild import __version__
+from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
+from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.context import (
+from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
+from slimbuild.image import stage_venv
+from slimbuild.image.context import (
     ContextFile,
     collect_project_files,
     is_sensitive,
@@ -29,13 +33,8 @@ from slimbuild.context import (
     validate_context_tar,
     write_context_tar,
 )
-from slimbuild.engine import BuildOutcome, Engine, ProgressEvent
-from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
-from slimbuild.lock import Lock, LockedDist
-from slimbuild.notebook import notebook_script
-from slimbuild.paths import atomic_write, cache_dir
-from slimbuild.pipeline import LockOutcome, _project_meta, lock, select_entrypoints, target_of
-from slimbuild.plan import (
+from slimbuild.image.engine import BuildOutcome, Engine, ProgressEvent
+from slimbuild.image.plan import (
     BUILD_BACKEND,
     DEFAULT_SOURCE_DATE_EPOCH,
     PIP_WHEEL,
@@ -48,7 +47,7 @@ from slimbuild.plan import (
     smoke_commands,
     smoke_imports,
 )
-from slimbuild.render import (
+from slimbuild.image.render import (
     CONTEXT_APP_DIR,
     CONTEXT_BUILD_LOCK,
     CONTEXT_LOCK,
@@ -57,8 +56,11 @@ from slimbuild.render import (
     BuildPlan,
     render_dockerfile,
 )
-from slimbuild.trace import Entrypoint, resolve_entrypoint
-from slimbuild.wheels import fetch_wheels, verified_sha256
+from slimbuild.locking.lockfile import Lock, LockedDist
+from slimbuild.locking.wheels import fetch_wheels, verified_sha256
+from slimbuild.paths import atomic_write, cache_dir
+from slimbuild.pipeline.locking import LockOutcome, lock, target_of
+from slimbuild.record import manifest
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
 APP_PREFIX = f"{CONTEXT_APP_DIR}/"  # where the app files lie in the build context
@@ -172,14 +174,20 @@ def prepare_build(
     settings: Settings,
     requested: str = "",
     *,
-    engine: Engine | None,
+    engine: Engine | None = None,
+    connect: Callable[[], Engine] | None = None,
     locked: bool = False,
     base_image: str = "",
     env: Mapping[str, str] | None = None,
 ) -> tuple[BuildInputs, ...]:
-    """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine."""
+    """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine.
+
+    ``connect`` is called only after the lock holds (a stale lock under --locked fails before any engine is needed).
+    """
     env = os.environ if env is None else env
     outcomes = lock(settings, requested, locked=locked, env=env)
+    if engine is None and connect is not None:
+        engine = connect()
     target = target_of(settings)
     cache = cache_dir(env)
     pip_lock = Lock(dists=(PIP_WHEEL,), target=target, inputs_sha256=None, text="")
@@ -188,8 +196,8 @@ def prepare_build(
     epoch = source_date_epoch(env, git)
     reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
     base_ref, local_only, warnings = resolve_base(engine, reference)
-    project = str(_project_meta(settings.root).get("name") or settings.root.name)
-    version = str(_project_meta(settings.root).get("version") or "")
+    project = str(settings.project.get("name") or settings.root.name)
+    version = str(settings.project.get("version") or "")
     prepared = []
     for o in outcomes:
         a = o.analysis
@@ -372,7 +380,7 @@ DEPS_STAGE = "deps"
 def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
     """What the image of the Dockerfile's stages up to ``deps`` depends on: their instructions and the
     context files they can read (everything but the app files); None when there is no deps stage."""
-    from slimbuild.render import parse_dockerfile
+    from slimbuild.image.render import parse_dockerfile
 
     h = hashlib.sha256(b"slimbuild deps image v1\0")
     found = False
@@ -446,7 +454,8 @@ def build(
     settings: Settings,
     requested: str = "",
     *,
-    engine: Engine,
+    engine: Engine | None = None,
+    connect: Callable[[], Engine] | None = None,
     tags: Sequence[str] = (),
     locked: bool = False,
     base_image: str = "",
@@ -454,12 +463,25 @@ def build(
     keep_context: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[BuildResult, ...]:
-    """Lock, render, build untagged, smoke-run, then tag and write the manifest."""
+    """Lock, render, build untagged, smoke-run, then tag and write the manifest.
+
+    Pass the ``engine``, or ``connect`` to reach one once the lock holds (analysis and lock run once either way).
+    """
     env = os.environ if env is None else env
+    engines: list[Engine] = [] if engine is None else [engine]
+
+    def reach() -> Engine:
+        if not engines:
+            if connect is None:
+                raise TypeError("build() needs engine= or connect=")
+            engines.append(connect())
+        return engines[0]
+
+    prepared = prepare_build(settings, requested, connect=reach, locked=locked, base_image=base_image, env=env)
     results = []
     several, cache = len(settings.entrypoints) > 1, cache_dir(env)
-    for inputs in prepare_build(settings, requested, engine=engine, locked=locked, base_image=base_image, env=env):
-        results.append(_build_one(settings, inputs, engine, tags, on_progress, keep_context, several, cache))
+    for inputs in prepared:
+        results.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache))
     return tuple(results)
 
 
@@ -543,7 +565,7 @@ def _build_one(
             )
     info = engine.inspect_image(image_id)
     base_info = engine.inspect_image(inputs.base_reference)
-    project = str(_project_meta(settings.root).get("name") or settings.root.name)
+    project = str(settings.project.get("name") or settings.root.name)
     repo = repository_name(project, a.entrypoint_name, several)
     refs = [f"{repo}:{inputs.content_tag}"]
     if inputs.git:

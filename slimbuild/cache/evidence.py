@@ -16,6 +16,24 @@ from pathlib import Path
 Listing = tuple[frozenset[str], frozenset[str], tuple[tuple[str, str], ...]]
 FileStamp = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
 RACY_NS = 2_000_000_000  # a file changed this recently may change again within its timestamp's granularity
+_PACKAGE = Path(__file__).resolve().parent.parent  # slimbuild/
+
+
+def code_stamp(dirs: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    """Size and mtime of slimbuild's own files in DIRS (relative to the package; "" is its top): a development
+    checkout that changes any of them makes what was cached with the old stamp a miss."""
+    out = []
+    for rel in dirs:
+        d = _PACKAGE / rel
+        try:
+            with os.scandir(d) as it:
+                for entry in it:
+                    if entry.is_file():
+                        st = entry.stat()
+                        out.append((f"{rel}/{entry.name}" if rel else entry.name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((rel, -1, -1))
+    return tuple(sorted(out))
 
 
 def scan_dir(d: str) -> Listing:

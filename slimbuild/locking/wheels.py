@@ -8,6 +8,7 @@ re-verified (cheap) and used without any network access.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,8 +27,8 @@ from packaging.utils import (
 )
 
 from slimbuild.errors import IntegrityError, ResolutionError
-from slimbuild.lock import Lock, LockedDist, Target, run_pip_tool, unreachable
-from slimbuild.paths import cache_dir
+from slimbuild.locking.lockfile import Lock, LockedDist, Target, run_pip_tool, unreachable
+from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
 
@@ -383,3 +384,27 @@ def fetch_wheels(
                         _download([dist], target, sub, env, sdist=True)
                         found.update(_collect([dist], target, sub / "dl", cache_dir, True))
     return tuple(sorted(found.values(), key=lambda p: (p.name, str(p))))
+
+
+def wheel_modules(cache: Path, wheel_paths: Sequence[Path]) -> dict[str, tuple[str, ...]]:
+    """Distribution -> import names its wheel provides, remembered per wheel file in the cache."""
+    index_file = cache / WHEEL_MODULES_FILE
+    try:
+        known: dict[str, list[str]] = json.loads(index_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    provides: dict[str, tuple[str, ...]] = {}
+    changed = False
+    for w in wheel_paths:
+        if not w.name.endswith(".whl"):
+            continue
+        if w.name not in known:
+            known[w.name] = sorted(wheel_top_level(w))
+            changed = True
+        provides[canonicalize_name(w.name.split("-")[0])] = tuple(known[w.name])
+    if changed:
+        try:
+            atomic_write(index_file, json.dumps(known, sort_keys=True, indent=1).encode(), durable=False)
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return provides

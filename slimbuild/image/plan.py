@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from slimbuild.errors import ConfigError
-from slimbuild.lock import LockedDist
+from slimbuild.image.render import DEFAULT_PRUNE, BuildPlan
+from slimbuild.locking.lockfile import LockedDist
 from slimbuild.models import Analysis
-from slimbuild.render import DEFAULT_PRUNE, BuildPlan
 
 # pip runs from its own wheel in the builder stage; the image never keeps it. Pinned by hash.
 PIP_WHEEL = LockedDist(

@@ -48,7 +48,7 @@ from typing import IO, Any, BinaryIO, Literal
 
 from slimbuild import __version__
 from slimbuild.errors import ExitCode, IntegrityError, PolicyViolation, SlimbuildError, UsageError
-from slimbuild.lock import Target, mask_url
+from slimbuild.locking.lockfile import Target, mask_url
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
 

@@ -146,8 +146,8 @@ class Instruction:
 
 def bundled_template_dir() -> Path:
     """The directory holding the bundled ``<name>/Dockerfile.j2`` templates."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
+    package = Path(__file__).resolve().parent.parent  # slimbuild/: installed, templates/ is inside it
+    for candidate in (package / "templates", package.parent / "templates"):
         if (candidate / "slim" / "Dockerfile.j2").is_file():
             return candidate
     raise ConfigError("bundled Dockerfile templates not found", hint="reinstall slimbuild")

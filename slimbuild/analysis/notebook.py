@@ -12,8 +12,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from slimbuild.analysis.imports import DEFAULT_MAX_BYTES, NOTEBOOK_SIZE_FACTOR, parse_source
 from slimbuild.errors import AnalysisError
-from slimbuild.imports import DEFAULT_MAX_BYTES, NOTEBOOK_SIZE_FACTOR, parse_source
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 
 # Cell magics whose body is Python: parse the body; every other %% cell is skipped.

@@ -20,7 +20,7 @@ __all__ = ["is_namespace_root", "known_distribution", "namespace_roots", "table"
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[Mapping[str, str], frozenset[str]]:
     """Parse the bundled TOML once and return (modules, namespace roots)."""
-    resource = files("slimbuild") / "data" / "import_map.toml"
+    resource = files("slimbuild.analysis") / "data" / "import_map.toml"
     raw: dict[str, Any] = tomllib.loads(resource.read_text(encoding="utf-8"))
     modules = raw.get("modules", {})
     if not isinstance(modules, dict) or not all(

@@ -60,7 +60,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from slimbuild.conditions import marker_environment
+from slimbuild.analysis.conditions import marker_environment
 from slimbuild.errors import ConfigError, ResolutionError, SlimbuildError
 from slimbuild.paths import atomic_write
 

@@ -18,7 +18,7 @@ import tokenize
 from collections import deque
 from collections.abc import Iterator
 
-from slimbuild import conditions
+from slimbuild.analysis import conditions
 from slimbuild.errors import AnalysisError
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 

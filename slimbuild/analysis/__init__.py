@@ -1,0 +1,1 @@
+"""Trace: entrypoints, the module finder, parsing, the import graph, notebooks, resolution and reconciliation."""

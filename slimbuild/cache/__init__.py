@@ -1,0 +1,1 @@
+"""Content-addressed caches and the replay of unchanged results (imported by the pre-commit hook: keep it light)."""

@@ -1,0 +1,1 @@
+"""Build: the plan, the rendered Dockerfile, the context tar, the engine interface and the builder-stage script."""

@@ -1,0 +1,1 @@
+"""Lock: the target platform, pip-tools behind a small interface, the lock file, the wheelhouse and the audit."""

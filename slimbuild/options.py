@@ -1,0 +1,82 @@
+"""Every command-line option, declared once; commands stack the groups they take."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for deco in reversed(decorators):
+            f = deco(f)
+        return f
+
+    return apply
+
+
+path_arg = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+as_json = click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON object on stdout.")
+
+analysis = _stack(
+    click.option(
+        "--entrypoint",
+        "-e",
+        default="",
+        metavar="E",
+        help="Entrypoint name from the config, or a .py file, package, module:function or notebook.",
+    ),
+    click.option("--target-python", default=None, metavar="X.Y", help="Python version of the image (stdlib is judged for it)."),
+    click.option(
+        "--python",
+        "python",
+        default=None,
+        metavar="PATH",
+        help="Interpreter of the project's environment, for installed-distribution metadata.",
+    ),
+    click.option(
+        "--allow-unparseable",
+        is_flag=True,
+        default=None,
+        help="Scan unparseable files with the tokenizer instead of failing (they are listed as unparsed).",
+    ),
+    as_json,
+)
+
+lock = _stack(
+    click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every pin (existing pins are kept otherwise)."),
+    click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only."),
+    click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64)."),
+    click.option("--audit", is_flag=True, help="Fail (exit 10) when pip-audit knows a vulnerability in the lock."),
+)
+
+build = _stack(
+    click.option("--base-image", default="", metavar="REF", help="Base image (default python:<target>-slim)."),
+    click.option("--template", default=None, metavar="NAME|DIR", help="slim, distroless, or a directory of your own."),
+    click.option("--pyc/--no-pyc", default=None, help="Ship hash-based .pyc (faster start-up, larger image)."),
+    click.option("--locked", is_flag=True, help="Refuse to re-lock: fail when the lock is missing or stale (CI)."),
+)
+
+tags = _stack(
+    click.option(
+        "--tag", "-t", "tags", multiple=True, metavar="REF", help="Extra tag(s), applied only after the smoke run passes."
+    ),
+    click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar."),
+)
+
+# the option names that become settings overrides (the rest are the command's own arguments)
+SETTINGS_OPTIONS = ("target_python", "python", "allow_unparseable", "template", "pyc", "machine")
+
+
+def settings_from(path: Path, options: dict[str, Any]) -> Any:
+    """Settings for PATH with the command line's overrides (unset options leave the config's value)."""
+    from slimbuild.config import load_settings
+
+    overrides = {k: options.pop(k, None) for k in SETTINGS_OPTIONS}
+    overrides["allow_unparseable"] = overrides["allow_unparseable"] or None
+    return load_settings(path, overrides)

@@ -1,0 +1,129 @@
+"""Analysis: trace each entrypoint, resolve its imports, reconcile them with the declarations (``analyze``, ``check``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from slimbuild.analysis.declared import read_declared
+from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
+from slimbuild.analysis.graph import trace_cached
+from slimbuild.analysis.reconcile import failing, reconcile
+from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
+from slimbuild.cache import parsecache, replay
+from slimbuild.cache.evidence import read_digest_factory
+from slimbuild.config import Settings
+from slimbuild.errors import ConfigError
+from slimbuild.models import Analysis, Finding
+from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
+
+
+def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex | None:
+    """Module index of the project's environment, cached by interpreter and site-packages mtimes."""
+    python = replay.environment_python(settings.python, settings.root, env)
+    if not python:
+        return None
+    exe = Path(python)
+    if not exe.exists():
+        raise ConfigError(f"--python {python}: no such interpreter", hint="pass the path of the project's python")
+    key = replay.environment_key(python)
+    cache = cache_dir(env) / "environments" / f"{key}.json"
+    try:
+        dists = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        try:
+            dists = probe_environment(str(exe))
+        except (OSError, ValueError, Exception) as exc:  # noqa: BLE001 - any probe failure is a config problem
+            raise ConfigError(f"cannot read installed distributions with {python}: {exc}", hint="check --python") from None
+        try:
+            atomic_write(cache, json.dumps(dists, sort_keys=True).encode(), durable=False)
+        except OSError:
+            pass
+    return ModuleIndex.from_dists(str(exe), dists)
+
+
+def analyze(
+    settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
+) -> tuple[Analysis, ...]:
+    """Trace (or reuse an unchanged trace), resolve and reconcile every selected entrypoint.
+
+    ``record``, when given, is told every file and directory the result depends on (see :mod:`slimbuild.replay`).
+    """
+    env = os.environ if env is None else env
+    root = settings.root
+    evidence = record.evidence if record is not None else None
+    if evidence is not None:
+        evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
+    entries: list[Entrypoint] = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
+    if evidence is not None:
+        # where each entrypoint was found (a package's __main__, a dotted module): its directories
+        evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
+    consulted: set[Path] = set()
+    declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups, consulted, settings.project)
+    env_index = environment_index(settings, env)
+    wheels_index = wheel_index(cache_dir(env), [d.name for d in declared])
+    cache_path = parsecache.cache_file(cache_dir(env), root)
+    loaded: list[parsecache.Cache] = []  # the parse cache, read only when some graph must be traced
+
+    def parse_cache() -> parsecache.Cache:
+        if not loaded:
+            loaded.append(parsecache.load(cache_path))
+        return loaded[0]
+
+    read_digest = read_digest_factory(settings.max_source_bytes)
+    results = []
+    used: parsecache.Cache = {}
+    for entry in entries:
+        graph = trace_cached(
+            root,
+            entry,
+            target_python=settings.target_python,
+            allow_unparseable=settings.allow_unparseable,
+            max_bytes=settings.max_source_bytes,
+            cache_root=cache_dir(env),
+            read_digest=read_digest,
+            parse_cache=parse_cache,
+            used=used,
+            evidence_sink=evidence,
+        )
+        resolved = resolve_modules(
+            (s.module for s in (*graph.third_party, *graph.never_run)),
+            user_mapping=settings.mapping,
+            environment=env_index,
+            wheels=wheels_index,
+            declared=(d.name for d in declared),
+        )
+        results.append(
+            reconcile(
+                name=entry.name,
+                graph=graph,
+                resolved=resolved,
+                declared=declared,
+                keep=settings.keep,
+                target_python=settings.target_python,
+                project_name=str(settings.project.get("name", "")),
+            )
+        )
+    if loaded:
+        parsecache.save(cache_path, loaded[0], used)
+    if record is not None:
+        for f in sorted({*consulted, root / "pyproject.toml", root / "slimbuild.toml", cache_dir(env) / WHEEL_MODULES_FILE}):
+            record.file(f)
+    return tuple(results)
+
+
+def check(settings: Settings, requested: str = "", record: replay.Recorder | None = None) -> tuple[
+    tuple[Analysis, ...], tuple[Finding, ...], bool
+]:
+    """Analyse, then add the lock's state: (analyses, sorted findings, whether any fails ``check``)."""
+    from slimbuild.pipeline.locking import lock_findings
+
+    analyses = analyze(settings, requested, record=record)
+    lock_state = lock_findings(settings, analyses, record=record)
+    findings = sorted(
+        set(lock_state) | {f for a in analyses for f in a.findings},
+        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
+    )
+    return analyses, tuple(findings), bool(failing(findings))
