@@ -92,8 +92,8 @@ def _nobody_pythonpath() -> Path:
         spec = importlib.util.find_spec(name)
         assert spec is not None and spec.submodule_search_locations
         shutil.copytree(next(iter(spec.submodule_search_locations)), dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "slimbuild").mkdir()
-    for module in ("__init__.py", "errors.py", "engine.py"):
+    (dest / "slimbuild" / "image").mkdir(parents=True)
+    for module in ("__init__.py", "errors.py", "image/__init__.py", "image/engine.py"):
         shutil.copyfile(ROOT / "slimbuild" / module, dest / "slimbuild" / module)
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
