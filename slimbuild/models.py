@@ -85,14 +85,6 @@ class ParsedSource:
     fallback: bool = False
 
 
-class ImportKind(str, enum.Enum):
-    """Classification of a top-level import name."""
-
-    STDLIB = "stdlib"
-    FIRST_PARTY = "first-party"
-    THIRD_PARTY = "third-party"
-
-
 @dataclass(frozen=True, order=True)
 class ImportSite:
     """A third-party import as seen at one location."""
