@@ -31,15 +31,19 @@ from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSit
 
 
 class _Pinned(Protocol):
+    """A locked distribution, as :func:`verify_provides` reads it."""
+
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The distribution's canonical name."""
 
 
 class _Lock(Protocol):
     """What :func:`verify_provides` reads of a ``locking.lockfile.Lock`` (the analysis sits below the locking phase)."""
 
     @property
-    def dists(self) -> Sequence[_Pinned]: ...
+    def dists(self) -> Sequence[_Pinned]:
+        """The locked distributions."""
 
 
 def reconcile(
