@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +203,3 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
     if settings.max_source_bytes <= 0:
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
     return settings
-
-
-def setting_names() -> tuple[str, ...]:
-    """Field names of Settings (for tests and docs)."""
-    return tuple(f.name for f in fields(Settings))

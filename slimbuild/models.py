@@ -55,7 +55,7 @@ class RawImport:
     ``from . import x``); ``names`` are the names imported by a ``from`` form;
     ``level`` counts leading dots. ``conditions`` are the checks (``sys.version_info``,
     ``sys.platform``, ``os.name``, ``__name__ == "__main__"``) the statement runs under, as
-    :mod:`slimbuild.conditions` records them: one statement has one set, so they take no part in comparisons.
+    :mod:`slimbuild.analysis.conditions` records them: one statement has one set, so they take no part in comparisons.
     """
 
     line: int
@@ -85,14 +85,6 @@ class ParsedSource:
     fallback: bool = False
 
 
-class ImportKind(str, enum.Enum):
-    """Classification of a top-level import name."""
-
-    STDLIB = "stdlib"
-    FIRST_PARTY = "first-party"
-    THIRD_PARTY = "third-party"
-
-
 @dataclass(frozen=True, order=True)
 class ImportSite:
     """A third-party import as seen at one location."""
@@ -116,7 +108,7 @@ class ImportGraph:
     runtime_hints: tuple[tuple[Location, str, str], ...]
     findings: tuple[Finding, ...]
     unparsed: tuple[str, ...] = ()
-    never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.conditions)
+    never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.analysis.conditions)
 
 
 @dataclass(frozen=True, order=True)

@@ -61,16 +61,8 @@ def parse_requirements_file(
         loc = Location(rel, line_no)
         words = line.split()
         opt = words[0]
-        if opt in {"-r", "--requirement", "-c", "--constraint"} or opt.startswith(
-            ("-r", "-c", "--requirement=", "--constraint=")
-        ):
-            target = (
-                words[1]
-                if len(words) > 1 and opt in {"-r", "-c", "--requirement", "--constraint"}
-                else opt.split("=", 1)[-1]
-                if "=" in opt
-                else opt[2:]
-            )
+        target = _include_target(words)
+        if target is not None:
             inc = path.parent / target
             if consulted is not None:
                 consulted.add(inc)
@@ -83,24 +75,45 @@ def parse_requirements_file(
                 reqs.extend(sub_r)
                 cons.extend(sub_c)
             continue
-        if opt in {"-e", "--editable"}:
-            reqs.append(Declared(f"<editable {words[-1]}>", "", loc, "url"))
-            continue
-        if opt.startswith("-"):
-            continue  # index and pip options: not declarations
-        spec = " ".join(w for w in words if not w.startswith("--hash"))
-        try:
-            req = PepRequirement(spec)
-        except InvalidRequirement as exc:
-            if "://" in spec or spec.startswith((".", "/")):
-                reqs.append(Declared(f"<url {spec}>", "", loc, "url"))
-                continue
-            raise ConfigError(f"{loc}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax, e.g. pandas>=2") from None
-        if req.url:  # PEP 508 direct reference: name @ URL
-            reqs.append(Declared(canonicalize_name(req.name), "", loc, "url"))
-            continue
-        reqs.append(Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or "")))
+        decl = _declaration(words, loc)
+        if decl is not None:
+            reqs.append(decl)
     return tuple(reqs), tuple(cons)
+
+
+def _include_target(words: list[str]) -> str | None:
+    """The file a ``-r``/``-c`` line includes (None for any other line)."""
+    opt = words[0]
+    if opt in {"-r", "--requirement", "-c", "--constraint"} or opt.startswith(
+        ("-r", "-c", "--requirement=", "--constraint=")
+    ):
+        return (
+            words[1]
+            if len(words) > 1 and opt in {"-r", "-c", "--requirement", "--constraint"}
+            else opt.split("=", 1)[-1]
+            if "=" in opt
+            else opt[2:]
+        )
+    return None
+
+
+def _declaration(words: list[str], loc: Location) -> Declared | None:
+    """What one requirement line declares (a URL, editable or path is marked "url"); None for a pip option."""
+    opt = words[0]
+    if opt in {"-e", "--editable"}:
+        return Declared(f"<editable {words[-1]}>", "", loc, "url")
+    if opt.startswith("-"):
+        return None  # index and pip options: not declarations
+    spec = " ".join(w for w in words if not w.startswith("--hash"))
+    try:
+        req = PepRequirement(spec)
+    except InvalidRequirement as exc:
+        if "://" in spec or spec.startswith((".", "/")):
+            return Declared(f"<url {spec}>", "", loc, "url")
+        raise ConfigError(f"{loc}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax, e.g. pandas>=2") from None
+    if req.url:  # PEP 508 direct reference: name @ URL
+        return Declared(canonicalize_name(req.name), "", loc, "url")
+    return Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or ""))
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -29,7 +29,6 @@ class Entrypoint:
     function: str = ""
 
 
-
 def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
     """Turn a config or CLI entrypoint spec into an :class:`Entrypoint`."""
     module_part, _, function = spec.partition(":")
@@ -71,6 +70,7 @@ _DISCOVER = ("__main__.py", "main.py", "app.py", "run.py")
 
 
 def _has_sources(root: Path) -> tuple[bool, list[str]]:
+    """Whether the tree has any .py file, and its notebooks (project-relative), skipping ignored directories."""
     notebooks: list[str] = []
     found_py = False
     for dirpath, dirnames, filenames in os.walk(root):

@@ -229,5 +229,3 @@ class ModuleFinder:
                 return ".".join(parts), ".".join(parts)
             return ".".join(parts), ".".join(parts[:-1]) or None
         return path.stem, None
-
-

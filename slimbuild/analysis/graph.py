@@ -2,7 +2,7 @@
 
 Only what the entrypoint reaches counts. Files are parsed in worker processes
 as soon as they are discovered, and parse results are cached by content hash
-(see :mod:`slimbuild.parsecache`), so a warm run reads and hashes files only.
+(see :mod:`slimbuild.cache.parsecache`), so a warm run reads and hashes files only.
 """
 
 from __future__ import annotations
@@ -34,194 +34,267 @@ def trace(
 
     ``evidence``, when given, is filled with what the graph depends on (see :class:`TraceEvidence`).
     """
-    root = root.resolve()
-    entry_abs = root / entry.path
-    roots = [root]
-    if entry.kind in {"script", "notebook"}:
-        roots.insert(0, entry_abs.parent)  # sys.path[0] is the script's directory
-    roots.append(root / "src")  # a search root only when it is a directory (add_root checks)
-    finder = ModuleFinder(root, roots)
-    stdlib = stdlib_modules(target_python)
-    target = conditions.version_of(target_python)
-    # the file the image starts runs as __main__ (unless a function of it is called); files it imports do not
-    main_file = entry.path if entry.kind == "notebook" or not entry.function else None
+    builder = _GraphBuilder(root.resolve(), entry, target_python, parser, read_digest, stamp=evidence is not None)
+    starts = builder.start()
+    builder.run()
+    graph = builder.graph(starts)
+    if evidence is not None:
+        builder.fill(evidence)
+    return graph
 
-    names: dict[str, tuple[str, str | None]] = {}  # rel path -> (module, package)
-    seen: set[str] = set()
-    third: set[ImportSite] = set()
-    std: set[str] = set()
-    dynamic: set[Location] = set()
-    pip_hints: set[tuple[Location, str]] = set()
-    runtime: set[tuple[Location, str, str]] = set()
-    findings: set[Finding] = set()
-    unparsed: set[str] = set()
-    never_run: set[ImportSite] = set()
-    deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
 
-    rel_of: dict[str, str | None] = {}  # every enqueued path -> its project-relative path (None: outside)
-    # path -> (file it imports, whether only under `except ImportError`): a module reached only through guarded
-    # imports is optional as a whole (if one of its imports fails, the guard catches it)
-    edges: dict[str, set[tuple[str, bool]]] = {}
-    stamps: dict[str, FileStamp | None] = {}
-    root_s = str(root)
-    root_prefix = root_s if root_s.endswith("/") else root_s + "/"
+class _GraphBuilder:
+    """The state of one trace: the files enqueued, the import edges between them, and what was found.
 
-    def enqueue(p: str, module: str | None = None, package: str | None = None) -> str | None:
+    A trace lives for one call of :func:`trace`; only the :class:`ImportGraph` it builds is kept (and cached).
+    """
+
+    # slots: the per-import methods read these attributes in the trace's hot loop
+    __slots__ = (
+        "deferred", "dynamic", "edges", "entry", "finder", "findings", "main_file", "names", "never_run", "parser",
+        "pip_hints", "read_digest", "rel_of", "root", "root_prefix", "runtime", "seen", "stamp", "stamps", "std",
+        "stdlib", "target", "third", "unparsed",
+    )
+
+    def __init__(
+        self, root: Path, entry: Entrypoint, target_python: str, parser: Parser, read_digest: Callable[[Path], str],
+        *, stamp: bool,
+    ) -> None:
+        self.root = root  # resolved
+        self.entry = entry
+        self.parser = parser
+        self.read_digest = read_digest
+        self.stamp = stamp  # take each file's stat identity, for the evidence
+        roots = [root]
+        if entry.kind in {"script", "notebook"}:
+            roots.insert(0, (root / entry.path).parent)  # sys.path[0] is the script's directory
+        roots.append(root / "src")  # a search root only when it is a directory (add_root checks)
+        self.finder = ModuleFinder(root, roots)
+        self.stdlib = stdlib_modules(target_python)
+        self.target = conditions.version_of(target_python)
+        # the file the image starts runs as __main__ (unless a function of it is called); files it imports do not
+        self.main_file = entry.path if entry.kind == "notebook" or not entry.function else None
+        root_s = str(root)
+        self.root_prefix = root_s if root_s.endswith("/") else root_s + "/"
+
+        self.names: dict[str, tuple[str, str | None]] = {}  # rel path -> (module, package)
+        self.seen: set[str] = set()
+        self.third: set[ImportSite] = set()
+        self.std: set[str] = set()
+        self.dynamic: set[Location] = set()
+        self.pip_hints: set[tuple[Location, str]] = set()
+        self.runtime: set[tuple[Location, str, str]] = set()
+        self.findings: set[Finding] = set()
+        self.unparsed: set[str] = set()
+        self.never_run: set[ImportSite] = set()
+        self.deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
+        self.rel_of: dict[str, str | None] = {}  # every enqueued path -> its project-relative path (None: outside)
+        # path -> (file it imports, whether only under `except ImportError`): a module reached only through guarded
+        # imports is optional as a whole (if one of its imports fails, the guard catches it)
+        self.edges: dict[str, set[tuple[str, bool]]] = {}
+        self.stamps: dict[str, FileStamp | None] = {}
+
+    def enqueue(self, p: str, module: str | None = None, package: str | None = None) -> str | None:
         """Queue a file for parsing once; its project-relative path (None: outside the project)."""
+        rel_of = self.rel_of
         if p in rel_of:
             return rel_of[p]  # the common case: a module imported from many files
         rel_of[p] = None
+        finder = self.finder
         # Files the finder built from listings without symlinks are already real: skip realpath's lstat per part.
         real = p if finder.is_real(p) else str(Path(p).resolve())
+        root_prefix = self.root_prefix
         if not real.startswith(root_prefix):
             return None
         rel = rel_of[p] = real[len(root_prefix):]
-        if rel in seen:
+        if rel in self.seen:
             return rel
-        seen.add(rel)
+        self.seen.add(rel)
         if module is None:
             module, package = finder.module_name(real)
-        names[rel] = (module, package)
+        self.names[rel] = (module, package)
+        parser = self.parser
         try:
-            if evidence is not None:
-                stamps[p] = file_stamp(p)  # before the read: a later change shows in the stat
+            if self.stamp:
+                self.stamps[p] = file_stamp(p)  # before the read: a later change shows in the stat
             # an oversize file is keyed without reading it, and refused by the parser either way
-            digest = read_digest(Path(p)) if parser.needs_digests else None
+            digest = self.read_digest(Path(p)) if parser.needs_digests else None
         except OSError as exc:
             raise AnalysisError(f"{rel}: cannot read ({exc.strerror})", hint="check the file's permissions") from None
         parser.submit(p, rel, digest)
         return rel
 
-    def follow(dotted: str, site: RawImport, path: str) -> bool:
+    def start(self) -> list[str]:
+        """Enqueue the entrypoint's file (and, for ``python -m pkg.mod``, its parents' ``__init__``)."""
+        entry = self.entry
+        starts = [self.enqueue(str(self.root / entry.path), entry.module, entry.package)]
+        if entry.package:
+            # `python -m pkg.mod` runs the parent packages' __init__ first.
+            for init in self.finder.file_paths(entry.package) or []:
+                starts.append(self.enqueue(init))
+        return [r for r in starts if r is not None]
+
+    def run(self) -> None:
+        """Classify every parse result as it arrives, until no file is queued; then stop the parser."""
+        parser = self.parser
+        collecting = gc.isenabled()
+        gc.disable()  # the trace allocates much and frees little, and makes no cycles: the collector only costs time
+        try:
+            while True:
+                self._drain()
+                # sys.path additions and %%writefile modules may turn earlier third-party names first-party.
+                is_first_party = self.finder.is_first_party
+                deferred = self.deferred
+                again = [(imp, p) for imp, p in deferred if imp.module and is_first_party(imp.module.split(".")[0])]
+                if not again:
+                    break
+                self.deferred = [(imp, p) for imp, p in deferred if (imp, p) not in again]
+                for imp, p in again:
+                    self.classify(imp, p)
+        finally:
+            parser.close()
+            if collecting:
+                gc.enable()
+
+    def _drain(self) -> None:
+        """Take in parse results until the parser has none left (classifying queues more)."""
+        # bound once: this loop runs for every file and every import of the trace
+        root, finder, classify = self.root, self.finder, self.classify
+        findings, dynamic, pip_hints, runtime = self.findings, self.dynamic, self.pip_hints, self.runtime
+        for parsed in self.parser.results():
+            path = parsed.path
+            findings.update(parsed.findings)
+            dynamic.update(parsed.dynamic_unresolved)
+            pip_hints.update(parsed.pip_hints)
+            runtime.update(parsed.runtime_hints)
+            if parsed.fallback:
+                self.unparsed.add(path)
+            for w in parsed.written_modules:
+                finder.virtual.add(Path(w).stem)
+            for entry_dir in parsed.sys_path_entries:
+                for cand in (root / entry_dir, (root / path).parent / entry_dir):
+                    finder.add_root(cand)
+            for imp in parsed.imports:
+                classify(imp, path)
+
+    def follow(self, dotted: str, site: RawImport, path: str) -> bool:
+        """Enqueue the files importing first-party ``dotted`` runs, with an edge from ``path`` to each."""
+        finder = self.finder
         files = finder.file_paths(dotted)
         if files is None:
             return False
         for f in files:
-            rel = enqueue(f)
+            rel = self.enqueue(f)
             if rel is not None:
-                edges.setdefault(path, set()).add((rel, site.optional))
+                self.edges.setdefault(path, set()).add((rel, site.optional))
         if not finder.module_exists(dotted) and dotted.split(".")[0] not in finder.virtual:
-            findings.add(
+            self.findings.add(
                 Finding(Location(path, site.line, site.col, site.cell), "SB011",
                         f"first-party module '{dotted}' not found", Severity.WARNING)
             )
         return True
 
-    def classify(imp: RawImport, path: str) -> None:
-        package = names[path][1]
-        loc = Location(path, imp.line, imp.col, imp.cell)
-        if imp.conditions and conditions.never_runs(imp.conditions, target, is_main=path == main_file):
-            # e.g. `if sys.version_info < (3, 8): import importlib_metadata` on a 3.11 target, or an import in the
-            # `if __name__ == "__main__":` block of an imported module: never run. Listed when third-party; a
-            # first-party module imported so is not followed.
-            if imp.module and not imp.level:
-                top = imp.module.split(".")[0]
-                if top not in stdlib and not finder.is_first_party(top):
-                    never_run.add(ImportSite(imp.module, loc, imp.optional, imp.type_checking))
+    def _follow_from(self, module: str, imp: RawImport, path: str) -> None:
+        """Follow ``module`` and each name ``from module import`` takes that is a submodule of it."""
+        self.follow(module, imp, path)
+        module_exists = self.finder.module_exists
+        for n in imp.names:
+            if module_exists(f"{module}.{n}"):
+                self.follow(f"{module}.{n}", imp, path)
+
+    def classify(self, imp: RawImport, path: str) -> None:
+        """Follow a first-party import, note a standard-library one, defer a third-party one (see :meth:`run`)."""
+        if imp.conditions and conditions.never_runs(imp.conditions, self.target, is_main=path == self.main_file):
+            self._never_runs(imp, path)
             return
         # A first-party module imported for type checkers only is not run: its file and imports stay out.
         if imp.level > 0:
-            if imp.type_checking:
-                return
-            if not package:
-                findings.add(Finding(loc, "SB009", "relative import outside a package is ignored", Severity.WARNING))
-                return
-            parts = package.split(".")
-            if imp.level - 1 >= len(parts):
-                findings.add(Finding(loc, "SB009", "relative import beyond the top-level package is ignored", Severity.WARNING))
-                return
-            base = ".".join(parts[: len(parts) - (imp.level - 1)])
-            absolute = f"{base}.{imp.module}" if imp.module else base
-            follow(absolute, imp, path)
-            for n in imp.names:
-                if finder.module_exists(f"{absolute}.{n}"):
-                    follow(f"{absolute}.{n}", imp, path)
+            if not imp.type_checking:
+                self._relative(imp, path)
             return
         if not imp.module:
             return
         top = imp.module.split(".")[0]
+        finder = self.finder
         if finder.is_first_party(top):
             if imp.type_checking or (top in finder.virtual and finder.file_paths(top) is None):
                 return
-            follow(imp.module, imp, path)
-            for n in imp.names:
-                if finder.module_exists(f"{imp.module}.{n}"):
-                    follow(f"{imp.module}.{n}", imp, path)
+            self._follow_from(imp.module, imp, path)
             return
-        if top in stdlib:
-            std.add(top)
+        if top in self.stdlib:
+            self.std.add(top)
             return
-        deferred.append((imp, path))
+        self.deferred.append((imp, path))
 
-    def third_party(imp: RawImport, path: str, optional: bool) -> None:
+    def _never_runs(self, imp: RawImport, path: str) -> None:
+        """An import under conditions the image never meets: listed when third-party, never followed."""
+        # e.g. `if sys.version_info < (3, 8): import importlib_metadata` on a 3.11 target, or an import in the
+        # `if __name__ == "__main__":` block of an imported module: never run. Listed when third-party; a
+        # first-party module imported so is not followed.
+        if imp.module and not imp.level:
+            top = imp.module.split(".")[0]
+            if top not in self.stdlib and not self.finder.is_first_party(top):
+                loc = Location(path, imp.line, imp.col, imp.cell)
+                self.never_run.add(ImportSite(imp.module, loc, imp.optional, imp.type_checking))
+
+    def _relative(self, imp: RawImport, path: str) -> None:
+        """Follow a relative import from the package of ``path`` (a warning when it leaves the package)."""
+        package = self.names[path][1]
+        if not package:
+            loc = Location(path, imp.line, imp.col, imp.cell)
+            self.findings.add(Finding(loc, "SB009", "relative import outside a package is ignored", Severity.WARNING))
+            return
+        parts = package.split(".")
+        if imp.level - 1 >= len(parts):
+            loc = Location(path, imp.line, imp.col, imp.cell)
+            self.findings.add(
+                Finding(loc, "SB009", "relative import beyond the top-level package is ignored", Severity.WARNING)
+            )
+            return
+        base = ".".join(parts[: len(parts) - (imp.level - 1)])
+        self._follow_from(f"{base}.{imp.module}" if imp.module else base, imp, path)
+
+    def _third_party(self, imp: RawImport, path: str, optional: bool) -> None:
+        """Record a third-party import (each submodule taken from a namespace root, e.g. ``from google import x``)."""
         assert imp.module is not None
         loc = Location(path, imp.line, imp.col, imp.cell)
         modules = [imp.module]
         if imp.names and mapping.is_namespace_root(imp.module):
             modules = [f"{imp.module}.{n}" for n in imp.names]
         for m in modules:
-            third.add(ImportSite(m, loc, imp.optional or optional, imp.type_checking))
+            self.third.add(ImportSite(m, loc, imp.optional or optional, imp.type_checking))
 
-    starts = [enqueue(str(entry_abs), entry.module, entry.package)]
-    if entry.package:
-        # `python -m pkg.mod` runs the parent packages' __init__ first.
-        for init in finder.file_paths(entry.package) or []:
-            starts.append(enqueue(init))
-    collecting = gc.isenabled()
-    gc.disable()  # the trace allocates much and frees little, and makes no cycles: the collector only costs time
-    try:
-        while True:
-            for parsed in parser.results():
-                path = parsed.path
-                findings.update(parsed.findings)
-                dynamic.update(parsed.dynamic_unresolved)
-                pip_hints.update(parsed.pip_hints)
-                runtime.update(parsed.runtime_hints)
-                if parsed.fallback:
-                    unparsed.add(path)
-                for w in parsed.written_modules:
-                    finder.virtual.add(Path(w).stem)
-                for entry_dir in parsed.sys_path_entries:
-                    for cand in (root / entry_dir, (root / path).parent / entry_dir):
-                        finder.add_root(cand)
-                for imp in parsed.imports:
-                    classify(imp, path)
-            # sys.path additions and %%writefile modules may turn earlier third-party names first-party.
-            again = [(imp, p) for imp, p in deferred if imp.module and finder.is_first_party(imp.module.split(".")[0])]
-            if not again:
-                break
-            deferred = [(imp, p) for imp, p in deferred if (imp, p) not in again]
-            for imp, p in again:
-                classify(imp, p)
-    finally:
-        parser.close()
-        if collecting:
-            gc.enable()
-    required_files = _reached_unguarded([r for r in starts if r is not None], edges)
-    for imp, p in deferred:
-        third_party(imp, p, p not in required_files)
-    for loc in dynamic:
-        findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
-    for loc, pkg in pip_hints:
-        message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
-        findings.add(Finding(loc, "SB006", message, Severity.INFO))
-    if evidence is not None:
-        evidence.files.update(parser.digests)
-        evidence.stamps.update(stamps)
-        evidence.dirs.update(finder.listings())
-        evidence.roots.update(finder.root_checks)
-    return ImportGraph(
-        entrypoint=entry.path,
-        files=tuple(sorted(seen)),
-        third_party=tuple(sorted(third)),
-        stdlib=tuple(sorted(std)),
-        dynamic_unresolved=tuple(sorted(dynamic)),
-        pip_hints=tuple(sorted(pip_hints)),
-        runtime_hints=tuple(sorted(runtime)),
-        findings=tuple(sorted(findings)),
-        unparsed=tuple(sorted(unparsed)),
-        never_run=tuple(sorted(never_run)),
-    )
+    def graph(self, starts: list[str]) -> ImportGraph:
+        """The graph, once :meth:`run` is done: third-party imports (optional when reached only through guarded
+        imports) and the findings about what could not be traced."""
+        required_files = _reached_unguarded(starts, self.edges)
+        for imp, p in self.deferred:
+            self._third_party(imp, p, p not in required_files)
+        findings = self.findings
+        for loc in self.dynamic:
+            findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
+        for loc, pkg in self.pip_hints:
+            message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
+            findings.add(Finding(loc, "SB006", message, Severity.INFO))
+        return ImportGraph(
+            entrypoint=self.entry.path,
+            files=tuple(sorted(self.seen)),
+            third_party=tuple(sorted(self.third)),
+            stdlib=tuple(sorted(self.std)),
+            dynamic_unresolved=tuple(sorted(self.dynamic)),
+            pip_hints=tuple(sorted(self.pip_hints)),
+            runtime_hints=tuple(sorted(self.runtime)),
+            findings=tuple(sorted(findings)),
+            unparsed=tuple(sorted(self.unparsed)),
+            never_run=tuple(sorted(self.never_run)),
+        )
+
+    def fill(self, evidence: TraceEvidence) -> None:
+        """Add what the graph depends on to ``evidence``: the files read, their stamps, listings, root checks."""
+        evidence.files.update(self.parser.digests)
+        evidence.stamps.update(self.stamps)
+        evidence.dirs.update(self.finder.listings())
+        evidence.roots.update(self.finder.root_checks)
 
 
 def _reached_unguarded(starts: list[str], edges: dict[str, set[tuple[str, bool]]]) -> set[str]:

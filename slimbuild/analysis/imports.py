@@ -280,6 +280,7 @@ class _Visitor:
         self.conditions: tuple[conditions.Cond, ...] = ()  # the sys.version_info/sys.platform checks around the walk
 
     def run(self, tree: ast.Module) -> ParsedSource:
+        """Walk the module's body once; what it says about imports."""
         self._body(tree.body, optional=False, type_checking=False)
         return ParsedSource(
             path=self.path,

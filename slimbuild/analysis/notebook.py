@@ -168,29 +168,42 @@ def _pip_targets(args: str) -> list[str]:
 
 def neutralise_cell(src: str, where: Location) -> tuple[str, str, list[tuple[Location, str]], list[str]]:
     """IPython syntax to plain Python, keeping line numbers; returns (code, skipped-magic, pip hints, written modules)."""
-    hints: list[tuple[Location, str]] = []
     lines = src.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
-        head = lines[0].strip()[2:]
-        name, _, rest = head.partition(" ")
-        if name == "writefile":
-            args = [a for a in rest.split() if not a.startswith("-")]
-            written: list[str] = []
-            body = "\n".join(lines[1:])
-            if args and args[0].endswith(".py"):
-                written.append(args[0])
-                # The written module's own imports count (parse its body), but the
-                # cell is not run as part of the notebook's script.
-                return "\n" + body, f"%%writefile {args[0]}", hints, written
-            return "", f"%%{name}", hints, written
-        if name in _PYTHON_CELL_MAGICS:
-            lines = ["", *lines[1:]]
-        else:
-            for n, line in enumerate(lines[1:], start=2):
-                m = _INSTALLERS.match("!" + line.strip()) if name in {"bash", "sh", "script"} else None
-                if m:
-                    hints.extend((Location(where.path, n, 0, where.cell), t) for t in _pip_targets(m.group(2)))
-            return "", f"%%{name}", hints, []
+        done = _cell_magic(lines, where)
+        if done is not None:
+            return done
+        lines = ["", *lines[1:]]  # a cell magic whose body is Python: the body counts
+    return _neutralise_lines(lines, where)
+
+
+def _cell_magic(lines: list[str], where: Location) -> tuple[str, str, list[tuple[Location, str]], list[str]] | None:
+    """:func:`neutralise_cell` of a cell that starts with a ``%%`` magic; None when its body is Python."""
+    hints: list[tuple[Location, str]] = []
+    head = lines[0].strip()[2:]
+    name, _, rest = head.partition(" ")
+    if name == "writefile":
+        args = [a for a in rest.split() if not a.startswith("-")]
+        written: list[str] = []
+        body = "\n".join(lines[1:])
+        if args and args[0].endswith(".py"):
+            written.append(args[0])
+            # The written module's own imports count (parse its body), but the
+            # cell is not run as part of the notebook's script.
+            return "\n" + body, f"%%writefile {args[0]}", hints, written
+        return "", f"%%{name}", hints, written
+    if name in _PYTHON_CELL_MAGICS:
+        return None
+    for n, line in enumerate(lines[1:], start=2):
+        m = _INSTALLERS.match("!" + line.strip()) if name in {"bash", "sh", "script"} else None
+        if m:
+            hints.extend((Location(where.path, n, 0, where.cell), t) for t in _pip_targets(m.group(2)))
+    return "", f"%%{name}", hints, []
+
+
+def _neutralise_lines(lines: list[str], where: Location) -> tuple[str, str, list[tuple[Location, str]], list[str]]:
+    """:func:`neutralise_cell` of a cell's lines, line by line: line magics, shell escapes, ``?`` help."""
+    hints: list[tuple[Location, str]] = []
     out: list[str] = []
     continuing = False
     for n, line in enumerate(lines, start=1):

@@ -39,7 +39,7 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int,
             data = fh.read(limit + 1)  # bounded memory: never read more than the limit
             if len(data) > limit:
                 check_size(os.fstat(fh.fileno()).st_size, rel, limit, "a notebook" if rel.endswith(".ipynb") else "Python source")
-        # the digest evidence.digest_file gives: the whole file was read, being within the limit
+        # the digest cache.evidence.digest_file gives: the whole file was read, being within the limit
         sha = digest_bytes(data) if digest else ""
         return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes), sha
     except AnalysisError as exc:
@@ -192,5 +192,3 @@ class Parser:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._backlog.clear()
-
-

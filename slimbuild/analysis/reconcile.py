@@ -19,18 +19,31 @@ SB013 warning  locked distribution provides none of the imports mapped to it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Set as AbstractSet
+from typing import Protocol
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.utils import canonicalize_name
 
 from slimbuild.analysis.conditions import marker_environment
 from slimbuild.errors import ResolutionError
+from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Requirement, Resolved, Severity
 
-if TYPE_CHECKING:
-    from slimbuild.locking.lockfile import Lock
 
-from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
+class _Pinned(Protocol):
+    """A locked distribution, as :func:`verify_provides` reads it."""
+
+    @property
+    def name(self) -> str:
+        """The distribution's canonical name."""
+
+
+class _Lock(Protocol):
+    """What :func:`verify_provides` reads of a ``locking.lockfile.Lock`` (the analysis sits below the locking phase)."""
+
+    @property
+    def dists(self) -> Sequence[_Pinned]:
+        """The locked distributions."""
 
 
 def reconcile(
@@ -45,116 +58,19 @@ def reconcile(
 ) -> Analysis:
     """Required, missing, unused, optional and unresolved, with findings."""
     declared = tuple(declared)
-    own = canonicalize_name(project_name) if project_name else ""
-    decl_by_name: dict[str, list[Declared]] = {}
-    elsewhere: dict[str, Declared] = {}  # declared with a marker no image of this Python meets
-    for d in declared:
-        if d.marker == "url" or d.name == own:
-            continue
-        if applies_to(d, target_python):
-            decl_by_name.setdefault(d.name, []).append(d)
-        else:
-            elsewhere.setdefault(d.name, d)
-    for dist in decl_by_name:
-        elsewhere.pop(dist, None)
+    decl_by_name, elsewhere = _by_name(declared, project_name, target_python)
     keep_names = {canonicalize_name(k) for k in keep}
-
-    sites_by_dist: dict[str, list[ImportSite]] = {}
-    via_by_dist: dict[str, set[str]] = {}
-    unresolved: list[ImportSite] = []
-    type_checking: list[ImportSite] = []
-    for site in graph.third_party:
-        if site.type_checking:
-            type_checking.append(site)
-            continue
-        res = resolved.get(site.module)
-        if res is None or res.distribution is None:
-            unresolved.append(site)
-            continue
-        sites_by_dist.setdefault(res.distribution, []).append(site)
-        via_by_dist.setdefault(res.distribution, set()).add(res.via)
-
-    def spec(dist: str) -> str:
-        specs = sorted({d.specifier for d in decl_by_name.get(dist, []) if d.specifier})
-        return ",".join(specs)
-
-    required: list[Requirement] = []
-    optional: list[Requirement] = []
-    for dist, sites in sorted(sites_by_dist.items()):
-        is_declared = dist in decl_by_name
-        optional_only = all(s.optional for s in sites)
-        req = Requirement(dist, tuple(sorted(sites)), tuple(sorted(via_by_dist[dist])), is_declared, spec(dist), optional_only)
-        if optional_only and not is_declared and dist not in keep_names:
-            optional.append(req)
-        else:
-            required.append(req)
+    sites_by_dist, via_by_dist, unresolved, type_checking = _sites_by_distribution(graph, resolved)
+    required, optional = _requirements(sites_by_dist, via_by_dist, decl_by_name, keep_names)
     have = {r.name for r in required}
-    for k in sorted(keep_names - have):
-        required.append(Requirement(k, (), ("keep",), k in decl_by_name, spec(k)))
-    required.sort(key=lambda r: r.name)
-    have = {r.name for r in required}
-    optional_names = {r.name for r in optional}
 
     findings: list[Finding] = list(graph.findings)
     missing = [r for r in required if not r.declared and r.name not in keep_names]
-    for r in missing:
-        first = r.imports[0]
-        other = elsewhere.get(r.name)
-        if other is not None:
-            message = (
-                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project declares only where "
-                f"'{other.marker}' holds ({other.source.path}), not on Python {target_python} on Linux; "
-                "widen the marker or guard the import"
-            )
-        else:
-            message = (
-                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project does not declare "
-                f"(resolved via {r.via[0]}); add it to requirements.txt or [project.dependencies]"
-            )
-        findings.append(Finding(first.location, "SB001", message))
-    for site in unresolved:
-        top = site.module.split(".")[0]
-        findings.append(
-            Finding(
-                site.location,
-                "SB003",
-                f"cannot map import '{site.module}' to a distribution; add it to [tool.slimbuild.mapping] "
-                f'(e.g. {top} = "<distribution>") or declare the distribution',
-                # an optional import (try/except ImportError) with no known distribution cannot break the image
-                Severity.WARNING if site.optional else Severity.ERROR,
-            )
-        )
-    never_run: dict[str, ImportSite] = {}  # distribution -> first import of it the image never runs
-    for site in graph.never_run:
-        res = resolved.get(site.module)
-        if res is not None and res.distribution is not None:
-            never_run.setdefault(res.distribution, site)
-    unused: list[Declared] = []
-    for dist, decls in sorted(decl_by_name.items()):
-        if dist in have or dist in optional_names:
-            continue
-        first_decl = sorted(decls, key=lambda d: d.source)[0]
-        unused.append(first_decl)
-        never = never_run.get(dist)
-        if never is not None:
-            message = (
-                f"'{dist}' is imported only in code the image never runs ({never.location}); it stays out of the image"
-            )
-        else:
-            message = (
-                f"'{dist}' is declared but the entrypoint does not import it; it stays out of the image "
-                "(add it to keep if it is needed at run time)"
-            )
-        findings.append(Finding(first_decl.source, "SB002", message, Severity.WARNING))
-    hinted: set[str] = set()
-    for loc, hint_dist, why in graph.runtime_hints:
-        hint_name = canonicalize_name(hint_dist)
-        if hint_name in have or hint_name in hinted:
-            continue
-        hinted.add(hint_name)
-        findings.append(
-            Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO)
-        )
+    findings.extend(_missing_findings(missing, elsewhere, target_python))
+    findings.extend(_unresolved_findings(unresolved))
+    unused, unused_findings = _unused(decl_by_name, have | {r.name for r in optional}, graph, resolved)
+    findings.extend(unused_findings)
+    findings.extend(_runtime_findings(graph, have))
     return Analysis(
         entrypoint_name=name,
         entrypoint=graph.entrypoint,
@@ -174,6 +90,167 @@ def reconcile(
         stdlib=graph.stdlib,
         never_run=graph.never_run,
     )
+
+
+def _by_name(
+    declared: Iterable[Declared], project_name: str, target_python: str
+) -> tuple[dict[str, list[Declared]], dict[str, Declared]]:
+    """Declarations by distribution that apply to ``target_python``, and the first of those declared only elsewhere.
+
+    URL declarations and the project itself are neither.
+    """
+    own = canonicalize_name(project_name) if project_name else ""
+    decl_by_name: dict[str, list[Declared]] = {}
+    elsewhere: dict[str, Declared] = {}  # declared with a marker no image of this Python meets
+    for d in declared:
+        if d.marker == "url" or d.name == own:
+            continue
+        if applies_to(d, target_python):
+            decl_by_name.setdefault(d.name, []).append(d)
+        else:
+            elsewhere.setdefault(d.name, d)
+    for dist in decl_by_name:
+        elsewhere.pop(dist, None)
+    return decl_by_name, elsewhere
+
+
+def _sites_by_distribution(
+    graph: ImportGraph, resolved: Mapping[str, Resolved]
+) -> tuple[dict[str, list[ImportSite]], dict[str, set[str]], list[ImportSite], list[ImportSite]]:
+    """Third-party import sites by distribution (with how each was resolved), unresolved, and for type checkers only."""
+    sites_by_dist: dict[str, list[ImportSite]] = {}
+    via_by_dist: dict[str, set[str]] = {}
+    unresolved: list[ImportSite] = []
+    type_checking: list[ImportSite] = []
+    for site in graph.third_party:
+        if site.type_checking:
+            type_checking.append(site)
+            continue
+        res = resolved.get(site.module)
+        if res is None or res.distribution is None:
+            unresolved.append(site)
+            continue
+        sites_by_dist.setdefault(res.distribution, []).append(site)
+        via_by_dist.setdefault(res.distribution, set()).add(res.via)
+    return sites_by_dist, via_by_dist, unresolved, type_checking
+
+
+def _spec(decl_by_name: Mapping[str, list[Declared]], dist: str) -> str:
+    """The declared specifiers of ``dist``, joined."""
+    return ",".join(sorted({d.specifier for d in decl_by_name.get(dist, []) if d.specifier}))
+
+
+def _requirements(
+    sites_by_dist: Mapping[str, list[ImportSite]],
+    via_by_dist: Mapping[str, set[str]],
+    decl_by_name: Mapping[str, list[Declared]],
+    keep_names: AbstractSet[str],
+) -> tuple[list[Requirement], list[Requirement]]:
+    """Required distributions (with ``keep``, sorted by name) and optional ones (imported only under a guard)."""
+    required: list[Requirement] = []
+    optional: list[Requirement] = []
+    for dist, sites in sorted(sites_by_dist.items()):
+        is_declared = dist in decl_by_name
+        optional_only = all(s.optional for s in sites)
+        req = Requirement(
+            dist, tuple(sorted(sites)), tuple(sorted(via_by_dist[dist])), is_declared, _spec(decl_by_name, dist),
+            optional_only,
+        )
+        if optional_only and not is_declared and dist not in keep_names:
+            optional.append(req)
+        else:
+            required.append(req)
+    have = {r.name for r in required}
+    for k in sorted(keep_names - have):
+        required.append(Requirement(k, (), ("keep",), k in decl_by_name, _spec(decl_by_name, k)))
+    required.sort(key=lambda r: r.name)
+    return required, optional
+
+
+def _missing_findings(
+    missing: Iterable[Requirement], elsewhere: Mapping[str, Declared], target_python: str
+) -> list[Finding]:
+    """SB001 for each required distribution the project does not declare (or declares only under another marker)."""
+    findings = []
+    for r in missing:
+        first = r.imports[0]
+        other = elsewhere.get(r.name)
+        if other is not None:
+            message = (
+                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project declares only where "
+                f"'{other.marker}' holds ({other.source.path}), not on Python {target_python} on Linux; "
+                "widen the marker or guard the import"
+            )
+        else:
+            message = (
+                f"'{first.module.split('.')[0]}' needs distribution '{r.name}', which the project does not declare "
+                f"(resolved via {r.via[0]}); add it to requirements.txt or [project.dependencies]"
+            )
+        findings.append(Finding(first.location, "SB001", message))
+    return findings
+
+
+def _unresolved_findings(unresolved: Iterable[ImportSite]) -> list[Finding]:
+    """SB003 for each import no distribution is known for."""
+    findings = []
+    for site in unresolved:
+        top = site.module.split(".")[0]
+        findings.append(
+            Finding(
+                site.location,
+                "SB003",
+                f"cannot map import '{site.module}' to a distribution; add it to [tool.slimbuild.mapping] "
+                f'(e.g. {top} = "<distribution>") or declare the distribution',
+                # an optional import (try/except ImportError) with no known distribution cannot break the image
+                Severity.WARNING if site.optional else Severity.ERROR,
+            )
+        )
+    return findings
+
+
+def _unused(
+    decl_by_name: Mapping[str, list[Declared]], needed: set[str], graph: ImportGraph, resolved: Mapping[str, Resolved]
+) -> tuple[list[Declared], list[Finding]]:
+    """Declarations of distributions not ``needed`` (first of each), with an SB002 for each."""
+    never_run: dict[str, ImportSite] = {}  # distribution -> first import of it the image never runs
+    for site in graph.never_run:
+        res = resolved.get(site.module)
+        if res is not None and res.distribution is not None:
+            never_run.setdefault(res.distribution, site)
+    unused: list[Declared] = []
+    findings: list[Finding] = []
+    for dist, decls in sorted(decl_by_name.items()):
+        if dist in needed:
+            continue
+        first_decl = sorted(decls, key=lambda d: d.source)[0]
+        unused.append(first_decl)
+        never = never_run.get(dist)
+        if never is not None:
+            message = (
+                f"'{dist}' is imported only in code the image never runs ({never.location}); it stays out of the image"
+            )
+        else:
+            message = (
+                f"'{dist}' is declared but the entrypoint does not import it; it stays out of the image "
+                "(add it to keep if it is needed at run time)"
+            )
+        findings.append(Finding(first_decl.source, "SB002", message, Severity.WARNING))
+    return unused, findings
+
+
+def _runtime_findings(graph: ImportGraph, have: set[str]) -> list[Finding]:
+    """SB010, once a distribution, for what is needed at run time without an import and not required already."""
+    findings = []
+    hinted: set[str] = set()
+    for loc, hint_dist, why in graph.runtime_hints:
+        hint_name = canonicalize_name(hint_dist)
+        if hint_name in have or hint_name in hinted:
+            continue
+        hinted.add(hint_name)
+        findings.append(
+            Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO)
+        )
+    return findings
 
 
 def applies_to(d: Declared, target_python: str) -> bool:
@@ -203,11 +280,6 @@ def failing(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(f for f in findings if f.severity is Severity.ERROR)
 
 
-def location_of(decl: Declared) -> Location:
-    """Where a declaration was made."""
-    return decl.source
-
-
 def lock_inputs(a: Analysis, constraints: Iterable[Declared] = ()) -> tuple[str, ...]:
     """The requirement lines a lock is resolved from: required names with declared specifiers.
 
@@ -225,7 +297,7 @@ def lock_inputs(a: Analysis, constraints: Iterable[Declared] = ()) -> tuple[str,
     return tuple(sorted(lines))
 
 
-def verify_provides(a: Analysis, lock: Lock, provides: Mapping[str, Sequence[str]]) -> tuple[Finding, ...]:
+def verify_provides(a: Analysis, lock: _Lock, provides: Mapping[str, Sequence[str]]) -> tuple[Finding, ...]:
     """Check the analysis against what the locked wheels really contain.
 
     An import that no locked wheel provides is a ResolutionError naming it and the

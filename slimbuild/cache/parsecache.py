@@ -9,7 +9,6 @@ from typing import Any
 
 from slimbuild import __version__
 from slimbuild.cache.evidence import code_stamp
-from slimbuild.cache.evidence import digest_file as digest_file
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
@@ -55,8 +54,9 @@ def save(path: Path, old: Cache, used: Cache) -> None:
 
 _GRAPH_FORMAT = 2
 # The code that decides what a trace returns (a change there, in a development checkout, is a miss):
-# the analysis package, its mapping data, and the shared value types.
-_TRACE_CODE = ("analysis", "analysis/data", "")
+# the analysis package, its mapping data, the shared value types, and this package (directory listings,
+# file stamps and digests come from cache/evidence.py).
+_TRACE_CODE = ("analysis", "analysis/data", "", "cache")
 
 
 def graph_key(

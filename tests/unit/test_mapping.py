@@ -1,4 +1,4 @@
-"""Unit tests for slimbuild.mapping and the bundled import_map.toml table."""
+"""Unit tests for slimbuild.analysis.mapping and the bundled import_map.toml table."""
 
 from __future__ import annotations
 

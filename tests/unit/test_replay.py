@@ -226,3 +226,27 @@ def test_a_replay_does_not_import_the_pipeline(project: Project, tmp_path: Path)
     assert runs[0].stderr.splitlines()[-1] == "0 True True"
     assert runs[1].stderr.splitlines()[-1] == "0 False False"
     assert runs[0].stderr.splitlines()[:-1] == runs[1].stderr.splitlines()[:-1]
+
+
+def _code_dirs() -> set[str]:
+    """Every directory of the slimbuild package, relative to it ("" is its top), as code_stamp names them."""
+    package = Path(replay.__file__).resolve().parent.parent
+    return {
+        "" if d == package else d.relative_to(package).as_posix()
+        for d in (package, *package.rglob("*"))
+        if d.is_dir() and d.name != "__pycache__"
+    }
+
+
+def test_own_code_stamps_every_directory_of_the_package() -> None:
+    """A new subpackage not listed in _OWN_CODE would let a changed checkout replay an old output."""
+    assert set(replay._OWN_CODE) == _code_dirs()
+
+
+def test_trace_code_names_existing_directories_and_all_of_the_analysis() -> None:
+    """A graph cached under a stale code stamp must miss: every directory the trace runs code from is stamped."""
+    from slimbuild.cache import parsecache
+
+    dirs = _code_dirs()
+    assert set(parsecache._TRACE_CODE) <= dirs
+    assert {d for d in dirs if d == "analysis" or d.startswith("analysis/")} | {"", "cache"} <= set(parsecache._TRACE_CODE)
