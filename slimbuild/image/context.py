@@ -25,6 +25,7 @@ anchored at the root). Known divergences from Docker's matcher (moby/patternmatc
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import io
 import os
 import posixpath
@@ -33,13 +34,14 @@ import tarfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import pathspec
 
 from slimbuild.errors import ConfigError, PolicyViolation
+from slimbuild.paths import IGNORED_DIRS
 
 __all__ = [
     "SENSITIVE_NAMES",
@@ -47,9 +49,14 @@ __all__ = [
     "build_context_tar",
     "check_archive",
     "collect_project_files",
+    "context_digest",
+    "file_sha256",
     "find_case_clashes",
     "is_sensitive",
+    "sensitive_names",
+    "source_sizes",
     "validate_context_tar",
+    "with_digests",
     "write_context_tar",
 ]
 
@@ -91,7 +98,8 @@ class ContextFile:
     source: Path | None
     data: bytes | None
     mode: int
-    sha256: str | None = None  # the source's digest when already verified (a wheel from the content-addressed cache)
+    # The source's sha256 (hex) when known: verified by the wheel cache, or taken once by with_digests.
+    sha256: str | None = None
 
 
 # ---------------------------------------------------------------- policy
@@ -103,6 +111,26 @@ def is_sensitive(relpath: str) -> bool:
     if any(fnmatch.fnmatchcase(part, pattern) for part in parts for pattern in SENSITIVE_NAMES):
         return True
     return any(tuple(parts[i : i + len(sfx)]) == sfx for sfx in _SENSITIVE_SUFFIXES for i in range(len(parts)))
+
+
+def sensitive_names(root: Path, limit: int = 200) -> tuple[str, ...]:
+    """Secret-like files and dirs in the project, by relative name only (B5: listed, never read, never shipped)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel = "" if rel_dir == "." else f"{rel_dir}/"
+        keep = []
+        for d in sorted(dirnames):
+            # a sensitive dir (.git, .env) is listed before the skip check: it is named, never walked
+            if is_sensitive(f"{rel}{d}"):
+                found.append(f"{rel}{d}/")
+            elif d not in IGNORED_DIRS:
+                keep.append(d)
+        dirnames[:] = keep
+        found.extend(f"{rel}{f}" for f in sorted(filenames) if is_sensitive(f"{rel}{f}"))
+        if len(found) >= limit:
+            break
+    return tuple(sorted(found)[:limit])
 
 
 def _docker_pattern(line: str) -> str | None:
@@ -215,6 +243,8 @@ def _valid_name(rel: str) -> bool:
     return True
 
 
+# long: one walk whose closures (ignored, add, walk) share the matcher, the seen set and the results;
+# split into functions they would pass those five values around on every call.
 def collect_project_files(
     root: Path,
     wanted: Sequence[str],
@@ -331,6 +361,44 @@ def find_case_clashes(files: Iterable[ContextFile]) -> tuple[tuple[str, ...], ..
     for f in files:
         groups.setdefault(unicodedata.normalize("NFC", f.arcname).casefold(), []).append(f.arcname)
     return tuple(tuple(sorted(g, key=str.encode)) for _, g in sorted(groups.items()) if len(g) > 1)
+
+
+# ---------------------------------------------------------------- digests
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def with_digests(files: Iterable[ContextFile]) -> tuple[ContextFile, ...]:
+    """FILES with every source's sha256 filled in (read once here; the tag, deps key and manifest reuse it)."""
+    out = []
+    for f in files:
+        if f.data is None and f.sha256 is None:
+            if f.source is None:
+                raise ConfigError(f"context file {f.arcname!r} has neither data nor a source", hint="this is a slimbuild bug")
+            f = replace(f, sha256=file_sha256(f.source))
+        out.append(f)
+    return tuple(out)
+
+
+def context_digest(f: ContextFile) -> str:
+    """The hex sha256 of a context file's bytes: of its data, else its source's digest taken by with_digests."""
+    if f.data is not None:
+        return hashlib.sha256(f.data).hexdigest()
+    if f.sha256 is None:
+        raise ValueError(f"context file {f.arcname!r}: digest not taken (with_digests)")
+    return f.sha256
+
+
+def source_sizes(files: Iterable[ContextFile]) -> dict[str, int]:
+    """The size of each file given by its source, by arcname."""
+    return {f.arcname: f.source.stat().st_size for f in files if f.data is None and f.source is not None}
 
 
 # ---------------------------------------------------------------- tar

@@ -7,10 +7,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
+
+from packaging.utils import canonicalize_name
 
 from slimbuild.errors import ConfigError
-from slimbuild.image.render import DEFAULT_PRUNE, BuildPlan
+from slimbuild.image.context import ContextFile, context_digest
+from slimbuild.image.render import CONTEXT_APP_DIR, DEFAULT_PRUNE, BuildPlan, parse_dockerfile
 from slimbuild.locking.lockfile import LockedDist
 from slimbuild.models import Analysis
 
@@ -183,3 +186,87 @@ def make_plan(
         keep_sources=tuple(sorted(keep_sources)),
         sdists=tuple(sorted(sdists)),
     )
+
+
+APP_PREFIX = f"{CONTEXT_APP_DIR}/"  # where the app files lie in the build context
+DEPS_STAGE = "deps"
+
+
+def oci_labels(*, epoch: int, title: str, lock_text: bytes, version: str, git: Mapping[str, object] | None) -> dict[str, str]:
+    """The image's OCI labels: creation time, title, lock digest, and version and git revision when known."""
+    labels = {
+        "org.opencontainers.image.created": rfc3339(epoch),
+        "org.opencontainers.image.title": title,
+        "io.slimbuild.lock-sha256": hashlib.sha256(lock_text).hexdigest(),
+    }
+    if version:
+        labels["org.opencontainers.image.version"] = version
+    if git:
+        labels["org.opencontainers.image.revision"] = str(git["commit"])
+        if git.get("remote"):
+            labels["org.opencontainers.image.source"] = str(git["remote"])
+    return labels
+
+
+def app_file_list(files: Iterable[ContextFile], embedded_manifest: str) -> list[str]:
+    """The app files the Dockerfile copies (paths below the app dir), with the manifest embedded later."""
+    return sorted({embedded_manifest, *(f.arcname[len(APP_PREFIX) :] for f in files)})
+
+
+def user_template_dir(template: str, root: Path) -> Path | None:
+    """A user's template directory named by ``template`` (a path, relative to the project), or None for a bundled one."""
+    template_dir = Path(template) if ("/" in template or template.startswith(".")) else None
+    if template_dir is not None and not template_dir.is_absolute():
+        template_dir = root / template_dir
+    return template_dir
+
+
+def sdist_names(wheels: Iterable[PurePath]) -> list[str]:
+    """The canonical names of the opted-in sdists among the fetched distribution files."""
+    return sorted(canonicalize_name(p.name.rsplit("-", 1)[0]) for p in wheels if not p.name.endswith(".whl"))
+
+
+def backend_lock_line() -> bytes:
+    """The hash-checked requirement line of the build backend installed before the sdists."""
+    return f"{BUILD_BACKEND.name}=={BUILD_BACKEND.version} --hash={BUILD_BACKEND.hashes[0]}\n".encode()
+
+
+def context_content_tag(lock_text: bytes, dockerfile: str, base_reference: str, files: Iterable[ContextFile]) -> str:
+    """The content tag of a build: lock, Dockerfile, base, and every context file's name and bytes or digest."""
+    return content_tag(
+        [lock_text, dockerfile.encode(), base_reference.encode()]
+        + [
+            f"{f.arcname}\0".encode() + (f.data if f.data is not None else bytes.fromhex(context_digest(f)))
+            for f in sorted(files, key=lambda f: f.arcname)
+        ]
+    )
+
+
+def image_refs(repository: str, tag: str, git: Mapping[str, object] | None, user_tags: Sequence[str]) -> list[str]:
+    """Every ref the built image gets: the content tag, ``git-<sha>`` in a repository, then the user's tags."""
+    refs = [f"{repository}:{tag}"]
+    if git:
+        refs.append(f"{repository}:git-{str(git['commit'])[:7]}")
+    refs.extend(user_tags)
+    return refs
+
+
+def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
+    """What the image of the Dockerfile's stages up to ``deps`` depends on: their instructions and the
+    context files they can read (everything but the app files); None when there is no deps stage."""
+    h = hashlib.sha256(b"slimbuild deps image v1\0")
+    found = False
+    for ins in parse_dockerfile(dockerfile):
+        if ins.keyword == "FROM":
+            if found:
+                break
+            words = ins.value.split()
+            found = len(words) == 3 and words[1].upper() == "AS" and words[2] == DEPS_STAGE
+        h.update(f"{ins.keyword} {ins.value}\0".encode())
+    if not found:
+        return None
+    for f in sorted(files, key=lambda f: f.arcname):
+        if f.arcname.startswith(APP_PREFIX) or f.arcname == "Dockerfile":
+            continue
+        h.update(f"{f.arcname}\0{f.mode:o}\0{context_digest(f)}\0".encode())
+    return h.hexdigest()

@@ -1,25 +1,21 @@
 """Sequences the build: lock, wheels, plan, render, context, engine, smoke run, tags, manifest.
 
 Kept apart from :mod:`slimbuild.pipeline` so that ``analyze``/``check``/``lock`` never
-import the Docker SDK or Jinja2 (the pre-commit hook must start fast).
+import the Docker SDK or Jinja2 (the pre-commit hook must start fast). The decisions are pure
+functions of :mod:`slimbuild.image.plan` and :mod:`slimbuild.record.provenance`; this module does the I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
-from slimbuild import __version__
 from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
@@ -28,27 +24,35 @@ from slimbuild.image import stage_venv
 from slimbuild.image.context import (
     ContextFile,
     collect_project_files,
-    is_sensitive,
     large_file_warnings,
+    sensitive_names,
+    source_sizes,
     validate_context_tar,
+    with_digests,
     write_context_tar,
 )
 from slimbuild.image.engine import BuildOutcome, Engine, ProgressEvent
 from slimbuild.image.plan import (
+    APP_PREFIX,
     BUILD_BACKEND,
-    DEFAULT_SOURCE_DATE_EPOCH,
+    DEPS_STAGE,
     PIP_WHEEL,
-    content_tag,
+    Launch,
+    app_file_list,
+    backend_lock_line,
+    context_content_tag,
+    deps_key,
+    image_refs,
     make_plan,
-    parse_source_date_epoch,
+    oci_labels,
     plan_launch,
     repository_name,
-    rfc3339,
+    sdist_names,
     smoke_commands,
     smoke_imports,
+    user_template_dir,
 )
 from slimbuild.image.render import (
-    CONTEXT_APP_DIR,
     CONTEXT_BUILD_LOCK,
     CONTEXT_LOCK,
     CONTEXT_STAGE_SCRIPT,
@@ -56,14 +60,19 @@ from slimbuild.image.render import (
     BuildPlan,
     render_dockerfile,
 )
-from slimbuild.locking.lockfile import Lock, LockedDist
+from slimbuild.locking.lockfile import Lock, LockedDist, Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
-from slimbuild.record import manifest
+from slimbuild.record import manifest, provenance
+from slimbuild.record.provenance import git_state, source_date_epoch
+
+__all__ = [
+    "APP_PREFIX", "DEPS_STAGE", "MANIFEST_IN_APP", "BuildInputs", "BuildResult", "build", "deps_key", "git_state",
+    "prepare_build", "resolve_base", "sensitive_names", "source_date_epoch",
+]  # fmt: skip
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
-APP_PREFIX = f"{CONTEXT_APP_DIR}/"  # where the app files lie in the build context
 
 
 @dataclass(frozen=True)
@@ -97,41 +106,6 @@ class BuildResult:
     manifest_path: Path
     manifest: Mapping[str, Any]
     warnings: tuple[str, ...]
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def git_state(root: Path) -> dict[str, object] | None:
-    """Commit, dirty flag, commit time and a credential-free remote URL; None outside a repository."""
-    commit = _git(root, "rev-parse", "HEAD")
-    if not commit:
-        return None
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") or ""
-    remote = _git(root, "remote", "get-url", "origin") or ""
-    if "@" in remote.split("://", 1)[-1].split("/", 1)[0]:
-        scheme, _, rest = remote.partition("://")
-        remote = f"{scheme}://{rest.split('@', 1)[1]}" if rest else ""
-    return {
-        "commit": commit,
-        "dirty": bool(status),
-        "time": int(_git(root, "log", "-1", "--format=%ct") or 0),
-        "remote": remote if remote.startswith(("https://", "http://")) else "",
-    }
-
-
-def source_date_epoch(env: Mapping[str, str], git: Mapping[str, object] | None) -> int:
-    """From $SOURCE_DATE_EPOCH, else the last commit's time, else a fixed epoch."""
-    if env.get("SOURCE_DATE_EPOCH", "") != "":
-        return parse_source_date_epoch(env["SOURCE_DATE_EPOCH"], "environment")
-    if git and git.get("time"):
-        return int(str(git["time"]))
-    return DEFAULT_SOURCE_DATE_EPOCH
 
 
 def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
@@ -170,6 +144,43 @@ def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tupl
     )
 
 
+@dataclass(frozen=True)
+class _RunValues:
+    """What every entrypoint of one build shares: target, caches, pip's wheel, git, epoch and the pinned base."""
+
+    target: Target
+    cache: Path
+    env: Mapping[str, str]
+    pip_path: Path
+    git: Mapping[str, object] | None
+    epoch: int
+    base_reference: str
+    base_local_only: bool
+    warnings: tuple[str, ...]
+    project: str
+    version: str
+
+
+def _fetch_one(dist: LockedDist, run_target: Target, cache: Path, env: Mapping[str, str]) -> Path:
+    """The cached (or downloaded) hash-checked file of one pinned tool distribution (pip, the build backend)."""
+    (path,) = fetch_wheels(Lock(dists=(dist,), target=run_target, inputs_sha256=None, text=""), run_target, cache, env=env)
+    return path
+
+
+def _run_values(settings: Settings, engine: Engine | None, base_image: str, env: Mapping[str, str]) -> _RunValues:
+    """Fetch pip's wheel, read git, take the epoch and pin the base: once per build, in this order."""
+    target = target_of(settings)
+    cache = cache_dir(env)
+    pip_path = _fetch_one(PIP_WHEEL, target, cache, env)
+    git = git_state(settings.root)
+    epoch = source_date_epoch(env, git)
+    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
+    base_ref, local_only, warnings = resolve_base(engine, reference)
+    project = str(settings.project.get("name") or settings.root.name)
+    version = str(settings.project.get("version") or "")
+    return _RunValues(target, cache, env, pip_path, git, epoch, base_ref, local_only, warnings, project, version)
+
+
 def prepare_build(
     settings: Settings,
     requested: str = "",
@@ -188,217 +199,92 @@ def prepare_build(
     outcomes = lock(settings, requested, locked=locked, env=env)
     if engine is None and connect is not None:
         engine = connect()
-    target = target_of(settings)
-    cache = cache_dir(env)
-    pip_lock = Lock(dists=(PIP_WHEEL,), target=target, inputs_sha256=None, text="")
-    (pip_path,) = fetch_wheels(pip_lock, target, cache, env=env)
-    git = git_state(settings.root)
-    epoch = source_date_epoch(env, git)
-    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
-    base_ref, local_only, warnings = resolve_base(engine, reference)
-    project = str(settings.project.get("name") or settings.root.name)
-    version = str(settings.project.get("version") or "")
-    prepared = []
-    for o in outcomes:
-        a = o.analysis
-        name, spec = next((n, s) for n, s in select_entrypoints(settings, requested) if n == a.entrypoint_name)
-        entry = resolve_entrypoint(settings.root, name, spec)
-        launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
-        sources = [f for f in a.files if not f.endswith(".ipynb")]
-        project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
-        large = large_file_warnings(project_files, APP_PREFIX)
-        excluded = sensitive_names(settings.root)
-        extra: list[ContextFile] = []
-        if entry.kind == "notebook":
-            nb_bytes = (settings.root / entry.path).read_bytes()
-            script = notebook_script(nb_bytes, entry.path).encode()
-            extra.append(ContextFile(f"{APP_PREFIX}{launch.script}", None, script, 0o644))
-        # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
-        app_files = sorted({MANIFEST_IN_APP, *(f.arcname[len(APP_PREFIX) :] for f in (*project_files, *extra))})
-        lock_text = o.lock.text.encode()
-        wheel_files = [(p.name, p) for p in o.wheels]
-        labels = {
-            "org.opencontainers.image.created": rfc3339(epoch),
-            "org.opencontainers.image.title": f"{project} {name}",
-            "io.slimbuild.lock-sha256": hashlib.sha256(lock_text).hexdigest(),
-        }
-        if version:
-            labels["org.opencontainers.image.version"] = version
-        if git:
-            labels["org.opencontainers.image.revision"] = str(git["commit"])
-            if git.get("remote"):
-                labels["org.opencontainers.image.source"] = str(git["remote"])
-        sdists = sorted(canonicalize_name(p.name.rsplit("-", 1)[0]) for p in o.wheels if not p.name.endswith(".whl"))
-        build_files: list[ContextFile] = []
-        if sdists:
-            backend_lock = Lock(dists=(BUILD_BACKEND,), target=target, inputs_sha256=None, text="")
-            (backend,) = fetch_wheels(backend_lock, target, cache, env=env)
-            build_files = [
-                ContextFile(
-                    CONTEXT_BUILD_LOCK,
-                    None,
-                    f"{BUILD_BACKEND.name}=={BUILD_BACKEND.version} --hash={BUILD_BACKEND.hashes[0]}\n".encode(),
-                    0o644,
-                ),
-            ]
-            wheel_files.append((backend.name, backend))
-        needed = {*(r.name for r in a.required), *smoke_imports(a)}
-        plan = make_plan(
-            base_image=base_ref,
-            pip_wheel=pip_path.name,
-            wheel_files=[w for w, _ in wheel_files],
-            app_files=app_files,
-            launch=launch,
-            source_date_epoch=epoch,
-            labels=labels,
-            pyc=settings.pyc,
-            template=settings.template,
-            needed=needed,
-            healthcheck=settings.healthcheck,
-            strip_sources=settings.strip_sources,
-            keep_sources=settings.keep_sources,
-            sdists=sdists,
-        )
-        template_dir = Path(settings.template) if ("/" in settings.template or settings.template.startswith(".")) else None
-        if template_dir is not None and not template_dir.is_absolute():
-            template_dir = settings.root / template_dir
-        if template_dir is not None:
-            plan = replace(plan, template="custom")
-        dockerfile = render_dockerfile(plan, template_dir)  # validated there
-        files = (
-            *project_files,
-            *extra,
-            # fetch_wheels hashed each wheel in this run: the content tag reuses those digests
-            *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644, verified_sha256(p)) for w, p in wheel_files),
-            ContextFile(f"{CONTEXT_WHEELS_DIR}/{pip_path.name}", pip_path, None, 0o644, verified_sha256(pip_path)),
-            ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
-            ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
-            *build_files,
-            ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
-        )
-        tag = content_tag(
-            [lock_text, dockerfile.encode(), base_ref.encode()]
-            + [
-                f"{f.arcname}\0".encode() + (f.data if f.data is not None else _source_digest(f))
-                for f in sorted(files, key=lambda f: f.arcname)
-            ]
-        )
-        smoke = list(smoke_commands(a, settings.smoke))
-        prepared.append(
-            BuildInputs(
-                o,
-                entry,
-                plan,
-                dockerfile,
-                tuple(sorted(files, key=lambda f: f.arcname)),
-                excluded,
-                base_ref,
-                local_only,
-                epoch,
-                git,
-                tag,
-                tuple(smoke),
-                (*warnings, *o.warnings, *large),
-                template_dir,
-            )
-        )
-    return tuple(prepared)
+    run = _run_values(settings, engine, base_image, env)
+    return tuple(_prepare_one(settings, requested, o, run) for o in outcomes)
 
 
-_SKIP_WALK = frozenset({".venv", "venv", "node_modules", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache"})
+def _prepare_one(settings: Settings, requested: str, o: LockOutcome, run: _RunValues) -> BuildInputs:
+    """One entrypoint's plan, Dockerfile, context files and content tag."""
+    a = o.analysis
+    name, spec = next((n, s) for n, s in select_entrypoints(settings, requested) if n == a.entrypoint_name)
+    entry = resolve_entrypoint(settings.root, name, spec)
+    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
+    sources = [f for f in a.files if not f.endswith(".ipynb")]
+    project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
+    large = large_file_warnings(project_files, APP_PREFIX)
+    excluded = sensitive_names(settings.root)
+    app = (*project_files, *_notebook_files(settings.root, entry, launch))
+    lock_text = o.lock.text.encode()
+    wheel_files = [(p.name, p) for p in o.wheels]
+    sdists = sdist_names(o.wheels)
+    build_files: list[ContextFile] = []
+    if sdists:
+        backend = _fetch_one(BUILD_BACKEND, run.target, run.cache, run.env)
+        build_files = [ContextFile(CONTEXT_BUILD_LOCK, None, backend_lock_line(), 0o644)]
+        wheel_files.append((backend.name, backend))
+    # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
+    labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=run.git)
+    app_files = app_file_list(app, MANIFEST_IN_APP)
+    plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
+    files = (
+        *app,
+        # fetch_wheels hashed each wheel in this run: the digests are reused (with_digests reads only the others)
+        *(ContextFile(f"{CONTEXT_WHEELS_DIR}/{w}", p, None, 0o644, verified_sha256(p)) for w, p in wheel_files),
+        ContextFile(f"{CONTEXT_WHEELS_DIR}/{run.pip_path.name}", run.pip_path, None, 0o644, verified_sha256(run.pip_path)),
+        ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
+        ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
+        *build_files,
+        ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
+    )
+    ordered = with_digests(sorted(files, key=lambda f: f.arcname))
+    tag = context_content_tag(lock_text, dockerfile, run.base_reference, ordered)
+    smoke = tuple(smoke_commands(a, settings.smoke))
+    warnings = (*run.warnings, *o.warnings, *large)
+    return BuildInputs(
+        o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, run.git, tag,
+        smoke, warnings, template_dir,
+    )  # fmt: skip
 
 
-def sensitive_names(root: Path, limit: int = 200) -> tuple[str, ...]:
-    """Secret-like files and dirs in the project, by relative name only (B5: listed, never read, never shipped)."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        rel = "" if rel_dir == "." else f"{rel_dir}/"
-        keep = []
-        for d in sorted(dirnames):
-            if is_sensitive(f"{rel}{d}"):
-                found.append(f"{rel}{d}/")
-            elif d not in _SKIP_WALK:
-                keep.append(d)
-        dirnames[:] = keep
-        found.extend(f"{rel}{f}" for f in sorted(filenames) if is_sensitive(f"{rel}{f}"))
-        if len(found) >= limit:
-            break
-    return tuple(sorted(found)[:limit])
+def _notebook_files(root: Path, entry: Entrypoint, launch: Launch) -> tuple[ContextFile, ...]:
+    """A notebook entrypoint's generated script (the notebook itself never ships); nothing for other kinds."""
+    if entry.kind != "notebook":
+        return ()
+    script = notebook_script((root / entry.path).read_bytes(), entry.path).encode()
+    return (ContextFile(f"{APP_PREFIX}{launch.script}", None, script, 0o644),)
 
 
-def _digest_path(path: Path | None) -> bytes:
-    h = hashlib.sha256()
-    assert path is not None
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
-
-
-def _source_digest(f: ContextFile) -> bytes:
-    """The sha256 of a context file's source: the digest verified earlier in this run when there is one."""
-    return bytes.fromhex(f.sha256) if f.sha256 else _digest_path(f.source)
-
-
-def _installed_hash(dist: LockedDist, inputs: BuildInputs) -> list[str]:
-    """The hash of the wheel that goes into the image (the cache stores it under its sha256)."""
-    for w in inputs.outcome.wheels:
-        if canonicalize_name(w.name.split("-")[0]) == dist.name and f"sha256:{w.parent.name}" in dist.hashes:
-            return [f"sha256:{w.parent.name}"]
-    return list(dist.hashes)
-
-
-def _unpacked_size(dist: LockedDist, inputs: BuildInputs) -> int | None:
-    """Uncompressed size of the distribution's wheel (before pruning): what it adds to the image, roughly."""
-    import zipfile
-
-    for w in inputs.outcome.wheels:
-        if canonicalize_name(w.name.split("-")[0]) == dist.name and w.name.endswith(".whl"):
-            with zipfile.ZipFile(w) as zf:
-                return sum(i.file_size for i in zf.infolist())
-    return None
-
-
-def _file_records(inputs: BuildInputs) -> list[dict[str, object]]:
-    out = []
-    for f in inputs.files:
-        if not f.arcname.startswith(APP_PREFIX):
-            continue
-        data = f.data if f.data is not None else None
-        digest = hashlib.sha256(data).hexdigest() if data is not None else _source_digest(f).hex()
-        size = len(data) if data is not None else (f.source.stat().st_size if f.source else 0)
-        rel = f.arcname[len(APP_PREFIX) :]
-        kind = "notebook-script" if data is not None else ("source" if rel.endswith(".py") else "data")
-        out.append({"path": rel, "sha256": digest, "size": size, "kind": kind})
-    return out
-
-
-DEPS_STAGE = "deps"
-
-
-def deps_key(dockerfile: str, files: Sequence[ContextFile]) -> str | None:
-    """What the image of the Dockerfile's stages up to ``deps`` depends on: their instructions and the
-    context files they can read (everything but the app files); None when there is no deps stage."""
-    from slimbuild.image.render import parse_dockerfile
-
-    h = hashlib.sha256(b"slimbuild deps image v1\0")
-    found = False
-    for ins in parse_dockerfile(dockerfile):
-        if ins.keyword == "FROM":
-            if found:
-                break
-            words = ins.value.split()
-            found = len(words) == 3 and words[1].upper() == "AS" and words[2] == DEPS_STAGE
-        h.update(f"{ins.keyword} {ins.value}\0".encode())
-    if not found:
-        return None
-    for f in sorted(files, key=lambda f: f.arcname):
-        if f.arcname.startswith(APP_PREFIX) or f.arcname == "Dockerfile":
-            continue
-        digest = hashlib.sha256(f.data).hexdigest() if f.data is not None else _source_digest(f).hex()
-        h.update(f"{f.arcname}\0{f.mode:o}\0{digest}\0".encode())
-    return h.hexdigest()
+def _render(
+    settings: Settings,
+    o: LockOutcome,
+    app_files: Sequence[str],
+    wheel_names: Sequence[str],
+    launch: Launch,
+    labels: Mapping[str, str],
+    sdists: Sequence[str],
+    run: _RunValues,
+) -> tuple[BuildPlan, Path | None, str]:
+    """The plan, the user's template directory (None: the bundled templates) and the rendered Dockerfile."""
+    plan = make_plan(
+        base_image=run.base_reference,
+        pip_wheel=run.pip_path.name,
+        wheel_files=wheel_names,
+        app_files=app_files,
+        launch=launch,
+        source_date_epoch=run.epoch,
+        labels=labels,
+        pyc=settings.pyc,
+        template=settings.template,
+        needed={*(r.name for r in o.analysis.required), *smoke_imports(o.analysis)},
+        healthcheck=settings.healthcheck,
+        strip_sources=settings.strip_sources,
+        keep_sources=settings.keep_sources,
+        sdists=sdists,
+    )
+    template_dir = user_template_dir(settings.template, settings.root)
+    if template_dir is not None:
+        plan = replace(plan, template="custom")
+    return plan, template_dir, render_dockerfile(plan, template_dir)  # validated there
 
 
 def _deps_image(
@@ -495,50 +381,60 @@ def _build_one(
     several: bool,
     cache: Path,
 ) -> BuildResult:
+    """Build one entrypoint's image untagged, smoke-run it, tag it with every ref, then write its manifest."""
     a = inputs.outcome.analysis
-    pre = manifest.make_manifest(
-        slimbuild_version=__version__,
-        target={"python": settings.target_python, "platform": target_of(settings).describe()},
-        base_image={
-            "reference": inputs.base_reference,
-            "digest_or_id": inputs.base_reference.split("@", 1)[-1],
-            "local_only": inputs.base_local_only,
-        },
-        distributions=[
-            {
-                "name": d.name,
-                "version": d.version,
-                "hashes": list(d.hashes),
-                "required_by": sorted({s.module for r in a.required if r.name == d.name for s in r.imports}),
-            }
-            for d in inputs.outcome.lock.dists
-        ],
-        declared_left_out=sorted(d.name for d in a.unused),
-        files=_file_records(inputs),
-        template={"name": settings.template, "dockerfile_sha256": hashlib.sha256(inputs.dockerfile.encode()).hexdigest()},
+    app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
+    pre = provenance.build_manifest(
+        analysis=a,
+        lock=inputs.outcome.lock,
+        audit=inputs.outcome.audit,
+        target=target_of(settings),
+        base_reference=inputs.base_reference,
+        base_local_only=inputs.base_local_only,
+        files=inputs.files,
+        sizes=source_sizes(app),
+        template=settings.template,
+        dockerfile=inputs.dockerfile,
+        argv=inputs.plan.entrypoint,
         source_date_epoch=inputs.source_date_epoch,
-        git=({"commit": inputs.git["commit"], "dirty": inputs.git["dirty"]} if inputs.git else None),
-        lock_sha256=hashlib.sha256(inputs.outcome.lock.text.encode()).hexdigest(),
-        # The user's pip configuration (index, proxy, credentials) is never recorded: it stays on the host.
-        index_sources=[],
-        excluded_sensitive=list(inputs.excluded),
-        entrypoint={"name": a.entrypoint_name, "path": a.entrypoint, "argv": list(inputs.plan.entrypoint)},
-        unparsed=list(a.unparsed),
-        unresolved_dynamic=[str(loc) for loc in a.dynamic_unresolved],
-        audit=None
-        if inputs.outcome.audit is None
-        else [
-            {"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in inputs.outcome.audit
-        ],
+        git=inputs.git,
+        excluded=inputs.excluded,
     )
-    embedded = manifest.manifest_bytes(pre)
-    labels = manifest.manifest_labels(pre)
-    files = (*inputs.files, ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, embedded, 0o644))
+    embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
+    files = (*inputs.files, embedded)
     if keep_context:
-        with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
-            kept = Path(tmp) / "context.tar"
-            _write_context(kept, files, inputs.source_date_epoch)
-            shutil.copyfile(kept, settings.root / ".slimbuild-context.tar")
+        _keep_context(settings.root, files, inputs.source_date_epoch)
+    image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+    smoke_results = _smoke(engine, inputs, image_id)
+    info = engine.inspect_image(image_id)
+    base_info = engine.inspect_image(inputs.base_reference)
+    project = str(settings.project.get("name") or settings.root.name)
+    refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
+    engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
+    final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+    path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
+    manifest.write_manifest(path, final)
+    size = int(info.get("Size", 0))
+    return BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+
+
+def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> None:
+    """--keep-context: the whole context (self-contained Dockerfile) as ``.slimbuild-context.tar`` in the project."""
+    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
+        kept = Path(tmp) / "context.tar"
+        _write_context(kept, files, epoch)
+        shutil.copyfile(kept, root / ".slimbuild-context.tar")
+
+
+def _build_image(
+    engine: Engine,
+    inputs: BuildInputs,
+    files: Sequence[ContextFile],
+    labels: Mapping[str, str],
+    cache: Path,
+    on_progress: Callable[[ProgressEvent], None] | None,
+) -> BuildOutcome:
+    """The untagged image: the app built on the deps image (reused or built first), or all in one build."""
     key = deps_key(inputs.dockerfile, inputs.files)
     derived = ""
     if key is not None:
@@ -546,16 +442,18 @@ def _build_one(
         derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)  # validated there
     if key is None or derived == inputs.dockerfile:
         # a user template without a deps stage, or one that ignores deps_image: one build from the whole context
-        outcome = _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
-    else:
-        app_only = [f for f in files if f.arcname.startswith(APP_PREFIX)]
-        app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
-        outcome = _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
-    image_id = outcome.image_id
-    smoke_results = []
+        return _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
+    app_only = [f for f in files if f.arcname.startswith(APP_PREFIX)]
+    app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
+    return _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
+
+
+def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:
+    """Run every smoke command in the untagged image; the first failure removes the image (F12: never tagged)."""
+    results: list[dict[str, object]] = []
     for argv in inputs.smoke:
         run = engine.run(image_id, argv, user=f"{inputs.plan.uid}:{inputs.plan.uid}", timeout=600.0)
-        smoke_results.append({"command": list(argv), "exit_code": run.exit_code, "ok": run.exit_code == 0})
+        results.append({"command": list(argv), "exit_code": run.exit_code, "ok": run.exit_code == 0})
         if run.exit_code != 0:
             engine.remove_image(image_id)
             tail = " | ".join(run.output.strip().splitlines()[-15:])
@@ -563,35 +461,4 @@ def _build_one(
                 f"smoke run failed (exit {run.exit_code}): {' '.join(argv)}: {tail}",
                 hint="no tag was applied; fix the analysis or its smoke command and rebuild",
             )
-    info = engine.inspect_image(image_id)
-    base_info = engine.inspect_image(inputs.base_reference)
-    project = str(settings.project.get("name") or settings.root.name)
-    repo = repository_name(project, a.entrypoint_name, several)
-    refs = [f"{repo}:{inputs.content_tag}"]
-    if inputs.git:
-        refs.append(f"{repo}:git-{str(inputs.git['commit'])[:7]}")
-    refs.extend(user_tags)
-    engine.tag(image_id, refs)
-    layers = [str(x) for x in (info.get("RootFS") or {}).get("Layers", [])]
-    final = manifest.with_image(
-        pre,
-        {
-            "id": image_id,
-            "layer_diff_ids": layers,
-            "size_bytes": int(info.get("Size", 0)),
-            "added_bytes": int(info.get("Size", 0)) - int(base_info.get("Size", 0)),
-            "tags": sorted(refs),
-        },
-        smoke=smoke_results,
-    )
-    path = settings.root / ("slimbuild.manifest.json" if not several else f"slimbuild.{a.entrypoint_name}.manifest.json")
-    manifest.write_manifest(path, final)
-    return BuildResult(
-        image_id,
-        tuple(refs),
-        int(info.get("Size", 0)),
-        int(info.get("Size", 0)) - int(base_info.get("Size", 0)),
-        path,
-        final,
-        inputs.warnings,
-    )
+    return results

@@ -555,3 +555,20 @@ def test_B15_context_dir_is_private_and_removed(tmp_path: Path, monkeypatch: pyt
     assert ctx_dir.parent == tmp_path and ctx_dir.name.startswith("slimbuild-context-")
     assert mode == 0o700
     assert not ctx_dir.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_digests_are_taken_once_and_reused(tmp_path: Path) -> None:
+    """with_digests reads each source once; later digests come from the file's record, not the disk."""
+    import hashlib
+
+    from slimbuild.image.context import context_digest, file_sha256, with_digests
+
+    src = tmp_path / "m.py"
+    src.write_bytes(b"print(1)\n")
+    files = with_digests([ContextFile("image/app/m.py", src, None, 0o644), ContextFile("lock", None, b"x", 0o644)])
+    assert files[0].sha256 == file_sha256(src) == hashlib.sha256(b"print(1)\n").hexdigest()
+    src.unlink()
+    assert context_digest(files[0]) == hashlib.sha256(b"print(1)\n").hexdigest()
+    assert context_digest(files[1]) == hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(ValueError, match="digest not taken"):
+        context_digest(ContextFile("a", src, None, 0o644))

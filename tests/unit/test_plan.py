@@ -99,9 +99,10 @@ def test_F4_installers_pruned_unless_needed() -> None:
 
 
 def test_B5_sensitive_files_are_listed_by_name_only(tmp_path: Path) -> None:
-    from slimbuild.pipeline.building import sensitive_names
+    from slimbuild.image.context import sensitive_names
 
-    for rel in [".env", "conf/credentials.json", "keys/id_rsa", ".git/config", "src/app.py", ".venv/lib/x.pem"]:
+    # a sensitive dir is listed (not walked); the analysis's ignored dirs (.venv, build, ...) are not walked either
+    for rel in [".env", "conf/credentials.json", "keys/id_rsa", ".git/config", "src/app.py", ".venv/lib/x.pem", "build/a.key"]:
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("secret-token-123")
@@ -116,3 +117,52 @@ def test_D4_latest_or_untagged_base_is_a_policy_violation() -> None:
         with pytest.raises(PolicyViolation):
             resolve_base(None, ref)
     assert resolve_base(None, "python:3.11-slim@sha256:" + "a" * 64)[0].endswith("a" * 64)
+
+
+def test_oci_labels_name_the_lock_and_the_revision_when_known() -> None:
+    import hashlib
+
+    from slimbuild.image.plan import oci_labels
+
+    bare = oci_labels(epoch=0, title="p main", lock_text=b"x\n", version="", git=None)
+    assert bare == {
+        "org.opencontainers.image.created": "1970-01-01T00:00:00Z",
+        "org.opencontainers.image.title": "p main",
+        "io.slimbuild.lock-sha256": hashlib.sha256(b"x\n").hexdigest(),
+    }
+    full = oci_labels(epoch=0, title="t", lock_text=b"", version="1.2", git={"commit": "c0ffee", "remote": "https://h/r.git"})
+    assert full["org.opencontainers.image.version"] == "1.2" and full["org.opencontainers.image.revision"] == "c0ffee"
+    assert full["org.opencontainers.image.source"] == "https://h/r.git"
+    no_remote = oci_labels(epoch=0, title="t", lock_text=b"", version="", git={"commit": "c", "remote": ""})
+    assert "org.opencontainers.image.source" not in no_remote
+
+
+def test_image_refs_content_tag_then_git_then_the_users() -> None:
+    from slimbuild.image.plan import image_refs
+
+    assert image_refs("slimbuild/p", "abc", None, ["u/t:1"]) == ["slimbuild/p:abc", "u/t:1"]
+    assert image_refs("slimbuild/p", "abc", {"commit": "0123456789"}, ()) == ["slimbuild/p:abc", "slimbuild/p:git-0123456"]
+
+
+def test_app_file_list_is_sorted_below_the_app_dir_with_the_embedded_manifest() -> None:
+    from slimbuild.image.context import ContextFile
+    from slimbuild.image.plan import APP_PREFIX, app_file_list
+
+    files = [ContextFile(f"{APP_PREFIX}{n}", None, b"", 0o644) for n in ["z.py", "a/b.py"]]
+    assert app_file_list(files, ".slimbuild/manifest.json") == [".slimbuild/manifest.json", "a/b.py", "z.py"]
+
+
+def test_deps_key_ignores_the_app_files_and_needs_a_deps_stage() -> None:
+    import dataclasses
+
+    from slimbuild.image.context import ContextFile
+    from slimbuild.image.plan import APP_PREFIX, deps_key
+
+    dockerfile = "FROM python:3.11-slim AS deps\nCOPY wheels /w\nFROM deps AS runtime\nCOPY image/app /app\n"
+    wheel = ContextFile("wheels/a.whl", Path("/nonexistent"), None, 0o644, "ab" * 32)  # the digest taken earlier: not read
+    app = ContextFile(f"{APP_PREFIX}m.py", None, b"print(1)\n", 0o644)
+    key = deps_key(dockerfile, [wheel, app])
+    changed_app = dataclasses.replace(app, data=b"print(2)\n")
+    assert key is not None and key == deps_key(dockerfile, [wheel, changed_app]) == deps_key(dockerfile, [wheel])
+    assert deps_key(dockerfile, [wheel, ContextFile("wheels/b.whl", None, b"x", 0o644)]) != key
+    assert deps_key("FROM python:3.11-slim AS venv\nFROM venv\n", [wheel]) is None

@@ -1,0 +1,146 @@
+"""Where an image comes from: the git state, SOURCE_DATE_EPOCH, and the manifest recorded for a build.
+
+``git_state`` is the one edge here (it runs git); everything else builds values from values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slimbuild import __version__
+from slimbuild.image.context import ContextFile, context_digest
+from slimbuild.image.plan import APP_PREFIX, DEFAULT_SOURCE_DATE_EPOCH, parse_source_date_epoch
+from slimbuild.locking.lockfile import Lock, Target
+from slimbuild.models import Analysis
+from slimbuild.record import manifest
+
+if TYPE_CHECKING:
+    from slimbuild.locking.audit import Vulnerability
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_state(root: Path) -> dict[str, object] | None:
+    """Commit, dirty flag, commit time and a credential-free remote URL; None outside a repository."""
+    commit = _git(root, "rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") or ""
+    remote = _git(root, "remote", "get-url", "origin") or ""
+    # credentials in the remote's authority are dropped by hand (the lead routes this through redact.mask_url later)
+    if "@" in remote.split("://", 1)[-1].split("/", 1)[0]:
+        scheme, _, rest = remote.partition("://")
+        remote = f"{scheme}://{rest.split('@', 1)[1]}" if rest else ""
+    return {
+        "commit": commit,
+        "dirty": bool(status),
+        "time": int(_git(root, "log", "-1", "--format=%ct") or 0),
+        "remote": remote if remote.startswith(("https://", "http://")) else "",
+    }
+
+
+def source_date_epoch(env: Mapping[str, str], git: Mapping[str, object] | None) -> int:
+    """From $SOURCE_DATE_EPOCH, else the last commit's time, else a fixed epoch."""
+    if env.get("SOURCE_DATE_EPOCH", "") != "":
+        return parse_source_date_epoch(env["SOURCE_DATE_EPOCH"], "environment")
+    if git and git.get("time"):
+        return int(str(git["time"]))
+    return DEFAULT_SOURCE_DATE_EPOCH
+
+
+def file_records(files: Iterable[ContextFile], sizes: Mapping[str, int]) -> list[dict[str, object]]:
+    """One record per app file of the context: path below the app dir, sha256, size (``sizes`` for sources), kind."""
+    out = []
+    for f in files:
+        if not f.arcname.startswith(APP_PREFIX):
+            continue
+        rel = f.arcname[len(APP_PREFIX) :]
+        size = len(f.data) if f.data is not None else sizes.get(f.arcname, 0)
+        kind = "notebook-script" if f.data is not None else ("source" if rel.endswith(".py") else "data")
+        out.append({"path": rel, "sha256": context_digest(f), "size": size, "kind": kind})
+    return out
+
+
+def distributions(lock: Lock, analysis: Analysis) -> list[dict[str, object]]:
+    """The locked distributions, each with the modules of the analysis that import it."""
+    return [
+        {
+            "name": d.name,
+            "version": d.version,
+            "hashes": list(d.hashes),
+            "required_by": sorted({s.module for r in analysis.required if r.name == d.name for s in r.imports}),
+        }
+        for d in lock.dists
+    ]
+
+
+def build_manifest(
+    *,
+    analysis: Analysis,
+    lock: Lock,
+    audit: Sequence[Vulnerability] | None,
+    target: Target,
+    base_reference: str,
+    base_local_only: bool,
+    files: Iterable[ContextFile],
+    sizes: Mapping[str, int],
+    template: str,
+    dockerfile: str,
+    argv: Sequence[str],
+    source_date_epoch: int,
+    git: Mapping[str, object] | None,
+    excluded: Sequence[str],
+) -> dict[str, Any]:
+    """The manifest of a build before its image exists (embedded in the image, completed after tagging)."""
+    return manifest.make_manifest(
+        slimbuild_version=__version__,
+        target={"python": target.python_version, "platform": target.describe()},
+        base_image={
+            "reference": base_reference,
+            "digest_or_id": base_reference.split("@", 1)[-1],
+            "local_only": base_local_only,
+        },
+        distributions=distributions(lock, analysis),
+        declared_left_out=sorted(d.name for d in analysis.unused),
+        files=file_records(files, sizes),
+        template={"name": template, "dockerfile_sha256": hashlib.sha256(dockerfile.encode()).hexdigest()},
+        source_date_epoch=source_date_epoch,
+        git=({"commit": git["commit"], "dirty": git["dirty"]} if git else None),
+        lock_sha256=hashlib.sha256(lock.text.encode()).hexdigest(),
+        # The user's pip configuration (index, proxy, credentials) is never recorded: it stays on the host.
+        index_sources=[],
+        excluded_sensitive=list(excluded),
+        entrypoint={"name": analysis.entrypoint_name, "path": analysis.entrypoint, "argv": list(argv)},
+        unparsed=list(analysis.unparsed),
+        unresolved_dynamic=[str(loc) for loc in analysis.dynamic_unresolved],
+        audit=None
+        if audit is None
+        else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],
+    )
+
+
+def image_record(image_id: str, info: Mapping[str, Any], base_info: Mapping[str, Any], refs: Sequence[str]) -> dict[str, Any]:
+    """The manifest's ``image``: id, layer diff ids, size, bytes over the base, and the sorted refs it was tagged with."""
+    size = int(info.get("Size", 0))
+    return {
+        "id": image_id,
+        "layer_diff_ids": [str(x) for x in (info.get("RootFS") or {}).get("Layers", [])],
+        "size_bytes": size,
+        "added_bytes": size - int(base_info.get("Size", 0)),
+        "tags": sorted(refs),
+    }
+
+
+def manifest_path(root: Path, entrypoint: str, several: bool) -> Path:
+    """``slimbuild.manifest.json``, or ``slimbuild.<entrypoint>.manifest.json`` when the project has several."""
+    return root / ("slimbuild.manifest.json" if not several else f"slimbuild.{entrypoint}.manifest.json")

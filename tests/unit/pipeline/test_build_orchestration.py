@@ -1,0 +1,484 @@
+"""The build's sequence against an in-memory engine: what is called, in which order, and what is left behind.
+
+No Docker and no network: a real small project, a real tiny wheel in the content-addressed cache, a FakeEngine
+that records every call. The real-engine tier (tests/docker) checks the same rules against Docker itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimbuild.config import Settings, load_settings
+from slimbuild.errors import BuildFailed, ConfigError, EngineUnavailable, PolicyViolation
+from slimbuild.image.engine import BuildOutcome, Engine, EngineInfo, RunOutcome
+from slimbuild.locking.lockfile import Lock, LockedDist, Target, inputs_digest, parse_lock, render_lock_text
+from slimbuild.pipeline import building
+from slimbuild.pipeline.locking import LockOutcome, target_of
+from slimbuild.record import manifest as manifest_mod
+from tests.conftest import Run
+from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY
+
+BASE = "python:3.11-slim@sha256:" + "b" * 64
+REPO = Path(__file__).resolve().parents[3]
+APP = building.APP_PREFIX
+APP_MEMBERS = {"Dockerfile", f"{APP}helper.py", f"{APP}main.py", f"{APP}{building.MANIFEST_IN_APP}"}
+
+
+# ----------------------------------------------------------------------------- the fake engine
+
+
+class FakeEngine:
+    """The ``Engine`` protocol in memory: records every call, returns canned ids and inspect documents.
+
+    Told to, it fails a build (``fail_build``: the exception to raise, for the build number ``fail_build_at``),
+    fails the smoke run (``smoke_exit``), or raises on tag (``fail_tag``).
+    """
+
+    def __init__(
+        self,
+        *,
+        fail_build: BaseException | None = None,
+        fail_build_at: int = 0,
+        smoke_exit: int = 0,
+        fail_tag: BaseException | None = None,
+    ) -> None:
+        self.fail_build, self.fail_build_at = fail_build, fail_build_at
+        self.smoke_exit, self.fail_tag = smoke_exit, fail_tag
+        self.calls: list[tuple[Any, ...]] = []
+        self.contexts: list[tuple[str, bytes]] = []  # (target, context tar bytes) of each build
+        self.images: dict[str, dict[str, Any]] = {BASE: {"Id": "sha256:" + "b" * 64, "Size": 100_000}}
+        self.refs: dict[str, str] = {}  # ref -> image id
+
+    def info(self) -> EngineInfo:
+        return EngineInfo("fake://", "1.41", "0", "linux", "x86_64")
+
+    def build(self, context: Any, *, target: str = "", labels: Mapping[str, str] = {}, **_kw: Any) -> BuildOutcome:
+        data = context if isinstance(context, bytes) else context.read()
+        self.calls.append(("build", target))
+        self.contexts.append((target, data))
+        if self.fail_build is not None and len(self.contexts) > self.fail_build_at:
+            raise self.fail_build
+        image_id = "sha256:" + hashlib.sha256(target.encode() + data).hexdigest()
+        layers = [f"sha256:{'1' * 64}", "sha256:" + hashlib.sha256(data).hexdigest()]
+        self.images[image_id] = {"Id": image_id, "Size": 100_000 + len(data), "RootFS": {"Layers": layers}, "Labels": labels}
+        return BuildOutcome(image_id)
+
+    def run(self, image_id: str, argv: Sequence[str], *, user: str, timeout: float, **_kw: Any) -> RunOutcome:
+        self.calls.append(("run", image_id, tuple(argv)))
+        return RunOutcome(self.smoke_exit, "slimbuild smoke: ok\n" if self.smoke_exit == 0 else "Traceback\nImportError: x\n")
+
+    def tag(self, image_id: str, refs: Sequence[str]) -> None:
+        self.calls.append(("tag", image_id, tuple(refs)))
+        if self.fail_tag is not None:
+            raise self.fail_tag  # all or none: nothing of this call is kept
+        self.refs.update(dict.fromkeys(refs, image_id))
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        self.calls.append(("inspect_image", ref))
+        found = self.images.get(self.refs.get(ref, ref))
+        if found is None:
+            raise BuildFailed(f"no such image: {ref}", hint="")
+        return dict(found)
+
+    def history(self, image_id: str) -> list[dict[str, Any]]:
+        return []
+
+    def save(self, image_id: str) -> Iterator[bytes]:
+        return iter(())
+
+    def remove_image(self, image_id: str) -> None:
+        self.calls.append(("remove_image", image_id))
+        if image_id not in self.refs.values():
+            self.images.pop(image_id, None)
+
+    def kinds(self) -> list[str]:
+        """The engine operations called, in order (inspections left out)."""
+        return [c[0] for c in self.calls if c[0] != "inspect_image"]
+
+
+def _typed(engine: FakeEngine) -> Engine:
+    return engine  # mypy checks FakeEngine against the protocol here
+
+
+# ----------------------------------------------------------------------------- a project, its wheel, its lock
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A valid (installable-looking) wheel of tinypkg 1.0."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tinypkg-1.0-py3-none-any.whl"
+    members = {
+        "tinypkg/__init__.py": "VALUE = 1\n",
+        "tinypkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+        "tinypkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "tinypkg-1.0.dist-info/top_level.txt": "tinypkg\n",
+        "tinypkg-1.0.dist-info/RECORD": "",
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), text)  # the same bytes every run
+    return path
+
+
+def _cached_wheel(cache: Path) -> tuple[Path, str]:
+    """The tiny wheel stored where fetch_wheels looks for it (the content-addressed cache), and its hash."""
+    built = _tiny_wheel(cache.parent / "wheel-src")
+    digest = hashlib.sha256(built.read_bytes()).hexdigest()
+    stored = cache / "wheels" / "sha256" / digest / built.name
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(built.read_bytes())
+    return stored, f"sha256:{digest}"
+
+
+PIP_NAME = "pip-25.3-py3-none-any.whl"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated cache; pip's own wheel (pinned by a hash no test file can have) is served by a stub."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("SLIMBUILD_CACHE", str(path))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    pip = _tiny_wheel(tmp_path / "pip-src").rename(tmp_path / "pip-src" / PIP_NAME)
+
+    def fetch_tool(lock: Lock, _target: Target, _cache: Path, **_kw: Any) -> tuple[Path, ...]:
+        assert [d.name for d in lock.dists] == ["pip"], "only pip's wheel is stubbed"
+        return (pip,)
+
+    monkeypatch.setattr(building, "fetch_wheels", fetch_tool)
+    return path
+
+
+def _write_project(root: Path, extra: str = "") -> Path:
+    files = {
+        "pyproject.toml": (
+            '[project]\nname = "orch"\nversion = "0.1.0"\ndependencies = ["tinypkg==1.0"]\n\n'
+            f'[tool.slimbuild]\nentrypoint = "main.py"\nbase-image = "{BASE}"\n{extra}'
+        ),
+        "main.py": "import tinypkg\n\nimport helper\n\nprint(helper.double(tinypkg.VALUE))\n",
+        "helper.py": "def double(x):\n    return 2 * x\n",
+        ".env": "TOKEN=never-shipped\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    return root
+
+
+def _write_fresh_lock(settings: Settings, wheel_hash: str) -> None:
+    """A lock whose inputs header matches the analysis: --locked accepts it without compiling anything."""
+    from slimbuild.analysis.declared import read_declared
+    from slimbuild.analysis.reconcile import lock_inputs
+    from slimbuild.pipeline.analyzing import analyze
+
+    (a,) = analyze(settings)
+    _declared, constraints = read_declared(
+        settings.root, settings.requirements, settings.optional_groups, project=settings.project
+    )
+    target = target_of(settings)
+    body = f"tinypkg==1.0 \\\n    --hash={wheel_hash}\n"
+    text = render_lock_text(body, target, inputs_digest(lock_inputs(a, constraints), target))
+    parse_lock(text)  # a lock the real parser accepts
+    (settings.root / "slimbuild.lock").write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def proj(tmp_path: Path, cache: Path) -> Path:
+    """The project with a fresh lock and its wheel in the cache (the real lock stage runs offline under --locked)."""
+    root = _write_project(tmp_path / "proj")
+    _stored, wheel_hash = _cached_wheel(cache)
+    _write_fresh_lock(load_settings(root), wheel_hash)
+    return root
+
+
+@pytest.fixture
+def fake_lock(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The lock stage faked: the real analysis, a one-dist Lock and the tiny wheel; returns a call counter."""
+    from slimbuild.pipeline.analyzing import analyze
+
+    wheel = _tiny_wheel(tmp_path / "wheels")
+    digest = "sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest()
+    calls: list[int] = []
+
+    def lock(settings: Settings, requested: str = "", **_kw: Any) -> tuple[LockOutcome, ...]:
+        calls.append(1)
+        dists = (LockedDist("tinypkg", "1.0", (digest,), 3),)
+        text = f"tinypkg==1.0 \\\n    --hash={digest}\n"
+        current = Lock(dists, target_of(settings), "0" * 64, text)
+        return tuple(
+            LockOutcome(a, settings.root / "slimbuild.lock", current, False, (wheel,), (), ())
+            for a in analyze(settings, requested)
+        )
+
+    monkeypatch.setattr(building, "lock", lock)
+    return calls
+
+
+def _build(root: Path, engine: FakeEngine, **kw: Any) -> tuple[building.BuildResult, ...]:
+    return building.build(load_settings(root), engine=_typed(engine), **kw)
+
+
+def _members(tar_bytes: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
+def _cli(*args: str, engine: FakeEngine | Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> Run:
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from slimbuild import cli
+
+    connect = engine if callable(engine) and not isinstance(engine, FakeEngine) else (lambda: engine)
+    monkeypatch.setattr(cli, "_connect", connect)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(list(args))
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+# ----------------------------------------------------------------------------- the happy path
+
+
+def test_F12_smoke_runs_before_any_tag_and_the_manifest_after_tagging(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    written: list[list[str]] = []
+    real_write = manifest_mod.write_manifest
+
+    def write_manifest(path: Path, doc: Mapping[str, Any]) -> None:
+        written.append(engine.kinds())  # what the engine had done when the manifest was written
+        real_write(path, doc)
+
+    monkeypatch.setattr(manifest_mod, "write_manifest", write_manifest)
+    (result,) = _build(root, engine, tags=["team/orch:dev"])
+    assert engine.kinds() == ["build", "build", "run", "tag"]  # deps image, app image, smoke, then every ref at once
+    assert [t for t, _ in engine.contexts] == ["deps", ""]
+    assert written == [["build", "build", "run", "tag"]]
+    (tag_call,) = [c for c in engine.calls if c[0] == "tag"]
+    assert tag_call[1] == result.image_id and tag_call[2] == result.tags
+    repo = "slimbuild/orch"
+    assert result.tags[0].startswith(f"{repo}:") and result.tags[-1] == "team/orch:dev"
+    doc = json.loads((root / "slimbuild.manifest.json").read_text())
+    assert doc == result.manifest and doc["image"]["tags"] == sorted(result.tags)
+    assert doc["image"]["id"] == result.image_id and doc["smoke"][0]["ok"] is True
+    assert doc["excluded_sensitive"] == [".env"]
+    assert {f["path"] for f in doc["files"]} == {"helper.py", "main.py"}
+    assert [d["required_by"] for d in doc["distributions"]] == [["tinypkg"]]
+    assert result.added_bytes == result.size_bytes - 100_000
+
+
+def test_the_app_context_carries_the_manifest_and_never_a_secret(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    _build(root, engine)
+    deps, app = (_members(data) for _, data in engine.contexts)
+    assert f"{APP}main.py" not in deps and any(n.startswith("wheels/tinypkg-") for n in deps)
+    assert set(app) == APP_MEMBERS
+    assert json.loads(app[f"{APP}{building.MANIFEST_IN_APP}"])["image"] is None  # the pre-build manifest
+    assert not any(".env" in n for n in (*deps, *app))
+    assert b"FROM sha256:" in app["Dockerfile"]  # built on the deps image
+
+
+def test_a_git_repository_adds_a_git_tag(tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _write_project(tmp_path / "p")
+    state = {"commit": "abcdef1234567890", "dirty": False, "time": 1_700_000_000, "remote": ""}
+    monkeypatch.setattr(building, "git_state", lambda _root: state)
+    (result,) = _build(root, FakeEngine(), tags=["x/y:z"])
+    assert result.tags[1:] == ("slimbuild/orch:git-abcdef1", "x/y:z")
+    assert result.manifest["git"] == {"commit": "abcdef1234567890", "dirty": False}
+
+
+# ----------------------------------------------------------------------------- the deps image, reused
+
+
+def test_a_recorded_deps_image_is_reused_and_rebuilt_once_the_engine_lost_it(
+    tmp_path: Path, cache: Path, fake_lock: list[int]
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    (first,) = _build(root, engine)
+    (record,) = (cache / "deps").glob("*.json")
+    deps_id = json.loads(record.read_text())["image_id"]
+    assert deps_id in engine.images and deps_id != first.image_id
+    engine.calls.clear()
+    engine.contexts.clear()
+    (second,) = _build(root, engine)
+    assert [t for t, _ in engine.contexts] == [""]  # one build: the app on the recorded deps image
+    assert set(_members(engine.contexts[0][1])) == APP_MEMBERS
+    assert second.image_id == first.image_id and second.tags == first.tags
+    engine.images.pop(deps_id)  # pruned (or another engine): the record is stale
+    engine.calls.clear()
+    engine.contexts.clear()
+    _build(root, engine)
+    assert [t for t, _ in engine.contexts] == ["deps", ""]
+
+
+def test_a_user_template_without_a_deps_stage_is_one_build_from_the_whole_context(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = _write_project(tmp_path / "p", 'template = "./tpl"\n')
+    text = (REPO / "templates" / "slim" / "Dockerfile.j2").read_text(encoding="utf-8")
+    renamed = text.replace(" AS deps\n", " AS venv\n").replace("FROM deps AS runtime\n", "FROM venv AS runtime\n")
+    assert "AS deps" not in renamed, "the slim template changed: update this test"
+    (root / "tpl").mkdir()
+    (root / "tpl" / "Dockerfile.j2").write_text(renamed, encoding="utf-8")
+    engine = FakeEngine()
+    (result,) = _build(root, engine)
+    assert engine.kinds() == ["build", "run", "tag"] and [t for t, _ in engine.contexts] == [""]
+    whole = _members(engine.contexts[0][1])
+    assert f"{APP}main.py" in whole and any(n.startswith("wheels/tinypkg-") for n in whole)
+    assert result.manifest["template"]["name"] == "./tpl"
+
+
+# ----------------------------------------------------------------------------- failures leave no tag
+
+
+@pytest.mark.parametrize(
+    ("case", "exc", "at"),
+    [
+        ("E4 build error in the app stage", BuildFailed("RUN failed: exit 1 | log tail", hint="h"), 1),
+        ("E4 build error in the deps stage", BuildFailed("RUN failed: exit 1", hint="h"), 0),
+        ("E6 stream without a result", BuildFailed("the build stream ended without an image id", hint="h"), 1),
+    ],
+)
+def test_E4_E6_a_failed_build_exits_7_with_no_tag_and_no_manifest(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch, case: str, exc: BaseException, at: int
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine(fail_build=exc, fail_build_at=at)
+    run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
+    assert run.code == BUILD, (case, run.err)
+    assert "tag" not in engine.kinds() and "run" not in engine.kinds() and engine.refs == {}
+    assert not (root / "slimbuild.manifest.json").exists()
+
+
+def test_E10_an_interrupted_build_exits_130_with_no_tag(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine(fail_build=KeyboardInterrupt(), fail_build_at=1)
+    run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
+    assert run.code == INTERRUPTED, run.err
+    assert "tag" not in engine.kinds() and engine.refs == {}
+    assert not (root / "slimbuild.manifest.json").exists()
+
+
+def test_F12_a_failing_smoke_run_removes_the_untagged_image_and_applies_no_tag(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine(smoke_exit=3)
+    run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
+    assert run.code == BUILD and "smoke run failed (exit 3)" in run.err and "ImportError: x" in run.err
+    app_id = next(c[1] for c in engine.calls if c[0] == "run")
+    assert engine.kinds() == ["build", "build", "run", "remove_image"]
+    assert ("remove_image", app_id) in engine.calls and app_id not in engine.images
+    assert engine.refs == {} and not (root / "slimbuild.manifest.json").exists()
+
+
+def test_E4_a_failing_tag_call_keeps_no_tag_and_records_no_success(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine(fail_tag=BuildFailed("cannot tag image as 'Bad/Ref'", hint="no tag of this run was kept"))
+    run = _cli("build", str(root), "--tag", "Bad/Ref", engine=engine, monkeypatch=monkeypatch)
+    assert run.code == BUILD, run.err
+    assert engine.kinds() == ["build", "build", "run", "tag"] and engine.refs == {}
+    assert not (root / "slimbuild.manifest.json").exists() and run.out == ""
+
+
+def test_E1_an_unreachable_engine_exits_6_after_the_lock_held(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable() -> Any:
+        raise EngineUnavailable("Docker daemon not reachable at unix:///nowhere", hint="start it")
+
+    before = (proj / "slimbuild.lock").read_bytes()
+    run = _cli("build", str(proj), "--locked", engine=unreachable, monkeypatch=monkeypatch)
+    assert run.code == ENGINE and "Docker daemon not reachable" in run.err
+    assert (proj / "slimbuild.lock").read_bytes() == before and not (proj / "slimbuild.manifest.json").exists()
+
+
+@pytest.mark.parametrize("ref", ["python:latest", "python", "registry.example:5000/team/python"])
+def test_D4_an_untagged_or_latest_base_is_a_policy_violation(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch, ref: str
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    run = _cli("build", str(root), "--base-image", ref, engine=engine, monkeypatch=monkeypatch)
+    assert run.code == POLICY and "(D4)" in run.err and engine.kinds() == []
+
+
+def test_D4_a_base_not_pinned_by_digest_needs_an_engine() -> None:
+    with pytest.raises(ConfigError, match="no engine is available"):
+        building.resolve_base(None, "python:3.11-slim")
+    with pytest.raises(PolicyViolation):
+        building.resolve_base(None, "python:latest")
+
+
+def test_D4_a_tag_is_pinned_by_the_engine_s_registry_digest_or_local_id() -> None:
+    engine = FakeEngine()
+    engine.images["python:3.11-slim"] = {"Id": "sha256:" + "c" * 64, "RepoDigests": ["python@sha256:" + "d" * 64]}
+    engine.images["local/py:1"] = {"Id": "sha256:" + "e" * 64, "RepoDigests": []}
+    assert building.resolve_base(_typed(engine), "python:3.11-slim") == ("python:3.11-slim@sha256:" + "d" * 64, False, ())
+    ref, local_only, warnings = building.resolve_base(_typed(engine), "local/py:1")
+    assert ref == "sha256:" + "e" * 64 and local_only and "local only" in warnings[0]
+    with pytest.raises(BuildFailed, match="not available to the engine"):
+        building.resolve_base(_typed(engine), "missing/py:1")
+
+
+# ----------------------------------------------------------------------------- --keep-context
+
+
+def test_keep_context_writes_the_whole_self_contained_context(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    _build(root, engine, keep_context=True)
+    kept = _members((root / ".slimbuild-context.tar").read_bytes())
+    deps, app = (_members(data) for _, data in engine.contexts)
+    assert {*deps, *app} - {"Dockerfile"} == set(kept) - {"Dockerfile"}  # every file the two builds had
+    assert kept["Dockerfile"] == deps["Dockerfile"] != app["Dockerfile"]  # the whole Dockerfile, not the derived one
+
+
+def test_without_keep_context_nothing_is_left_in_the_project(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = _write_project(tmp_path / "p")
+    _build(root, FakeEngine())
+    assert not (root / ".slimbuild-context.tar").exists()
+
+
+# ----------------------------------------------------------------------------- work done once
+
+
+def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slimbuild import config
+    from slimbuild.analysis import declared
+    from slimbuild.pipeline import analyzing, locking
+
+    counts = {"analyze": 0, "lock": 0, "read_pyproject": 0}
+
+    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    analyze = counting("analyze", analyzing.analyze)
+    monkeypatch.setattr(analyzing, "analyze", analyze)
+    monkeypatch.setattr(locking, "analyze", analyze)  # the lock's own reference
+    monkeypatch.setattr(building, "lock", counting("lock", locking.lock))
+    read = counting("read_pyproject", config.read_pyproject)
+    monkeypatch.setattr(config, "read_pyproject", read)
+    monkeypatch.setattr(declared, "read_pyproject", read)  # declared.py's own reference (a second read would count)
+    engine = FakeEngine()
+    run = _cli("build", str(proj), "--locked", engine=engine, monkeypatch=monkeypatch)
+    assert run.code == OK, run.err
+    assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1}
+    assert engine.kinds() == ["build", "build", "run", "tag"]
