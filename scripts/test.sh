@@ -13,6 +13,8 @@ echo "== ruff" >&2
 .venv/bin/ruff check slimbuild tests bench
 echo "== mypy" >&2
 .venv/bin/mypy
+echo "== import-linter" >&2
+.venv/bin/lint-imports
 if [ -d tests/docker ] && ls tests/docker/test_*.py >/dev/null 2>&1; then
     echo "== docker engine" >&2
     bash scripts/docker-up.sh
