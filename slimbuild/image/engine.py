@@ -3,24 +3,21 @@
 Images are always built untagged and tagged only afterwards, all refs or none, so an
 interrupted or failed build can never leave a tag created or moved (RELIABILITY E4, E10).
 
-Build failures (E4) raise ``BuildFailed`` whose one-line message carries the engine's error
-text followed by the last ``LOG_TAIL_LINES`` log lines joined with `` | ``, so the existing
-top-level error printer shows them without any special casing.
+Build failures (E4) raise ``BuildFailed`` with the engine's error and the last log lines on one line
+(``slimbuild.image.build_stream`` reads the stream), so the top-level error printer shows them as is.
 """
 
 from __future__ import annotations
 
-import collections
 import errno
 import os
-import re
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, MappingProxyType
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import docker
 import docker.errors
@@ -28,40 +25,21 @@ import docker.utils
 import urllib3.exceptions
 
 from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
+from slimbuild.image.build_stream import (
+    BuildOutcome,
+    ProgressCallback,
+    ProgressEvent,
+    one_line,
+    parse_build_stream,
+)
 
 MIN_API_VERSION = "1.41"
 DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
-LOG_TAIL_LINES = 20
 UPLOAD_CHUNK = 256 * 1024
-_MAX_LINE = 300
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _TMPFS: Mapping[str, str] = MappingProxyType({"/tmp": ""})
-_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
-_STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
-
-ProgressKind = Literal["context", "step", "log"]
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One progress report: context bytes sent, a Dockerfile step started, or a build log line."""
-
-    kind: ProgressKind
-    message: str
-    step: int | None = None
-    total_steps: int | None = None
-    bytes_sent: int | None = None
-    total_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class BuildOutcome:
-    """A successful build: the image id from the engine's ``aux`` record and the last log lines."""
-
-    image_id: str
-    log_tail: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,9 +59,6 @@ class EngineInfo:
     engine_version: str
     os: str
     arch: str
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
 
 
 class Engine(Protocol):
@@ -145,104 +120,6 @@ class Engine(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- stream parsing
-
-
-class _LineSplitter:
-    """Reassemble log lines from stream fragments that may split or join lines."""
-
-    def __init__(self) -> None:
-        self._partial = ""
-
-    def feed(self, text: str) -> list[str]:
-        """Complete lines contained in text plus what was buffered."""
-        data = (self._partial + text).replace("\r\n", "\n").replace("\r", "\n")
-        *lines, self._partial = data.split("\n")
-        return lines
-
-    def flush(self) -> list[str]:
-        """The last unterminated line, if any."""
-        rest, self._partial = self._partial, ""
-        return [rest] if rest else []
-
-
-def _one_line(text: str) -> str:
-    """Collapse whitespace and cap the length so a message stays one readable line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_LINE else flat[: _MAX_LINE - 3] + "..."
-
-
-def _aux_image_id(aux: object) -> str | None:
-    """The image id of an ``aux`` record, or None for other aux payloads (e.g. BuildKit traces)."""
-    if isinstance(aux, Mapping):
-        value = aux.get("ID")
-        if isinstance(value, str) and _IMAGE_ID.fullmatch(value):
-            return value
-    return None
-
-
-def _error_text(chunk: Mapping[str, Any]) -> str:
-    """The error message of an ``error``/``errorDetail`` chunk."""
-    detail = chunk.get("errorDetail")
-    if isinstance(detail, Mapping) and detail.get("message"):
-        return str(detail["message"])
-    return str(chunk.get("error") or "unknown error")
-
-
-def parse_build_stream(
-    chunks: Iterable[Any],
-    *,
-    on_progress: ProgressCallback | None = None,
-    tail_lines: int = LOG_TAIL_LINES,
-) -> BuildOutcome:
-    """Turn decoded build-stream chunks into a BuildOutcome; the image id comes only from ``aux.ID``."""
-    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    splitter = _LineSplitter()
-    image_id: str | None = None
-
-    def emit_lines(lines: list[str]) -> None:
-        for raw in lines:
-            line = raw.rstrip()
-            if not line.strip():
-                continue
-            tail.append(_one_line(line))
-            if on_progress is None:
-                continue
-            step = _STEP.match(line)
-            if step:
-                on_progress(ProgressEvent("step", line, step=int(step[1]), total_steps=int(step[2])))
-            else:
-                on_progress(ProgressEvent("log", line))
-
-    for chunk in chunks:
-        if not isinstance(chunk, Mapping):
-            continue
-        if "error" in chunk or "errorDetail" in chunk:
-            emit_lines(splitter.flush())
-            error = _one_line(_error_text(chunk))
-            lines = [line for line in tail if line != error]
-            shown = f"; last {len(lines)} log lines: " + " | ".join(lines) if lines else ""
-            raise BuildFailed(
-                f"image build failed: {error}{shown}",
-                "fix the failing Dockerfile step shown in the log lines and build again",
-            )
-        if "aux" in chunk:
-            found = _aux_image_id(chunk["aux"])
-            if found is not None:
-                image_id = found
-        for key in ("stream", "status"):
-            value = chunk.get(key)
-            if isinstance(value, str):
-                emit_lines(splitter.feed(value if key == "stream" else value + "\n"))
-    emit_lines(splitter.flush())
-    if image_id is None:
-        raise BuildFailed(
-            "image build result unknown: the engine's stream ended without an image id",
-            "the connection to the engine may have dropped; check the engine (docker info) and build again",
-        )
-    return BuildOutcome(image_id=image_id, log_tail=tuple(tail))
-
-
 # --------------------------------------------------------------------------- signals
 
 
@@ -298,7 +175,7 @@ def _is_permission_denied(exc: BaseException) -> bool:
 def _root_cause(exc: BaseException) -> str:
     """The innermost OS-level reason, for the message."""
     found = [c for c in _causes(exc) if isinstance(c, OSError) and c.errno is not None]
-    return _one_line(f"{found[-1].strerror}" if found else str(exc))
+    return one_line(f"{found[-1].strerror}" if found else str(exc))
 
 
 def _unavailable(url: str, exc: BaseException) -> EngineUnavailable:
@@ -342,7 +219,7 @@ def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TI
         kwargs: dict[str, Any] = docker.utils.kwargs_from_env(environment=environ)
     except docker.errors.DockerException as exc:
         raise EngineUnavailable(
-            f"invalid Docker TLS settings: {_one_line(str(exc))}", "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
+            f"invalid Docker TLS settings: {one_line(str(exc))}", "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
         ) from None
     if not kwargs.get("base_url"):
         kwargs.update(_context_host())
@@ -474,7 +351,7 @@ class DockerEngine:
                     raise Interrupted("image build interrupted; the engine was told to cancel it", "no tag was created") from None
                 except docker.errors.APIError as exc:
                     raise BuildFailed(
-                        f"image build failed: {_one_line(str(exc.explanation or exc))}",
+                        f"image build failed: {one_line(str(exc.explanation or exc))}",
                         "check the Dockerfile and the build context",
                     ) from None
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -526,23 +403,14 @@ class DockerEngine:
                 )
                 container = str(created["Id"])
                 client.start(container)
-                try:
-                    status = client.wait(container, timeout=timeout)
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    if not any(isinstance(c, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(c) for c in _causes(exc)):
-                        raise
-                    client.kill(container)
-                    raise BuildFailed(
-                        f"smoke run {' '.join(argv)!r} in image {_short(image_id)} timed out after {timeout:g}s",
-                        "make the smoke command faster or raise its timeout",
-                    ) from None
+                status = self._wait(container, image_id, argv, timeout)
                 output = client.logs(container, stdout=True, stderr=True)
                 return RunOutcome(int(status.get("StatusCode", -1)), bytes(output).decode("utf-8", "replace"))
         except _INTERRUPTS:
             raise Interrupted(f"run of {' '.join(argv)!r} interrupted", "") from None
         except docker.errors.APIError as exc:
             raise BuildFailed(
-                f"cannot run {' '.join(argv)!r} in image {_short(image_id)}: {_one_line(str(exc.explanation or exc))}",
+                f"cannot run {' '.join(argv)!r} in image {_short(image_id)}: {one_line(str(exc.explanation or exc))}",
                 "check the command exists in the image and the user may run it",
             ) from None
         except OSError as exc:
@@ -553,6 +421,19 @@ class DockerEngine:
                     client.remove_container(container, force=True, v=True)
                 except (docker.errors.DockerException, OSError):
                     pass
+
+    def _wait(self, container: str, image_id: str, argv: Sequence[str], timeout: float) -> dict[str, Any]:
+        """The container's exit status; past the timeout it is killed and the run fails (BuildFailed)."""
+        try:
+            return dict(self._client.wait(container, timeout=timeout))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if not any(isinstance(c, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(c) for c in _causes(exc)):
+                raise
+            self._client.kill(container)
+            raise BuildFailed(
+                f"smoke run {' '.join(argv)!r} in image {_short(image_id)} timed out after {timeout:g}s",
+                "make the smoke command faster or raise its timeout",
+            ) from None
 
     def _image_id_or_none(self, ref: str) -> str | None:
         try:
@@ -597,7 +478,7 @@ class DockerEngine:
             raise Interrupted(f"tagging image {_short(image_id)} interrupted", "no tag of this run was kept") from None
         except docker.errors.APIError as exc:
             raise BuildFailed(
-                f"cannot tag image {_short(image_id)} as {current!r}: {_one_line(str(exc.explanation or exc))}",
+                f"cannot tag image {_short(image_id)} as {current!r}: {one_line(str(exc.explanation or exc))}",
                 "use a valid lowercase reference such as registry/name:tag; no tag of this run was kept",
             ) from None
         except OSError as exc:
@@ -643,6 +524,6 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # still used by a container or another image
                 return
-            raise BuildFailed(f"cannot remove image {_short(image_id)}: {_one_line(str(exc.explanation or exc))}", "") from None
+            raise BuildFailed(f"cannot remove image {_short(image_id)}: {one_line(str(exc.explanation or exc))}", "") from None
         except OSError as exc:
             raise self._lost(exc) from None

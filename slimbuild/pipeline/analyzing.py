@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from slimbuild.analysis.declared import read_declared
@@ -16,7 +16,7 @@ from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
 from slimbuild.config import Settings
 from slimbuild.errors import ConfigError
-from slimbuild.models import Analysis, Finding
+from slimbuild.models import Analysis, Declared, Finding, ImportGraph, Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
 
@@ -44,6 +44,34 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
     return ModuleIndex.from_dists(str(exe), dists)
 
 
+def _entrypoints(settings: Settings, requested: str, record: replay.Recorder | None) -> list[Entrypoint]:
+    """The selected entrypoints, resolved; the directories they were found in are evidence."""
+    root = settings.root
+    evidence = record.evidence if record is not None else None
+    if evidence is not None:
+        evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
+    entries = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
+    if evidence is not None:
+        # where each entrypoint was found (a package's __main__, a dotted module): its directories
+        evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
+    return entries
+
+
+def _reconciled(
+    settings: Settings, entry: Entrypoint, graph: ImportGraph, resolved: Mapping[str, Resolved], declared: Sequence[Declared]
+) -> Analysis:
+    """One entrypoint's analysis: its graph and resolutions against what the project declares."""
+    return reconcile(
+        name=entry.name,
+        graph=graph,
+        resolved=resolved,
+        declared=declared,
+        keep=settings.keep,
+        target_python=settings.target_python,
+        project_name=str(settings.project.get("name", "")),
+    )
+
+
 def analyze(
     settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
 ) -> tuple[Analysis, ...]:
@@ -53,13 +81,7 @@ def analyze(
     """
     env = os.environ if env is None else env
     root = settings.root
-    evidence = record.evidence if record is not None else None
-    if evidence is not None:
-        evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
-    entries: list[Entrypoint] = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
-    if evidence is not None:
-        # where each entrypoint was found (a package's __main__, a dotted module): its directories
-        evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
+    entries = _entrypoints(settings, requested, record)
     consulted: set[Path] = set()
     declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups, consulted, settings.project)
     env_index = environment_index(settings, env)
@@ -73,8 +95,8 @@ def analyze(
         return loaded[0]
 
     read_digest = read_digest_factory(settings.max_source_bytes)
-    results = []
     used: parsecache.Cache = {}
+    results = []
     for entry in entries:
         graph = trace_cached(
             root,
@@ -86,7 +108,7 @@ def analyze(
             read_digest=read_digest,
             parse_cache=parse_cache,
             used=used,
-            evidence_sink=evidence,
+            evidence_sink=record.evidence if record is not None else None,
         )
         resolved = resolve_modules(
             (s.module for s in (*graph.third_party, *graph.never_run)),
@@ -95,17 +117,7 @@ def analyze(
             wheels=wheels_index,
             declared=(d.name for d in declared),
         )
-        results.append(
-            reconcile(
-                name=entry.name,
-                graph=graph,
-                resolved=resolved,
-                declared=declared,
-                keep=settings.keep,
-                target_python=settings.target_python,
-                project_name=str(settings.project.get("name", "")),
-            )
-        )
+        results.append(_reconciled(settings, entry, graph, resolved, declared))
     if loaded:
         parsecache.save(cache_path, loaded[0], used)
     if record is not None:
@@ -114,9 +126,9 @@ def analyze(
     return tuple(results)
 
 
-def check(settings: Settings, requested: str = "", record: replay.Recorder | None = None) -> tuple[
-    tuple[Analysis, ...], tuple[Finding, ...], bool
-]:
+def check(
+    settings: Settings, requested: str = "", record: replay.Recorder | None = None
+) -> tuple[tuple[Analysis, ...], tuple[Finding, ...], bool]:
     """Analyse, then add the lock's state: (analyses, sorted findings, whether any fails ``check``)."""
     from slimbuild.pipeline.locking import lock_findings
 

@@ -21,6 +21,7 @@ from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
 from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
 from slimbuild.image import stage_venv
+from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
 from slimbuild.image.context import (
     ContextFile,
     collect_project_files,
@@ -31,7 +32,7 @@ from slimbuild.image.context import (
     with_digests,
     write_context_tar,
 )
-from slimbuild.image.engine import BuildOutcome, Engine, ProgressEvent
+from slimbuild.image.engine import Engine
 from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,

@@ -16,7 +16,8 @@ from typing import Any, NoReturn
 import pytest
 
 from slimbuild.errors import EngineUnavailable
-from slimbuild.image.engine import BuildOutcome, DockerEngine, ProgressEvent, connect
+from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
+from slimbuild.image.engine import DockerEngine, connect
 
 BASE_IMAGE = os.environ.get("SLIMBUILD_BASE_IMAGE", "slimbuild-test/debian-python:bookworm")
 SESSION = uuid.uuid4().hex[:12]

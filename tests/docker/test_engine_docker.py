@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
-from slimbuild.image.engine import DockerEngine, ProgressEvent, RunOutcome, connect
+from slimbuild.image.build_stream import ProgressEvent
+from slimbuild.image.engine import DockerEngine, RunOutcome, connect
 from tests.constants import BUILD, ENGINE, INTERRUPTED
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS, Build, make_context
 
@@ -93,7 +94,7 @@ def _nobody_pythonpath() -> Path:
         assert spec is not None and spec.submodule_search_locations
         shutil.copytree(next(iter(spec.submodule_search_locations)), dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "slimbuild" / "image").mkdir(parents=True)
-    for module in ("__init__.py", "errors.py", "image/__init__.py", "image/engine.py"):
+    for module in ("__init__.py", "errors.py", "image/__init__.py", "image/engine.py", "image/build_stream.py"):
         shutil.copyfile(ROOT / "slimbuild" / module, dest / "slimbuild" / module)
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from slimbuild.cli import main
+from slimbuild.image.build_stream import BuildOutcome
 from slimbuild.image.context import validate_context_tar
-from slimbuild.image.engine import BuildOutcome, DockerEngine
+from slimbuild.image.engine import DockerEngine
 from slimbuild.record import manifest
 from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS

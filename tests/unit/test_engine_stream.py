@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from slimbuild.errors import BuildFailed
-from slimbuild.image.engine import LOG_TAIL_LINES, BuildOutcome, ProgressEvent, parse_build_stream
+from slimbuild.image.build_stream import LOG_TAIL_LINES, BuildOutcome, ProgressEvent, parse_build_stream
 from tests.constants import BUILD
 
 IMAGE = "sha256:" + "0123456789abcdef" * 4
