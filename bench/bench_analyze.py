@@ -258,11 +258,26 @@ def measure(
     }
 
 
-def slimbuild_env(cache: Path) -> dict[str, str]:
+def slimbuild_env(cache: Path, tree: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "SLIMBUILD_DEBUG"}}
     env["SLIMBUILD_CACHE"] = str(cache)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(tree) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+def baseline_tree(rev: str, work: Path) -> Path:
+    """The slimbuild sources of REV (``git archive``), byte-compiled like the checkout; run with cwd = the tree."""
+    dest = work / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "slimbuild", "templates"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    subprocess.run([PY, "-m", "compileall", "-q", str(dest / "slimbuild")], check=True)
+    probe = subprocess.run(
+        [PY, "-c", "import slimbuild; print(slimbuild.__file__)"], cwd=dest, env=slimbuild_env(work, dest), capture_output=True, text=True
+    )
+    if not probe.stdout.startswith(str(dest)):
+        raise SystemExit(f"baseline {rev}: slimbuild loads from {probe.stdout.strip() or probe.stderr.strip()}, not {dest}")
+    return dest
 
 
 def sb_cmd(*args: str) -> list[str]:
@@ -316,6 +331,10 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     deptry, fawlty = tool("deptry"), tool("fawltydeps")
     tools: dict[str, list[dict[str, Any]]] = {"slimbuild": []}
+    base = f"slimbuild@{args.baseline}" if args.baseline else ""
+    base_tree = baseline_tree(args.baseline, work) if args.baseline else None
+    if base:
+        tools[base] = []
     if deptry:
         tools["deptry"] = []
     if fawlty and not args.no_fawltydeps:
@@ -330,6 +349,12 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         sb_json = json.loads(r["stdout"])
         files["slimbuild"] = len(sb_json["files"])
         tools["slimbuild"].append(r)
+        if base_tree is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+            args_ = ("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json")
+            r = measure(sb_cmd(*args_), cwd=base_tree, env=slimbuild_env(cache, base_tree))
+            files[base] = len(json.loads(r["stdout"])["files"])
+            tools[base].append(r)
         if deptry:
             r = measure([deptry, "."], cwd=tree, ok=(0, 1))
             m = re.search(r"Scanning (\d+) files", r["stdout"] + r["stderr"])
@@ -348,7 +373,7 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     for t in cold:
         cold[t]["per_file_ms"] = 1000 * cold[t]["wall_s_median"] / cold[t]["files_parsed"] if cold[t]["files_parsed"] else None
     ratios = {}
-    for other in ("deptry", "fawltydeps"):
+    for other in (*([base] if base else []), "deptry", "fawltydeps"):
         if other in cold:
             ratios[f"slimbuild/{other}"] = {
                 "wall": cold["slimbuild"]["wall_s_median"] / cold[other]["wall_s_median"],
@@ -381,6 +406,22 @@ def bench_speed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "python -c pass": summarise(floor_pass),
         "python -c 'import slimbuild.cli'": summarise(floor_cli),
     }
+    if base_tree is not None:
+        # the same warm protocol for the baseline tree, its own cache, interleaved run by run with a fresh current one
+        base_cache = work / "sbcache-warm-base"
+        shutil.rmtree(base_cache, ignore_errors=True)
+        base_env = slimbuild_env(base_cache, base_tree)
+        check = sb_cmd("check", str(tree), "--entrypoint", "bench_entry.py")
+        measure(sb_cmd("analyze", str(tree), "--entrypoint", "bench_entry.py", "--json"), cwd=base_tree, env=base_env)
+        measure(check, cwd=base_tree, env=base_env, ok=(0, 1))
+        side: dict[str, list[dict[str, Any]]] = {"slimbuild": [], base: []}
+        for _ in range(args.warm_runs):
+            side["slimbuild"].append(measure(check, cwd=REPO, env=env, ok=(0, 1)))
+            side[base].append(measure(check, cwd=base_tree, env=base_env, ok=(0, 1)))
+        warm["check side by side"] = {t: summarise(v) for t, v in side.items()}
+        warm["check side by side"]["ratio"] = (
+            warm["check side by side"]["slimbuild"]["wall_s_median"] / warm["check side by side"][base]["wall_s_median"]
+        )
     log(f"  warm check median {warm['check']['wall_s_median']:.3f}s")
 
     profile = None
@@ -596,12 +637,23 @@ def render(res: dict[str, Any]) -> str:
         out.append("| command | median wall (s) | min (s) | median CPU (s) | peak RSS (MiB) |")
         out.append("|---|---:|---:|---:|---:|")
         for k, v in sp["warm"].items():
+            if k == "check side by side":
+                continue
             label = "slimbuild check (goal <= 0.2 s)" if k == "check" else ("slimbuild analyze --json" if k == "analyze" else k)
             out.append(
                 f"| {label} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} "
                 f"| {v['cpu_s_median']:.3f} | {v['rss_mib_max']:.0f} |"
             )
         out.append("")
+        side = sp["warm"].get("check side by side")
+        if side:
+            out.append("Warm `check`, interleaved with the baseline:\n")
+            out.append("| tree | median wall (s) | min (s) |")
+            out.append("|---|---:|---:|")
+            for t, v in side.items():
+                if t != "ratio":
+                    out.append(f"| {t} | {v['wall_s_median']:.3f} | {v['wall_s_min']:.3f} |")
+            out.append(f"\nratio current / baseline: {side['ratio']:.2f}\n")
     g = res.get("golden")
     if g:
         out.append("### Accuracy: golden projects\n")
@@ -676,6 +728,9 @@ def main() -> int:
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--no-fawltydeps", action="store_true", help="leave out fawltydeps (the slowest tool)")
     ap.add_argument("--profile", action="store_true", help="also cProfile one cold analyze and print the top entries")
+    ap.add_argument(
+        "--baseline", default="", metavar="REV", help="also run slimbuild as of git REV, interleaved (cold analyze and warm check)"
+    )
     args = ap.parse_args()
 
     def spec(s: str) -> tuple[str, str, str]:
