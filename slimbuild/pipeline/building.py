@@ -19,7 +19,7 @@ from typing import Any
 from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation
+from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation, SlimbuildError
 from slimbuild.image import stage_venv
 from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
 from slimbuild.image.context import (
@@ -406,12 +406,16 @@ def _build_one(
     if keep_context:
         _keep_context(settings.root, files, inputs.source_date_epoch)
     image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
-    smoke_results = _smoke(engine, inputs, image_id)
-    info = engine.inspect_image(image_id)
-    base_info = engine.inspect_image(inputs.base_reference)
-    project = str(settings.project.get("name") or settings.root.name)
-    refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
-    engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
+    try:
+        smoke_results = _smoke(engine, inputs, image_id)
+        info = engine.inspect_image(image_id)
+        base_info = engine.inspect_image(inputs.base_reference)
+        project = str(settings.project.get("name") or settings.root.name)
+        refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
+        engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
+    except BaseException:
+        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        raise
     final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
     path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
     manifest.write_manifest(path, final)
@@ -449,14 +453,21 @@ def _build_image(
     return _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
 
 
+def _discard(engine: Engine, image_id: str) -> None:
+    """Remove the untagged image of a failed build, best effort (the engine keeps it when a tag points at it)."""
+    try:
+        engine.remove_image(image_id)
+    except (SlimbuildError, OSError):
+        pass  # the first failure is the one to report
+
+
 def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:
-    """Run every smoke command in the untagged image; the first failure removes the image (F12: never tagged)."""
+    """Run every smoke command in the untagged image; the first failure raises (F12: never tagged)."""
     results: list[dict[str, object]] = []
     for argv in inputs.smoke:
         run = engine.run(image_id, argv, user=f"{inputs.plan.uid}:{inputs.plan.uid}", timeout=600.0)
         results.append({"command": list(argv), "exit_code": run.exit_code, "ok": run.exit_code == 0})
         if run.exit_code != 0:
-            engine.remove_image(image_id)
             tail = " | ".join(run.output.strip().splitlines()[-15:])
             raise BuildFailed(
                 f"smoke run failed (exit {run.exit_code}): {' '.join(argv)}: {tail}",

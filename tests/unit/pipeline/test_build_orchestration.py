@@ -41,7 +41,7 @@ class FakeEngine:
     """The ``Engine`` protocol in memory: records every call, returns canned ids and inspect documents.
 
     Told to, it fails a build (``fail_build``: the exception to raise, for the build number ``fail_build_at``),
-    fails the smoke run (``smoke_exit``), or raises on tag (``fail_tag``).
+    fails the smoke run (``smoke_exit``) or raises in it (``fail_run``), or raises on tag (``fail_tag``).
     """
 
     def __init__(
@@ -50,10 +50,11 @@ class FakeEngine:
         fail_build: BaseException | None = None,
         fail_build_at: int = 0,
         smoke_exit: int = 0,
+        fail_run: BaseException | None = None,
         fail_tag: BaseException | None = None,
     ) -> None:
         self.fail_build, self.fail_build_at = fail_build, fail_build_at
-        self.smoke_exit, self.fail_tag = smoke_exit, fail_tag
+        self.smoke_exit, self.fail_run, self.fail_tag = smoke_exit, fail_run, fail_tag
         self.calls: list[tuple[Any, ...]] = []
         self.contexts: list[tuple[str, bytes]] = []  # (target, context tar bytes) of each build
         self.images: dict[str, dict[str, Any]] = {BASE: {"Id": "sha256:" + "b" * 64, "Size": 100_000}}
@@ -75,6 +76,8 @@ class FakeEngine:
 
     def run(self, image_id: str, argv: Sequence[str], *, user: str, timeout: float, **_kw: Any) -> RunOutcome:
         self.calls.append(("run", image_id, tuple(argv)))
+        if self.fail_run is not None:
+            raise self.fail_run
         return RunOutcome(self.smoke_exit, "slimbuild smoke: ok\n" if self.smoke_exit == 0 else "Traceback\nImportError: x\n")
 
     def tag(self, image_id: str, refs: Sequence[str]) -> None:
@@ -393,8 +396,32 @@ def test_E4_a_failing_tag_call_keeps_no_tag_and_records_no_success(
     engine = FakeEngine(fail_tag=BuildFailed("cannot tag image as 'Bad/Ref'", hint="no tag of this run was kept"))
     run = _cli("build", str(root), "--tag", "Bad/Ref", engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD, run.err
-    assert engine.kinds() == ["build", "build", "run", "tag"] and engine.refs == {}
+    app_id = next(c[1] for c in engine.calls if c[0] == "run")
+    assert engine.kinds() == ["build", "build", "run", "tag", "remove_image"] and engine.refs == {}
+    assert app_id not in engine.images  # the untagged image is not left behind either
     assert not (root / "slimbuild.manifest.json").exists() and run.out == ""
+
+
+@pytest.mark.parametrize(
+    ("case", "exc", "code"),
+    [
+        ("E4 smoke run times out", BuildFailed("smoke run 'python -c x' in image abc timed out after 600s", hint="h"), BUILD),
+        ("E4 smoke command cannot start", BuildFailed("cannot run 'python' in image abc: not found", hint="h"), BUILD),
+        ("E10 interrupted during the smoke run", KeyboardInterrupt(), INTERRUPTED),
+        ("E1 engine lost during the smoke run", EngineUnavailable("Docker daemon not reachable", "start it"), ENGINE),
+    ],
+)
+def test_F12_E10_a_smoke_run_that_raises_removes_the_untagged_image_and_applies_no_tag(
+    tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch, case: str, exc: BaseException, code: int
+) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine(fail_run=exc)
+    run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
+    assert run.code == code, (case, run.err)
+    app_id = next(c[1] for c in engine.calls if c[0] == "run")
+    assert engine.kinds() == ["build", "build", "run", "remove_image"], case
+    assert app_id not in engine.images and engine.refs == {}
+    assert not (root / "slimbuild.manifest.json").exists() and "Traceback" not in run.err
 
 
 def test_E1_an_unreachable_engine_exits_6_after_the_lock_held(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
