@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Mapping
@@ -65,3 +66,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
         pass  # some filesystems cannot fsync a directory; the replace is still atomic
     finally:
         os.close(dir_fd)
+
+
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    """The hex digest (``hashlib`` algorithm ALGO) of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algo)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -41,7 +41,7 @@ from typing import BinaryIO
 import pathspec
 
 from slimbuild.errors import ConfigError, PolicyViolation
-from slimbuild.paths import IGNORED_DIRS
+from slimbuild.paths import IGNORED_DIRS, file_digest
 
 __all__ = [
     "SENSITIVE_NAMES",
@@ -367,12 +367,8 @@ def find_case_clashes(files: Iterable[ContextFile]) -> tuple[tuple[str, ...], ..
 
 
 def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The hex sha256 of a file."""
+    return file_digest(path)
 
 
 def with_digests(files: Iterable[ContextFile]) -> tuple[ContextFile, ...]:

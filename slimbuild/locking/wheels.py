@@ -7,7 +7,6 @@ re-verified (cheap) and used without any network access.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from packaging.utils import (
 
 from slimbuild.errors import IntegrityError, ResolutionError
 from slimbuild.locking.lockfile import Lock, LockedDist, Target, run_pip_tool, unreachable
-from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
+from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir, file_digest
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
 
@@ -41,11 +40,7 @@ def default_cache_dir() -> Path:
 
 
 def _file_digest(path: Path, algo: str) -> str:
-    digest = hashlib.new(algo)
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return f"{algo}:{digest.hexdigest()}"
+    return f"{algo}:{file_digest(path, algo)}"
 
 
 def _dist_label(path: Path) -> str:
