@@ -143,6 +143,19 @@ class Declared:
 
 
 @dataclass(frozen=True)
+class Entrypoint:
+    """A resolved entrypoint: the file that runs first and how it is run."""
+
+    name: str
+    spec: str
+    kind: str  # "script" | "package" | "module" | "notebook"
+    path: str  # relative POSIX path of the first file
+    module: str  # dotted module name ("__main__" for scripts and notebooks)
+    package: str | None  # package for relative imports
+    function: str = ""
+
+
+@dataclass(frozen=True)
 class Analysis:
     """The result of analysing one entrypoint."""
 
@@ -163,3 +176,4 @@ class Analysis:
     unparsed: tuple[str, ...] = ()
     stdlib: tuple[str, ...] = ()
     never_run: tuple[ImportSite, ...] = ()
+    entry: Entrypoint | None = None  # the resolved entrypoint, carried so that the build does not resolve it again

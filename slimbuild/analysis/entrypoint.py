@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slimbuild.analysis.finder import ModuleFinder
 from slimbuild.errors import AnalysisError, ConfigError
+from slimbuild.models import Entrypoint
 from slimbuild.paths import IGNORED_DIRS
 
 if TYPE_CHECKING:
     from slimbuild.cache.replay import Recorder
     from slimbuild.config import Settings
-
-
-@dataclass(frozen=True)
-class Entrypoint:
-    """A resolved entrypoint: the file that runs first and how it is run."""
-
-    name: str
-    spec: str
-    kind: str  # "script" | "package" | "module" | "notebook"
-    path: str  # relative POSIX path of the first file
-    module: str  # dotted module name ("__main__" for scripts and notebooks)
-    package: str | None  # package for relative imports
-    function: str = ""
 
 
 def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from slimbuild.analysis import conditions, mapping
-from slimbuild.analysis.entrypoint import Entrypoint
 from slimbuild.analysis.finder import ModuleFinder
 from slimbuild.analysis.parsing import Parser
 from slimbuild.analysis.stdlib import stdlib_modules
 from slimbuild.cache.evidence import FileStamp, TraceEvidence, file_stamp
 from slimbuild.errors import AnalysisError
-from slimbuild.models import Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
+from slimbuild.models import Entrypoint, Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
 
 
 def trace(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from slimbuild.analysis.declared import read_declared
-from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
+from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.reconcile import failing, reconcile
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
@@ -16,7 +17,7 @@ from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
 from slimbuild.config import Settings
 from slimbuild.errors import ConfigError
-from slimbuild.models import Analysis, Declared, Finding, ImportGraph, Resolved
+from slimbuild.models import Analysis, Declared, Entrypoint, Finding, ImportGraph, Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
 
@@ -61,7 +62,7 @@ def _reconciled(
     settings: Settings, entry: Entrypoint, graph: ImportGraph, resolved: Mapping[str, Resolved], declared: Sequence[Declared]
 ) -> Analysis:
     """One entrypoint's analysis: its graph and resolutions against what the project declares."""
-    return reconcile(
+    analysis = reconcile(
         name=entry.name,
         graph=graph,
         resolved=resolved,
@@ -70,6 +71,7 @@ def _reconciled(
         target_python=settings.target_python,
         project_name=str(settings.project.get("name", "")),
     )
+    return replace(analysis, entry=entry)
 
 
 def analyze(

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from slimbuild.analysis.entrypoint import Entrypoint, resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
 from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation, SlimbuildError
@@ -63,6 +62,7 @@ from slimbuild.image.render import (
 )
 from slimbuild.locking.lockfile import Lock, LockedDist, Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
+from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
 from slimbuild.record import manifest, provenance
@@ -201,14 +201,15 @@ def prepare_build(
     if engine is None and connect is not None:
         engine = connect()
     run = _run_values(settings, engine, base_image, env)
-    return tuple(_prepare_one(settings, requested, o, run) for o in outcomes)
+    return tuple(_prepare_one(settings, o, run) for o in outcomes)
 
 
-def _prepare_one(settings: Settings, requested: str, o: LockOutcome, run: _RunValues) -> BuildInputs:
+def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildInputs:
     """One entrypoint's plan, Dockerfile, context files and content tag."""
     a = o.analysis
-    name, spec = next((n, s) for n, s in select_entrypoints(settings, requested) if n == a.entrypoint_name)
-    entry = resolve_entrypoint(settings.root, name, spec)
+    entry, name = a.entry, a.entrypoint_name
+    if entry is None:
+        raise TypeError("the analysis does not carry its resolved entrypoint")  # analyze() always sets it
     launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
     sources = [f for f in a.files if not f.endswith(".ipynb")]
     project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)

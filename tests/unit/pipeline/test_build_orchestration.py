@@ -486,10 +486,10 @@ def test_without_keep_context_nothing_is_left_in_the_project(tmp_path: Path, fak
 
 def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from slimbuild import config
-    from slimbuild.analysis import declared
+    from slimbuild.analysis import declared, entrypoint
     from slimbuild.pipeline import analyzing, locking
 
-    counts = {"analyze": 0, "lock": 0, "read_pyproject": 0}
+    counts = {"analyze": 0, "lock": 0, "read_pyproject": 0, "resolve_entrypoint": 0}
 
     def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -505,8 +505,12 @@ def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Pa
     read = counting("read_pyproject", config.read_pyproject)
     monkeypatch.setattr(config, "read_pyproject", read)
     monkeypatch.setattr(declared, "read_pyproject", read)  # declared.py's own reference (a second read would count)
+    resolve = counting("resolve_entrypoint", entrypoint.resolve_entrypoint)
+    monkeypatch.setattr(entrypoint, "resolve_entrypoint", resolve)
+    monkeypatch.setattr(analyzing, "resolve_entrypoint", resolve)
+    monkeypatch.setattr(building, "resolve_entrypoint", resolve, raising=False)  # a second resolution would count
     engine = FakeEngine()
     run = _cli("build", str(proj), "--locked", engine=engine, monkeypatch=monkeypatch)
     assert run.code == OK, run.err
-    assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1}
+    assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1, "resolve_entrypoint": 1}
     assert engine.kinds() == ["build", "build", "run", "tag"]
