@@ -1,4 +1,7 @@
-"""The build plan: what goes into the image and how it starts, decided from values; pure."""
+"""The build plan (``BuildPlan``): what goes into the image and how it starts, decided from values; pure.
+
+Also the build context's layout that the templates expect (``CONTEXT_*``).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,30 @@ from packaging.utils import canonicalize_name
 
 from slimbuild.errors import ConfigError
 from slimbuild.image.context import ContextFile, context_digest
-from slimbuild.image.render import CONTEXT_APP_DIR, DEFAULT_PRUNE, BuildPlan, parse_dockerfile
+from slimbuild.image.dockerfile import parse_dockerfile
 from slimbuild.locking.lockfile import LockedDist
 from slimbuild.models import Analysis
+
+# Build-context layout the templates expect (context.py writes these arcnames).
+CONTEXT_WHEELS_DIR = "wheels"
+CONTEXT_LOCK = "requirements.lock"
+CONTEXT_BUILD_LOCK = "build-requirements.lock"
+CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the paths they take in the image
+CONTEXT_APP_DIR = "image/app"
+CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
+
+# Installers that only a build needs; the plan drops an entry when the analysis imports it.
+DEFAULT_PRUNE: tuple[str, ...] = (
+    "_distutils_hack",
+    "distutils-precedence.pth",
+    "pip",
+    "pip-*.dist-info",
+    "pkg_resources",
+    "setuptools",
+    "setuptools-*.dist-info",
+    "wheel",
+    "wheel-*.dist-info",
+)
 
 # pip runs from its own wheel in the builder stage; the image never keeps it. Pinned by hash.
 PIP_WHEEL = LockedDist(
@@ -36,6 +60,42 @@ APP_DIR = "/app"
 # No registry digest and no commit time: the zip epoch, so builds stay reproducible.
 DEFAULT_SOURCE_DATE_EPOCH = 315532800
 _TAG_SAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildPlan:
+    """Everything the Dockerfile template needs, already decided.
+
+    ``python`` is the interpreter the builder makes the venv with: ``""`` finds
+    ``python3`` on the builder's PATH at build time (``/usr/bin/python3`` on Debian,
+    ``/usr/local/bin/python3`` on python:*-slim); an absolute path pins it, which
+    the distroless template needs because the runtime must have the same path.
+    ``runtime_image`` defaults to ``base_image``. ``app_files`` are relative POSIX
+    paths copied from ``app/<path>`` in the context to ``/app/<path>``.
+    """
+
+    base_image: str
+    pip_wheel: str
+    wheel_files: tuple[str, ...]
+    app_files: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    source_date_epoch: int
+    python: str = ""
+    runtime_image: str = ""
+    cmd: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    pyc: bool = False
+    strip_sources: bool = False
+    sdists: tuple[str, ...] = ()  # distributions built from an sdist in the builder (allow-sdist); needs CONTEXT_BUILD_LOCK
+    keep_sources: tuple[str, ...] = ()
+    uid: int = 10001
+    prune: tuple[str, ...] = DEFAULT_PRUNE
+    healthcheck: tuple[str, ...] = ()
+    template: str = "slim"
+    # An image built earlier from this plan's builder and deps stages (``build`` does that in a first
+    # step): the Dockerfile then starts from it instead of repeating those stages.
+    deps_image: str = ""
 
 
 @dataclass(frozen=True)

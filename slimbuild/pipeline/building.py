@@ -35,8 +35,13 @@ from slimbuild.image.engine import Engine
 from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,
+    CONTEXT_BUILD_LOCK,
+    CONTEXT_LOCK,
+    CONTEXT_STAGE_SCRIPT,
+    CONTEXT_WHEELS_DIR,
     DEPS_STAGE,
     PIP_WHEEL,
+    BuildPlan,
     Launch,
     app_file_list,
     backend_lock_line,
@@ -52,14 +57,7 @@ from slimbuild.image.plan import (
     smoke_imports,
     user_template_dir,
 )
-from slimbuild.image.render import (
-    CONTEXT_BUILD_LOCK,
-    CONTEXT_LOCK,
-    CONTEXT_STAGE_SCRIPT,
-    CONTEXT_WHEELS_DIR,
-    BuildPlan,
-    render_dockerfile,
-)
+from slimbuild.image.render import render_dockerfile
 from slimbuild.locking.lockfile import Lock, LockedDist, Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint

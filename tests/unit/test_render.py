@@ -17,15 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slimbuild.errors import ConfigError, ExitCode, PolicyViolation
-from slimbuild.image.render import (
-    DEFAULT_PRUNE,
-    BuildPlan,
-    Instruction,
-    copy_list,
-    parse_dockerfile,
-    render_dockerfile,
-    validate_dockerfile,
-)
+from slimbuild.image.dockerfile import Instruction, parse_dockerfile, validate_dockerfile
+from slimbuild.image.plan import DEFAULT_PRUNE, BuildPlan
+from slimbuild.image.render import copy_list, render_dockerfile
 
 # Read at import: the autouse fixture in tests/conftest.py removes SLIMBUILD_* variables.
 UPDATE_GOLDEN = os.environ.get("SLIMBUILD_UPDATE_GOLDEN") == "1"
