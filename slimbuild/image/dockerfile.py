@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from slimbuild.errors import ConfigError, PolicyViolation
+from slimbuild.redact import has_credentials
 
 if TYPE_CHECKING:
     from slimbuild.image.plan import BuildPlan
@@ -36,7 +37,6 @@ _IMAGE_ID = re.compile(_DIGEST)
 _LABEL_KEY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@")
 _SDIST_FILE = re.compile(r"[A-Za-z0-9_.+-]+\.tar\.gz")
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
 _PIP_WHEEL = re.compile(r"pip-[A-Za-z0-9_.+!-]+\.whl")
@@ -175,7 +175,7 @@ def _check_labels_and_env(plan: BuildPlan) -> None:
         _check_text(f"label {key} value", value)
         if not value.strip():
             raise ConfigError(f"label {key} is empty", hint="leave the label out instead")
-        if _URL_CREDENTIALS.search(value):
+        if has_credentials(value):
             raise PolicyViolation(f"label {key} carries URL credentials", hint="remove user:password@ from the URL")
     for key, value in plan.env:
         _check_text("env", key)
@@ -186,7 +186,7 @@ def _check_labels_and_env(plan: BuildPlan) -> None:
                 f"env name {key!r} looks like a secret", hint="secrets never go into image ENV; pass them at run time"
             )
         _check_text(f"env {key} value", value)
-        if _URL_CREDENTIALS.search(value):
+        if has_credentials(value):
             raise PolicyViolation(f"env {key} carries URL credentials", hint="remove user:password@ from the URL")
 
 

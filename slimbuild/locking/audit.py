@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbuild.errors import ConfigError, PolicyViolation, ResolutionError
-from slimbuild.locking.lockfile import mask_text
+from slimbuild.redact import mask_text
 
 
 @dataclass(frozen=True, order=True)

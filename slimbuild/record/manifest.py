@@ -48,9 +48,10 @@ from typing import IO, Any, BinaryIO, Literal
 
 from slimbuild import __version__
 from slimbuild.errors import ExitCode, IntegrityError, PolicyViolation, SlimbuildError, UsageError
-from slimbuild.locking.lockfile import Target, mask_url
+from slimbuild.locking.lockfile import Target
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
+from slimbuild.redact import mask_url
 
 SCHEMA_VERSION = 1
 MANIFEST_PATH_IN_IMAGE = "/app/.slimbuild/manifest.json"  # travels with the app files
