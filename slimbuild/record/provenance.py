@@ -17,6 +17,7 @@ from slimbuild.image.plan import APP_PREFIX, DEFAULT_SOURCE_DATE_EPOCH, parse_so
 from slimbuild.locking.lockfile import Lock, Target
 from slimbuild.models import Analysis
 from slimbuild.record import manifest
+from slimbuild.redact import without_credentials
 
 if TYPE_CHECKING:
     from slimbuild.locking.audit import Vulnerability
@@ -37,15 +38,12 @@ def git_state(root: Path) -> dict[str, object] | None:
         return None
     status = _git(root, "status", "--porcelain", "--untracked-files=no") or ""
     remote = _git(root, "remote", "get-url", "origin") or ""
-    # credentials in the remote's authority are dropped by hand (the lead routes this through redact.mask_url later)
-    if "@" in remote.split("://", 1)[-1].split("/", 1)[0]:
-        scheme, _, rest = remote.partition("://")
-        remote = f"{scheme}://{rest.split('@', 1)[1]}" if rest else ""
+    remote = without_credentials(remote) if remote.startswith(("https://", "http://")) else ""
     return {
         "commit": commit,
         "dirty": bool(status),
         "time": int(_git(root, "log", "-1", "--format=%ct") or 0),
-        "remote": remote if remote.startswith(("https://", "http://")) else "",
+        "remote": remote,
     }
 
 
