@@ -26,7 +26,9 @@ from packaging.utils import (
 )
 
 from slimbuild.errors import IntegrityError, ResolutionError
-from slimbuild.locking.lockfile import Lock, LockedDist, Target, run_pip_tool, unreachable
+from slimbuild.locking.lockfile import Lock, LockedDist
+from slimbuild.locking.pip import run_pip_tool, unreachable
+from slimbuild.locking.target import Target
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir, file_digest
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]

@@ -58,7 +58,8 @@ from slimbuild.image.plan import (
     user_template_dir,
 )
 from slimbuild.image.render import render_dockerfile
-from slimbuild.locking.lockfile import Lock, LockedDist, Target
+from slimbuild.locking.lockfile import Lock, LockedDist
+from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir

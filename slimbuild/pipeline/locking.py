@@ -19,7 +19,8 @@ from slimbuild.pipeline.analyzing import analyze
 
 if TYPE_CHECKING:  # the lock machinery is imported only by the commands that lock
     from slimbuild.locking.audit import Vulnerability
-    from slimbuild.locking.lockfile import Lock, Target
+    from slimbuild.locking.lockfile import Lock
+    from slimbuild.locking.target import Target
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def lock_path(settings: Settings, name: str) -> Path:
 
 def target_of(settings: Settings) -> Target:
     """The image's platform."""
-    from slimbuild.locking.lockfile import Target
+    from slimbuild.locking.target import Target
 
     return Target(python_version=settings.target_python, machine=settings.machine)
 

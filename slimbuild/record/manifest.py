@@ -48,7 +48,7 @@ from typing import IO, Any, BinaryIO, Literal
 
 from slimbuild import __version__
 from slimbuild.errors import ExitCode, IntegrityError, PolicyViolation, SlimbuildError, UsageError
-from slimbuild.locking.lockfile import Target
+from slimbuild.locking.target import Target
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
 from slimbuild.redact import mask_url

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from slimbuild import __version__
 from slimbuild.image.context import ContextFile, context_digest
 from slimbuild.image.plan import APP_PREFIX, DEFAULT_SOURCE_DATE_EPOCH, parse_source_date_epoch
-from slimbuild.locking.lockfile import Lock, Target
+from slimbuild.locking.lockfile import Lock
+from slimbuild.locking.target import Target
 from slimbuild.models import Analysis
 from slimbuild.record import manifest
 from slimbuild.redact import without_credentials

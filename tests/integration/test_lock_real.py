@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from slimbuild.errors import ExitCode, IntegrityError, ResolutionError
-from slimbuild.locking.lockfile import Lock, Target, compile_lock, parse_lock, write_lock
+from slimbuild.locking.lockfile import Lock, compile_lock, parse_lock, write_lock
+from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verify_wheel, wheel_top_level
 
 

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from slimbuild.errors import ConfigError, ResolutionError
-from slimbuild.locking.lockfile import (
-    Target,
-    check_compile_warnings,
-    inputs_digest,
-    parse_lock,
-    render_lock_text,
-)
+from slimbuild.locking.lockfile import check_compile_warnings, inputs_digest, parse_lock, render_lock_text
+from slimbuild.locking.target import Target
 
 H1 = "sha256:" + "a" * 64
 H2 = "sha256:" + "b" * 64

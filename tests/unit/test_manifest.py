@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from slimbuild.errors import IntegrityError, PolicyViolation
-from slimbuild.locking.lockfile import Target
+from slimbuild.locking.target import Target
 from slimbuild.models import Location
 from slimbuild.record.manifest import (
     LABEL_MANIFEST,
@@ -147,7 +147,7 @@ def test_write_refuses_malformed_and_keeps_old(tmp_path: Path) -> None:
 
 _SCRIPT = """
 import sys
-from slimbuild.locking.lockfile import Target
+from slimbuild.locking.target import Target
 from slimbuild.record.manifest import make_manifest, manifest_bytes
 from slimbuild.models import Location
 m = make_manifest(

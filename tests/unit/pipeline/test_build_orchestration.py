@@ -21,7 +21,8 @@ from slimbuild.config import Settings, load_settings
 from slimbuild.errors import BuildFailed, ConfigError, EngineUnavailable, PolicyViolation
 from slimbuild.image.build_stream import BuildOutcome
 from slimbuild.image.engine import Engine, EngineInfo, RunOutcome
-from slimbuild.locking.lockfile import Lock, LockedDist, Target, inputs_digest, parse_lock, render_lock_text
+from slimbuild.locking.lockfile import Lock, LockedDist, inputs_digest, parse_lock, render_lock_text
+from slimbuild.locking.target import Target
 from slimbuild.pipeline import building
 from slimbuild.pipeline.locking import LockOutcome, target_of
 from slimbuild.record import manifest as manifest_mod
