@@ -15,6 +15,7 @@ import tempfile
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -27,7 +28,7 @@ from packaging.utils import (
 
 from slimbuild.errors import IntegrityError, ResolutionError
 from slimbuild.locking.lockfile import Lock, LockedDist
-from slimbuild.locking.pip import run_pip_tool, unreachable
+from slimbuild.locking.pip import PipRun, run_pip_tool, unreachable
 from slimbuild.locking.target import Target
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir, file_digest
 
@@ -250,9 +251,12 @@ def _download(
             target.abi,
         ]
     run = run_pip_tool("pip", args, target=None, env=env, cwd=work)
-    if run.returncode == 0:
-        return
-    by_name = {d.name: d for d in dists}
+    if run.returncode != 0:
+        _raise_download_failure(run, {d.name: d for d in dists}, target, sdist)
+
+
+def _raise_download_failure(run: PipRun, by_name: Mapping[str, LockedDist], target: Target, sdist: bool) -> NoReturn:
+    """The error a failed ``pip download`` stands for: hash mismatch, corrupt wheel, index down, no file, other."""
     mismatch = _HASH_FAIL_RE.search(run.output)
     if mismatch or "DO NOT MATCH THE HASHES" in run.output:
         name = canonicalize_name(mismatch["req"]) if mismatch else "?"
