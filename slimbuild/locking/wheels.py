@@ -28,7 +28,7 @@ from packaging.utils import (
 
 from slimbuild.errors import IntegrityError, ResolutionError
 from slimbuild.locking.lockfile import Lock, LockedDist
-from slimbuild.locking.pip import PipRun, run_pip_tool, unreachable
+from slimbuild.locking.pip import PipRun, index_unreachable, run_pip_tool, unreachable
 from slimbuild.locking.target import Target
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir, file_digest
 
@@ -276,11 +276,7 @@ def _raise_download_failure(run: PipRun, by_name: Mapping[str, LockedDist], targ
         )
     down = unreachable(run.fetch_failures)
     if down:
-        url, reason = down[0]
-        raise ResolutionError(
-            f"package index unreachable: {url} ({reason})",
-            hint="check the network and PIP_INDEX_URL, or fill the wheel cache (slimbuild fetch) while online",
-        )
+        raise index_unreachable(down)
     missing = re.search(r"No matching distribution found for (\S+)", run.output)
     if missing:
         name = canonicalize_name(re.split(r"[=<>!~ ]", missing[1], maxsplit=1)[0])

@@ -226,10 +226,13 @@ def test_E11_index_unreachable_lock_and_fetch(tmp_path: Path) -> None:
     msg = err.value.one_line()
     assert err.value.exit_code == 4 and "127.0.0.1:9" in msg and "***" in msg
     assert "s3cret" not in msg and err.value.hint
+    lock_hint = err.value.hint
     lock = lock_text("six==1.16.0 --hash=sha256:" + "a" * 64)
     with pytest.raises(ResolutionError) as err:
         fetch_wheels(lock, X86, tmp_path / "c", env=env)
     assert "unreachable" in err.value.message and "s3cret" not in err.value.one_line()
+    # one error for one cause: the same advice whether the lock or the wheel download met the dead index
+    assert err.value.hint == lock_hint and "slimbuild fetch" not in err.value.hint
 
 
 def test_E15_conflict_passes_pip_compile_text(index_dir: Path) -> None:
