@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -259,8 +260,93 @@ def inspect_json(manifest: Mapping[str, Any]) -> str:
     return envelope("inspect", {"manifest": manifest}, ascii_only=False)
 
 
-def inspect_text(manifest: Mapping[str, Any]) -> str:
+def inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
     """What ``inspect`` prints."""
-    from slimbuild.record.manifest import render_inspect_text
+    return _render_inspect_text(manifest, declared_left_out=declared_left_out)
 
-    return render_inspect_text(manifest)
+
+# --------------------------------------------------------------------------- inspect text
+
+
+def format_size(size: int | None) -> str:
+    """A byte count in decimal units (``12.3 MB``), or ``?`` when unknown."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"  # pragma: no cover - the loop always returns
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _epoch_text(epoch: int) -> str:
+    stamp = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return f"{epoch} ({stamp.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+
+
+def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
+    """The manifest as human text: base, target, distributions by size, files, how it was built."""
+    m = manifest
+    base, target, template = m["base_image"], m["target"], m["template"]
+    lines = [f"slimbuild manifest (schema {m['schema_version']}, written by slimbuild {m['slimbuild_version']})"]
+    local = "  (local only, not pullable)" if base["local_only"] else ""
+    lines.append(f"base image: {base['reference']}  {base['digest_or_id']}{local}")
+    lines.append(f"target: Python {target['python']} on {target['platform']}")
+    entry = m["entrypoint"]
+    if entry is not None:
+        lines.append(f"entrypoint: {entry['name']}: {entry['path']}  ({' '.join(entry['argv'])})")
+    image = m["image"]
+    if image is None:
+        lines.append("image: not recorded (manifest written before the build)")
+    else:
+        added = "" if image["added_bytes"] is None else f" ({format_size(image['added_bytes'])} over the base)"
+        lines.append(
+            f"image: {image['id']}  {format_size(image['size_bytes'])}{added}, {len(image['layer_diff_ids'])} layers"
+        )
+        if image["tags"]:
+            lines.append(f"  tags: {', '.join(image['tags'])}")
+        lines.extend(f"  layer {i}: {diff_id}" for i, diff_id in enumerate(image["layer_diff_ids"]))
+    dists = sorted(m["distributions"], key=lambda d: (-(d["size_bytes"] or -1), d["name"]))
+    total = sum(d["size_bytes"] or 0 for d in dists)
+    lines.append(f"distributions ({len(dists)}, {format_size(total)} installed):")
+    lines.extend(
+        _table([[d["name"], d["version"], format_size(d["size_bytes"]), ", ".join(d["required_by"])] for d in dists])
+    )
+    files = m["files"]
+    lines.append(f"first-party files ({len(files)}, {format_size(sum(f['size'] for f in files))}):")
+    lines.extend(_table([[f["path"], f["kind"], format_size(f["size"]), f["sha256"][:12]] for f in files]))
+    lines.append("built with:")
+    git = m["git"]
+    git_text = "not a git checkout" if git is None else git["commit"] + (" (uncommitted changes)" if git["dirty"] else "")
+    built = [
+        ["template", template["name"]],
+        ["Dockerfile sha256", template["dockerfile_sha256"]],
+        ["SOURCE_DATE_EPOCH", _epoch_text(m["source_date_epoch"])],
+        ["git", git_text],
+        ["lock sha256", m["lock_sha256"]],
+        ["index", ", ".join(m["index_sources"]) or "(none recorded)"],
+    ]
+    for run in m["smoke"]:
+        verdict = "ok" if run["ok"] else "FAILED"
+        built.append(["smoke run", f"{' '.join(run['command'])} -> exit {run['exit_code']} ({verdict})"])
+    lines.extend(_table(built))
+    if m["excluded_sensitive"]:
+        lines.append(f"sensitive files kept out ({len(m['excluded_sensitive'])}): {', '.join(m['excluded_sensitive'])}")
+    if declared_left_out and m["declared_left_out"]:
+        left = m["declared_left_out"]
+        lines.append(f"declared but left out of the image ({len(left)}): {', '.join(left)}")
+    if m["unparsed"]:
+        lines.append(f"unparsed files ({len(m['unparsed'])}): {', '.join(m['unparsed'])}")
+    if m["unresolved_dynamic"]:
+        where = m["unresolved_dynamic"]
+        lines.append(f"dynamic imports not traced ({len(where)}): {', '.join(where)}")
+    return "\n".join(lines) + "\n"
+

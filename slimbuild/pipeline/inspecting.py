@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbuild.errors import SlimbuildError
-from slimbuild.record import manifest
+from slimbuild.record import image_tar, manifest
 
 if TYPE_CHECKING:  # inspecting a file never loads the Docker SDK
     from slimbuild.image.engine import Engine
@@ -20,7 +20,7 @@ def inspect(target: str, connect: Callable[[], Engine]) -> dict[str, Any]:
         return manifest.read_manifest_file(path)
     if path.is_file():
         with path.open("rb") as fh:
-            return manifest.read_manifest_from_image_tar(fh, source=target)
+            return image_tar.read_manifest_from_image_tar(fh, source=target)
     engine = connect()
     info = engine.inspect_image(target)
     doc = manifest.manifest_from_image_config(info, source=target)

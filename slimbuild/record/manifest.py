@@ -33,21 +33,16 @@ node or FIFO in the outer tar, is ``PolicyViolation`` (exit 10, as ``context.che
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import io
 import json
-import posixpath
 import re
-import tarfile
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from slimbuild import __version__
-from slimbuild.errors import ExitCode, IntegrityError, PolicyViolation, SlimbuildError, UsageError
+from slimbuild.errors import ExitCode, IntegrityError, SlimbuildError, UsageError
 from slimbuild.locking.target import Target
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
@@ -63,7 +58,6 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # net/http server caps a request head at 1 MiB: larger manifests go in the file only, not the label.
 MAX_LABEL_BYTES = 192 * 1024
 # JSON members of a docker save tar (its manifest.json, image configs) kept in memory, in total.
-_MAX_TAR_JSON_TOTAL = 64 * 1024 * 1024
 
 VOLATILE_FIELDS = ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
 FILE_KINDS = ("data", "notebook-script", "source")
@@ -71,7 +65,6 @@ FILE_KINDS = ("data", "notebook-script", "source")
 FileKind = Literal["source", "data", "notebook-script"]
 
 _CORRUPT_HINT = "the manifest is corrupt or was edited; rebuild the image with slimbuild build"
-_CHUNK = 1 << 20
 
 
 class NoManifest(SlimbuildError):
@@ -156,6 +149,22 @@ def _target_dict(target: Target | Mapping[str, str]) -> dict[str, Any]:
     return dict(target)
 
 
+def _distribution_list(distributions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Distributions sorted by name and version, their hashes and dependents sorted, sizes defaulted to null."""
+    return sorted(
+        (
+            {
+                **d,
+                "hashes": sorted(set(d.get("hashes", ()))),
+                "required_by": sorted(set(d.get("required_by", ()))),
+                "size_bytes": d.get("size_bytes"),
+            }
+            for d in distributions
+        ),
+        key=lambda d: (str(d.get("name")), str(d.get("version"))),
+    )
+
+
 def make_manifest(
     *,
     target: Target | Mapping[str, str],
@@ -186,18 +195,7 @@ def make_manifest(
         "audit": None if audit is None else sorted((dict(v) for v in audit), key=lambda v: (v["name"], v["id"])),
         "base_image": {"local_only": False, **base_image},
         "declared_left_out": sorted(set(declared_left_out)),
-        "distributions": sorted(
-            (
-                {
-                    **d,
-                    "hashes": sorted(set(d.get("hashes", ()))),
-                    "required_by": sorted(set(d.get("required_by", ()))),
-                    "size_bytes": d.get("size_bytes"),
-                }
-                for d in distributions
-            ),
-            key=lambda d: (str(d.get("name")), str(d.get("version"))),
-        ),
+        "distributions": _distribution_list(distributions),
         "entrypoint": None if entrypoint is None else {**entrypoint, "argv": list(entrypoint.get("argv", ()))},
         "excluded_sensitive": sorted(set(excluded_sensitive)),
         "files": sorted((dict(f) for f in files), key=lambda f: str(f.get("path"))),
@@ -581,436 +579,3 @@ def diff_manifests(
     _diff(dict(a), dict(b), "", changes)
     kept = (c for c in changes if include_volatile or not _is_volatile(c.path))
     return tuple(sorted(kept, key=lambda c: c.path))
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def format_size(size: int | None) -> str:
-    """A byte count in decimal units (``12.3 MB``), or ``?`` when unknown."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"  # pragma: no cover - the loop always returns
-
-
-def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
-    if not rows:
-        return []
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-
-def _epoch_text(epoch: int) -> str:
-    stamp = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
-    return f"{epoch} ({stamp.strftime('%Y-%m-%dT%H:%M:%SZ')})"
-
-
-def render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
-    """The manifest as human text: base, target, distributions by size, files, how it was built."""
-    m = manifest
-    base, target, template = m["base_image"], m["target"], m["template"]
-    lines = [f"slimbuild manifest (schema {m['schema_version']}, written by slimbuild {m['slimbuild_version']})"]
-    local = "  (local only, not pullable)" if base["local_only"] else ""
-    lines.append(f"base image: {base['reference']}  {base['digest_or_id']}{local}")
-    lines.append(f"target: Python {target['python']} on {target['platform']}")
-    entry = m["entrypoint"]
-    if entry is not None:
-        lines.append(f"entrypoint: {entry['name']}: {entry['path']}  ({' '.join(entry['argv'])})")
-    image = m["image"]
-    if image is None:
-        lines.append("image: not recorded (manifest written before the build)")
-    else:
-        added = "" if image["added_bytes"] is None else f" ({format_size(image['added_bytes'])} over the base)"
-        lines.append(
-            f"image: {image['id']}  {format_size(image['size_bytes'])}{added}, {len(image['layer_diff_ids'])} layers"
-        )
-        if image["tags"]:
-            lines.append(f"  tags: {', '.join(image['tags'])}")
-        lines.extend(f"  layer {i}: {diff_id}" for i, diff_id in enumerate(image["layer_diff_ids"]))
-    dists = sorted(m["distributions"], key=lambda d: (-(d["size_bytes"] or -1), d["name"]))
-    total = sum(d["size_bytes"] or 0 for d in dists)
-    lines.append(f"distributions ({len(dists)}, {format_size(total)} installed):")
-    lines.extend(
-        _table([[d["name"], d["version"], format_size(d["size_bytes"]), ", ".join(d["required_by"])] for d in dists])
-    )
-    files = m["files"]
-    lines.append(f"first-party files ({len(files)}, {format_size(sum(f['size'] for f in files))}):")
-    lines.extend(_table([[f["path"], f["kind"], format_size(f["size"]), f["sha256"][:12]] for f in files]))
-    lines.append("built with:")
-    git = m["git"]
-    git_text = "not a git checkout" if git is None else git["commit"] + (" (uncommitted changes)" if git["dirty"] else "")
-    built = [
-        ["template", template["name"]],
-        ["Dockerfile sha256", template["dockerfile_sha256"]],
-        ["SOURCE_DATE_EPOCH", _epoch_text(m["source_date_epoch"])],
-        ["git", git_text],
-        ["lock sha256", m["lock_sha256"]],
-        ["index", ", ".join(m["index_sources"]) or "(none recorded)"],
-    ]
-    for run in m["smoke"]:
-        verdict = "ok" if run["ok"] else "FAILED"
-        built.append(["smoke run", f"{' '.join(run['command'])} -> exit {run['exit_code']} ({verdict})"])
-    lines.extend(_table(built))
-    if m["excluded_sensitive"]:
-        lines.append(f"sensitive files kept out ({len(m['excluded_sensitive'])}): {', '.join(m['excluded_sensitive'])}")
-    if declared_left_out and m["declared_left_out"]:
-        left = m["declared_left_out"]
-        lines.append(f"declared but left out of the image ({len(left)}): {', '.join(left)}")
-    if m["unparsed"]:
-        lines.append(f"unparsed files ({len(m['unparsed'])}): {', '.join(m['unparsed'])}")
-    if m["unresolved_dynamic"]:
-        where = m["unresolved_dynamic"]
-        lines.append(f"dynamic imports not traced ({len(where)}): {', '.join(where)}")
-    return "\n".join(lines) + "\n"
-
-
-def render_inspect_json(manifest: Mapping[str, Any]) -> str:
-    """The versioned JSON envelope for ``inspect --json``."""
-    doc = {"kind": "inspect", "manifest": manifest, "version": 1}
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------- docker save tars
-
-
-@dataclass(frozen=True)
-class LayerFile:
-    """One member of a layer tar: normalised path, size, permission bits (with setuid/setgid), owner, type."""
-
-    path: str
-    size: int
-    mode: int
-    uid: int
-    gid: int = 0
-    type: str = "file"
-    linkname: str = ""
-
-
-@dataclass(frozen=True)
-class LayerScan:
-    """One layer of a saved image: its member name, sha256 of its bytes, diff id and files in tar order."""
-
-    name: str
-    digest: str
-    diff_id: str
-    size: int
-    files: tuple[LayerFile, ...]
-    compressed: bool = False
-
-
-@dataclass(frozen=True)
-class ImageScan:
-    """A ``docker save`` tar read once: the image config, its layers and the manifest file found in them."""
-
-    image_id: str
-    config: dict[str, Any]
-    repo_tags: tuple[str, ...]
-    layers: tuple[LayerScan, ...]
-    manifest_file: bytes | None = None
-
-    def final_files(self) -> dict[str, LayerFile]:
-        """The image's file system after stacking the layers (whiteouts applied), by path."""
-        result: dict[str, LayerFile] = {}
-        for layer in self.layers:
-            for f in layer.files:
-                if posixpath.basename(f.path) == ".wh..wh..opq":
-                    _drop_below(result, posixpath.dirname(f.path), keep_root=True)
-            for f in layer.files:
-                parent, base = posixpath.split(f.path)
-                if base == ".wh..wh..opq":
-                    continue
-                if base.startswith(".wh."):
-                    _drop_below(result, posixpath.join(parent, base[4:]), keep_root=False)
-                    continue
-                result[f.path] = f
-        return dict(sorted(result.items()))
-
-
-def _drop_below(files: dict[str, LayerFile], root: str, *, keep_root: bool) -> None:
-    prefix = f"{root}/" if root else ""
-    for path in [p for p in files if p.startswith(prefix) or (not keep_root and p == root)]:
-        del files[path]
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable raw stream over an iterable of byte chunks (``Engine.save``)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._view = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._view:
-            try:
-                self._view = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        target = memoryview(buffer).cast("B")
-        n = min(len(target), len(self._view))
-        target[:n] = self._view[:n]
-        self._view = self._view[n:]
-        return n
-
-
-class _Hashing:
-    """Reads from ``raw`` after replaying ``prefix``, hashing and counting every byte."""
-
-    def __init__(self, raw: IO[bytes], prefix: bytes) -> None:
-        self._raw = raw
-        self._prefix = prefix
-        self.sha = hashlib.sha256(prefix)
-        self.count = len(prefix)
-
-    def read(self, size: int = -1) -> bytes:
-        if self._prefix:
-            data = self._prefix if size < 0 else self._prefix[:size]
-            self._prefix = self._prefix[len(data) :]
-            return data
-        data = self._raw.read(size)
-        self.sha.update(data)
-        self.count += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
-_TYPES = {
-    tarfile.REGTYPE: "file",
-    tarfile.AREGTYPE: "file",
-    tarfile.CONTTYPE: "file",
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink",
-    tarfile.CHRTYPE: "char",
-    tarfile.BLKTYPE: "block",
-    tarfile.FIFOTYPE: "fifo",
-}
-
-
-def _safe_name(name: str, where: str) -> str:
-    """The member name without ``./`` and trailing ``/``; PolicyViolation for ``..`` (and absolute outer names)."""
-    if "\x00" in name or any(part == ".." for part in name.split("/")):
-        raise PolicyViolation(f"{where}: member {name!r} escapes the archive root", "refuse this image tar")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    return "/".join(parts)
-
-
-def _check_outer(member: tarfile.TarInfo) -> str:
-    if member.name.startswith("/"):
-        raise PolicyViolation(f"image tar: member {member.name!r} has an absolute path", "refuse this image tar")
-    name = _safe_name(member.name, "image tar")
-    if member.isdev() or member.isfifo():
-        raise PolicyViolation(f"image tar: member {member.name!r} is a device or FIFO", "refuse this image tar")
-    if member.issym() or member.islnk():
-        base = posixpath.dirname(name) if member.issym() else ""
-        target = posixpath.normpath(posixpath.join(base, member.linkname))
-        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
-            raise PolicyViolation(
-                f"image tar: member {member.name!r} links outside the archive: {member.linkname!r}", "refuse this image tar"
-            )
-    elif not (member.isfile() or member.isdir()):
-        raise PolicyViolation(f"image tar: member {member.name!r} has an unsupported type", "refuse this image tar")
-    return name
-
-
-def _looks_like_tar(head: bytes) -> tuple[bool, bool]:
-    """(is an archive, is compressed) from a member's first 512 bytes."""
-    if head[:2] == b"\x1f\x8b":
-        return True, True
-    if len(head) == 512 and (head[257:262] == b"ustar" or head == bytes(512)):
-        return True, False
-    return False, False
-
-
-def _scan_layer(reader: _Hashing, name: str) -> tuple[tuple[LayerFile, ...], bytes | None]:
-    """The files of one layer tar (streamed) and the slimbuild manifest file if the layer holds one."""
-    want = MANIFEST_PATH_IN_IMAGE.lstrip("/")
-    files: list[LayerFile] = []
-    found: bytes | None = None
-    try:
-        with tarfile.open(fileobj=reader, mode="r|*") as layer:  # type: ignore[call-overload]
-            for member in layer:
-                path = _safe_name(member.name, f"image tar layer {name}")
-                if not path:
-                    continue
-                kind = _TYPES.get(member.type, "other")
-                files.append(LayerFile(path, member.size, member.mode, member.uid, member.gid, kind, member.linkname))
-                if path == want and member.isfile() and member.size <= MAX_MANIFEST_BYTES:
-                    fh = layer.extractfile(member)
-                    found = fh.read() if fh is not None else None
-        reader.drain()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise IntegrityError(f"image tar: layer {name} is corrupt: {exc}", "save the image again") from None
-    return tuple(files), found
-
-
-@dataclass
-class _Blob:
-    digest: str
-    size: int
-    json: bytes | None = None
-    files: tuple[LayerFile, ...] | None = None
-    manifest_file: bytes | None = None
-    compressed: bool = False
-
-
-def _read_outer(tar: tarfile.TarFile) -> tuple[dict[str, _Blob], dict[str, str]]:
-    blobs: dict[str, _Blob] = {}
-    links: dict[str, str] = {}
-    json_total = 0
-    seen: set[str] = set()
-    for member in tar:
-        name = _check_outer(member)
-        if name in seen:
-            raise IntegrityError(f"image tar: member {name!r} appears twice", "refuse this image tar")
-        seen.add(name)
-        if member.issym():
-            links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-            continue
-        if member.islnk():
-            links[name] = _safe_name(member.linkname, "image tar")
-            continue
-        if not member.isfile():
-            continue
-        fh = tar.extractfile(member)
-        if fh is None:  # pragma: no cover - regular files always have content
-            continue
-        head = fh.read(512)
-        reader = _Hashing(fh, head)
-        is_tar, compressed = _looks_like_tar(head)
-        blob = _Blob("", 0, compressed=compressed)
-        if is_tar:
-            blob.files, blob.manifest_file = _scan_layer(reader, name)
-        elif head.lstrip()[:1] in (b"{", b"[") and member.size <= MAX_MANIFEST_BYTES:
-            json_total += member.size
-            if json_total > _MAX_TAR_JSON_TOTAL:
-                raise IntegrityError("image tar: too much JSON metadata", "refuse this image tar")
-            blob.json = head + fh.read()
-            reader = _Hashing(io.BytesIO(), blob.json)
-        else:
-            reader.drain()
-        blob.digest = "sha256:" + reader.sha.hexdigest()
-        blob.size = reader.count
-        blobs[name] = blob
-    return blobs, links
-
-
-def _resolve(name: str, blobs: dict[str, _Blob], links: dict[str, str], what: str) -> _Blob:
-    current = _safe_name(name, "image tar manifest.json")
-    for _ in range(40):
-        if current in blobs:
-            return blobs[current]
-        if current not in links:
-            break
-        current = links[current]
-    raise IntegrityError(f"image tar: {what} {name!r} is missing", "save the image again")
-
-
-def _named_digest(name: str) -> str | None:
-    match = re.search(r"([0-9a-f]{64})(?:\.json)?$", name)
-    return f"sha256:{match[1]}" if match else None
-
-
-def scan_image_tar(stream: Iterable[bytes] | BinaryIO) -> ImageScan:
-    """Read a ``docker save`` tar (legacy or OCI layout, optionally gzipped) in one streaming pass."""
-    fileobj: IO[bytes]
-    if isinstance(stream, (bytes, bytearray)):
-        fileobj = io.BytesIO(stream)
-    elif hasattr(stream, "read"):
-        fileobj = stream  # type: ignore[assignment]
-    else:
-        fileobj = io.BufferedReader(_ChunkReader(stream), _CHUNK)
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-            blobs, links = _read_outer(tar)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise IntegrityError(f"image tar is corrupt: {exc}", "save the image again (docker save IMAGE -o image.tar)") from None
-    index = blobs.get("manifest.json")
-    if index is None or index.json is None:
-        raise IntegrityError("image tar: no manifest.json (not a docker save tar?)", "save the image with docker save")
-    entries = _load_json(index.json, "image tar", "manifest.json")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise IntegrityError("image tar: manifest.json is not a list of images", "save the image again")
-    if len(entries) != 1:
-        raise UsageError(f"image tar holds {len(entries)} images", "save one image per tar")
-    entry = entries[0]
-    config_name, layer_names = entry.get("Config"), entry.get("Layers")
-    if not isinstance(config_name, str) or not isinstance(layer_names, list) or not all(isinstance(x, str) for x in layer_names):
-        raise IntegrityError("image tar: manifest.json lacks Config or Layers", "save the image again")
-    config_blob = _resolve(config_name, blobs, links, "image config")
-    if config_blob.json is None:
-        raise IntegrityError(f"image tar: image config {config_name!r} is not JSON", "save the image again")
-    named = _named_digest(config_name)
-    if named is not None and named != config_blob.digest:
-        raise IntegrityError(f"image tar: image config {config_name!r} has sha256 {config_blob.digest}", "save the image again")
-    config = _load_json(config_blob.json, "image tar", "image config")
-    if not isinstance(config, dict):
-        raise IntegrityError("image tar: image config is not an object", "save the image again")
-    rootfs = config.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
-        raise IntegrityError("image tar: image config rootfs.diff_ids does not match the layers", "save the image again")
-    layers = []
-    found: bytes | None = None
-    for layer_name, diff_id in zip(layer_names, diff_ids):
-        blob = _resolve(layer_name, blobs, links, "layer")
-        if blob.files is None:
-            raise IntegrityError(f"image tar: layer {layer_name!r} is not a tar", "save the image again")
-        named = _named_digest(layer_name) if layer_name.startswith("blobs/") else None
-        expected = diff_id if not blob.compressed else named
-        if (expected is not None and blob.digest != expected) or (named is not None and blob.digest != named):
-            raise IntegrityError(
-                f"image tar: layer {layer_name!r} has sha256 {blob.digest}, expected {expected or named}",
-                "the image tar was altered; save the image again",
-            )
-        layers.append(LayerScan(layer_name, blob.digest, str(diff_id), blob.size, blob.files, blob.compressed))
-        if blob.manifest_file is not None:
-            found = blob.manifest_file
-    tags = entry.get("RepoTags") or []
-    return ImageScan(
-        image_id=config_blob.digest,
-        config=config,
-        repo_tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
-        layers=tuple(layers),
-        manifest_file=found,
-    )
-
-
-def image_info_from_scan(scan: ImageScan) -> ImageInfo:
-    """ImageInfo from a scanned image tar (layer sizes are the saved layer tars' sizes)."""
-    sizes = tuple(layer.size for layer in scan.layers)
-    return ImageInfo(scan.image_id, tuple(layer.diff_id for layer in scan.layers), sum(sizes), sizes)
-
-
-def manifest_from_scan(scan: ImageScan, *, source: str = "image tar") -> dict[str, Any]:
-    """The build-time manifest of a scanned image: from its label, else from its manifest file; sha256 checked."""
-    labels = _labels(scan.config)
-    file_manifest = None
-    if scan.manifest_file is not None:
-        file_manifest = parse_manifest(scan.manifest_file, f"{source}:{MANIFEST_PATH_IN_IMAGE}")
-    if LABEL_MANIFEST not in labels and file_manifest is not None:
-        expected = _expected_sha(labels, source)
-        if expected is None:
-            raise IntegrityError(f"{source}: {MANIFEST_PATH_IN_IMAGE} has no {LABEL_MANIFEST_SHA} label", _CORRUPT_HINT)
-        _check_sha(hashlib.sha256(scan.manifest_file or b"").hexdigest(), expected, source)
-        return file_manifest
-    manifest = manifest_from_image_config(scan.config, source=source)
-    if scan.manifest_file is not None:
-        _check_sha(hashlib.sha256(scan.manifest_file).hexdigest(), manifest_sha256(manifest), source)
-    return manifest
-
-
-def read_manifest_from_image_tar(stream: Iterable[bytes] | BinaryIO, *, source: str = "image tar") -> dict[str, Any]:
-    """The manifest of a ``docker save`` tar, verified, with ``image`` filled from the tar."""
-    scan = scan_image_tar(stream)
-    return with_image(manifest_from_scan(scan, source=source), image_info_from_scan(scan))

@@ -27,7 +27,7 @@ from slimbuild.cli import main
 from slimbuild.image.build_stream import BuildOutcome
 from slimbuild.image.context import validate_context_tar
 from slimbuild.image.engine import DockerEngine
-from slimbuild.record import manifest
+from slimbuild.record import image_tar, manifest
 from tests.constants import OK
 from tests.docker.conftest import BASE_IMAGE, TEST_LABELS
 from tests.docker.test_build_examples import SHARED_CACHE
@@ -108,7 +108,7 @@ class Built:
     tags: list[str]
     doc: dict[str, Any]
     saved: Path
-    scan: manifest.ImageScan
+    scan: image_tar.ImageScan
     base_layers: list[str]
 
 
@@ -128,7 +128,7 @@ def built(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
             for chunk in engine.save(image["image_id"]):
                 fh.write(chunk)
         with saved.open("rb") as fh:
-            scan = manifest.scan_image_tar(fh)
+            scan = image_tar.scan_image_tar(fh)
         base_layers = [str(x) for x in engine.inspect_image(BASE_IMAGE)["RootFS"]["Layers"]]
         doc = json.loads(Path(image["manifest"]).read_text(encoding="utf-8"))
         yield Built(root, image["image_id"], list(image["tags"]), doc, saved, scan, base_layers)
@@ -140,11 +140,11 @@ def built(engine: DockerEngine, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 pass
 
 
-def _final(b: Built) -> dict[str, manifest.LayerFile]:
+def _final(b: Built) -> dict[str, image_tar.LayerFile]:
     return b.scan.final_files()
 
 
-def _added_layers(b: Built) -> list[manifest.LayerScan]:
+def _added_layers(b: Built) -> list[image_tar.LayerScan]:
     return [layer for layer in b.scan.layers if layer.diff_id not in b.base_layers]
 
 
@@ -229,7 +229,7 @@ def test_F3_app_files_equal_manifest_files(built: Built) -> None:
     assert in_image == expected
     assert {f["path"] for f in built.doc["files"]} == {"main.py", "helper.py", "data/greeting.txt"}
     # The embedded copy is the one the labels vouch for (sha256 checked), with the same file list.
-    embedded = manifest.manifest_from_scan(built.scan)
+    embedded = image_tar.manifest_from_scan(built.scan)
     assert embedded["files"] == built.doc["files"]
 
 

@@ -20,6 +20,7 @@ import pytest
 from slimbuild.errors import IntegrityError, PolicyViolation
 from slimbuild.locking.target import Target
 from slimbuild.models import Location
+from slimbuild.record.image_tar import read_manifest_from_image_tar, scan_image_tar
 from slimbuild.record.manifest import (
     LABEL_MANIFEST,
     LABEL_MANIFEST_SHA,
@@ -40,14 +41,11 @@ from slimbuild.record.manifest import (
     manifest_sha256,
     parse_manifest,
     read_manifest_file,
-    read_manifest_from_image_tar,
-    render_inspect_json,
-    render_inspect_text,
-    scan_image_tar,
     with_image,
     with_smoke,
     write_manifest,
 )
+from slimbuild.report import inspect_json, inspect_text
 from tests import constants
 
 H = "a" * 64
@@ -399,7 +397,7 @@ def test_diff_reports_meaningful_changes_sorted() -> None:
 
 def test_inspect_text_contains_key_facts() -> None:
     m = with_image(_sample(), IMAGE, smoke=[{"command": ["python", "train.py"], "exit_code": 0}])
-    text = render_inspect_text(m)
+    text = inspect_text(m)
     for fact in (
         "python:3.11-slim", DIGEST, "Python 3.11 on linux/x86_64 cp311", IMAGE.id, "150.0 MB", "2 layers",
         "90.0 MB over the base", "demo:abc", "train: train.py  (python /app/train.py)", "kept out (2): .env, .git",
@@ -411,16 +409,16 @@ def test_inspect_text_contains_key_facts() -> None:
     ):  # fmt: skip
         assert fact in text, fact
     assert text.index("pandas") < text.index("numpy") < text.index("tzdata")  # by size, unknown last
-    assert "left out" not in render_inspect_text(m, declared_left_out=False)
+    assert "left out" not in inspect_text(m, declared_left_out=False)
     assert "s3cret" not in text
-    assert "not recorded" in render_inspect_text(_sample())
+    assert "not recorded" in inspect_text(_sample())
 
 
 def test_inspect_json_envelope() -> None:
     m = _sample()
-    doc = json.loads(render_inspect_json(m))
+    doc = json.loads(inspect_json(m))
     assert doc == {"version": 1, "kind": "inspect", "manifest": m}
-    assert render_inspect_json(m) == render_inspect_json(json.loads(json.dumps(m)))
+    assert inspect_json(m) == inspect_json(json.loads(json.dumps(m)))
 
 
 # --------------------------------------------------------------------------- docker save tars (F, H5, B14)
