@@ -164,7 +164,7 @@ sys.stdout.buffer.write(manifest_bytes(m))
 
 
 def test_G1_canonical_bytes_identical_across_hash_seeds() -> None:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     outputs = set()
     for seed in ("0", "1", "12345", "random"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}

@@ -24,9 +24,9 @@ from slimbuild.image.render import copy_list, render_dockerfile
 # Read at import: the autouse fixture in tests/conftest.py removes SLIMBUILD_* variables.
 UPDATE_GOLDEN = os.environ.get("SLIMBUILD_UPDATE_GOLDEN") == "1"
 HERE = Path(__file__).parent
-GOLDEN = HERE / "golden"
-HADOLINT_CONFIG = HERE / "hadolint.yaml"
-REPO = HERE.parent.parent
+GOLDEN = HERE.parent / "golden"
+HADOLINT_CONFIG = HERE.parent / "hadolint.yaml"
+REPO = HERE.parents[2]
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 BASE = f"python:3.11-slim@{DIGEST}"
 TEMPLATES = ("slim", "distroless")

@@ -1,7 +1,7 @@
 """RELIABILITY.md group A (analysis-stage bad inputs), at the level of the pure stages.
 
 Each test is named after its case id; the CLI-level counterparts are in
-tests/cli/test_reliability_A_cli.py.
+tests/cli/test_cli_analysis_bad_inputs.py.
 """
 
 from __future__ import annotations
