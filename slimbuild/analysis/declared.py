@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,24 +20,30 @@ DEFAULT_REQUIREMENT_FILES = ("requirements.txt", "requirements.in", "requirement
 _MAX_INCLUDE_DEPTH = 20
 
 
-def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    buf = ""
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """Requirements-file lines as pip reads them: ``\\`` continuations joined, comments stripped (``#`` at the start or
+    after whitespace), with the first line number; the lock file is read with the same rule."""
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
     start = 0
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw
-        if " #" in line or line.lstrip().startswith("#"):
-            line = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        # pip's rule: '#' starts a comment at line start or after whitespace.
+        line = re.sub(r"(^|\s)#.*$", "", raw)
         if not buf:
-            start = n
+            start = number
         if line.rstrip().endswith("\\"):
-            buf += line.rstrip()[:-1] + " "
+            buf.append(line.rstrip()[:-1])
             continue
-        buf += line
-        if buf.strip():
-            yield start, buf.strip()
-        buf = ""
-    if buf.strip():
-        yield start, buf.strip()
+        buf.append(line)
+        joined = " ".join(part.strip() for part in buf).strip()
+        buf = []
+        if joined:
+            out.append((start, joined))
+    if buf:
+        joined = " ".join(part.strip() for part in buf).strip()
+        if joined:
+            out.append((start, joined))
+    return out
 
 
 def parse_requirements_file(
@@ -57,7 +64,7 @@ def parse_requirements_file(
     seen = _seen | {path.resolve()}
     reqs: list[Declared] = []
     cons: list[Declared] = []
-    for line_no, line in _logical_lines(text):
+    for line_no, line in logical_lines(text):
         loc = Location(rel, line_no)
         words = line.split()
         opt = words[0]

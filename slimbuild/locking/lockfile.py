@@ -55,6 +55,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from slimbuild.analysis.declared import logical_lines
 from slimbuild.errors import ResolutionError, SlimbuildError
 from slimbuild.locking.pip import PipRun, index_sources_and_warnings, index_unreachable, run_pip_tool, unreachable
 from slimbuild.locking.target import Target, parse_target
@@ -135,31 +136,6 @@ def inputs_digest(requirements: Sequence[str], target: Target) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Join ``\\`` continuations and strip comments, keeping the first line number."""
-    out: list[tuple[int, str]] = []
-    buf: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        # pip's rule: '#' starts a comment at line start or after whitespace.
-        line = re.sub(r"(^|\s)#.*$", "", raw)
-        if not buf:
-            start = number
-        if line.rstrip().endswith("\\"):
-            buf.append(line.rstrip()[:-1])
-            continue
-        buf.append(line)
-        joined = " ".join(part.strip() for part in buf).strip()
-        buf = []
-        if joined:
-            out.append((start, joined))
-    if buf:
-        joined = " ".join(part.strip() for part in buf).strip()
-        if joined:
-            out.append((start, joined))
-    return out
 
 
 _CANNOT_HASH_HINT = "build a wheel (pip wheel --no-deps SRC -w DIR), point find-links at DIR and require it by name==version"
@@ -275,7 +251,7 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
                     hint="regenerate the lock with slimbuild lock",
                 )
     dists: dict[str, LockedDist] = {}
-    for number, line in _logical_lines(text):
+    for number, line in logical_lines(text):
         dist = _parse_lock_line(number, line, source)
         if dist.name in dists:
             raise ResolutionError(

@@ -61,3 +61,9 @@ def test_missing_include_is_a_config_error(tmp_path: Path) -> None:
     root = _write(tmp_path, {"requirements.txt": "-r nope.txt\n"})
     with pytest.raises(ConfigError, match=r"nope\.txt"):
         read_declared(root)
+
+
+def test_a_comment_after_a_tab_is_a_comment_as_pip_reads_it(tmp_path: Path) -> None:
+    root = _write(tmp_path, {"requirements.txt": "requests>=2\t# http\npandas==2.2.0\t#data\n"})
+    reqs, _ = read_declared(root)
+    assert [(d.name, d.specifier, d.source.line) for d in reqs] == [("pandas", "==2.2.0", 2), ("requests", ">=2", 1)]
