@@ -18,6 +18,8 @@ from slimbuild.models import Declared, Location
 
 DEFAULT_REQUIREMENT_FILES = ("requirements.txt", "requirements.in", "requirements/base.txt", "requirements/prod.txt")
 _MAX_INCLUDE_DEPTH = 20
+# pip's rule: '#' starts a comment at line start or after whitespace.
+_COMMENT = re.compile(r"(^|\s)#.*$")
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -26,9 +28,9 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     buf: list[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        # pip's rule: '#' starts a comment at line start or after whitespace.
-        line = re.sub(r"(^|\s)#.*$", "", raw)
+    # The empty last line ends a continuation left open on the file's last line.
+    for number, raw in enumerate([*text.splitlines(), ""], start=1):
+        line = _COMMENT.sub("", raw)
         if not buf:
             start = number
         if line.rstrip().endswith("\\"):
@@ -37,10 +39,6 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
         buf.append(line)
         joined = " ".join(part.strip() for part in buf).strip()
         buf = []
-        if joined:
-            out.append((start, joined))
-    if buf:
-        joined = " ".join(part.strip() for part in buf).strip()
         if joined:
             out.append((start, joined))
     return out

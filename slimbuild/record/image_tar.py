@@ -3,6 +3,8 @@
 ``scan_image_tar`` accepts the legacy and the OCI layout, optionally gzipped, checks every blob's sha256 against
 its name or diff id (a tar that was altered is an IntegrityError), and keeps only what the checks need (file
 lists, the embedded manifest file). ``read_manifest_from_image_tar`` is what ``slimbuild inspect image.tar`` uses.
+A member escaping the tar's root, or a device node or FIFO in the outer tar, is ``PolicyViolation`` (exit 10, as
+``context.check_archive``).
 """
 
 from __future__ import annotations
@@ -19,22 +21,23 @@ from typing import IO, Any, BinaryIO
 
 from slimbuild.errors import IntegrityError, PolicyViolation, UsageError
 from slimbuild.record.manifest import (
-    _CORRUPT_HINT,
+    CORRUPT_HINT,
     LABEL_MANIFEST,
     LABEL_MANIFEST_SHA,
     MANIFEST_PATH_IN_IMAGE,
     MAX_MANIFEST_BYTES,
     ImageInfo,
-    _check_sha,
-    _expected_sha,
-    _labels,
-    _load_json,
+    check_sha,
+    expected_sha,
+    image_labels,
+    load_json,
     manifest_from_image_config,
     manifest_sha256,
     parse_manifest,
     with_image,
 )
 
+# JSON members of a docker save tar (its manifest.json, image configs) kept in memory, in total.
 _MAX_TAR_JSON_TOTAL = 64 * 1024 * 1024
 _CHUNK = 1 << 20
 
@@ -287,7 +290,7 @@ def _index_entry(blobs: dict[str, _Blob]) -> tuple[dict[str, Any], str, list[str
     index = blobs.get("manifest.json")
     if index is None or index.json is None:
         raise IntegrityError("image tar: no manifest.json (not a docker save tar?)", "save the image with docker save")
-    entries = _load_json(index.json, "image tar", "manifest.json")
+    entries = load_json(index.json, "image tar", "manifest.json")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise IntegrityError("image tar: manifest.json is not a list of images", "save the image again")
     if len(entries) != 1:
@@ -307,7 +310,7 @@ def _config(config_name: str, blobs: dict[str, _Blob], links: dict[str, str]) ->
     named = _named_digest(config_name)
     if named is not None and named != config_blob.digest:
         raise IntegrityError(f"image tar: image config {config_name!r} has sha256 {config_blob.digest}", "save the image again")
-    config = _load_json(config_blob.json, "image tar", "image config")
+    config = load_json(config_blob.json, "image tar", "image config")
     if not isinstance(config, dict):
         raise IntegrityError("image tar: image config is not an object", "save the image again")
     return config_blob, config
@@ -367,19 +370,19 @@ def image_info_from_scan(scan: ImageScan) -> ImageInfo:
 
 def manifest_from_scan(scan: ImageScan, *, source: str = "image tar") -> dict[str, Any]:
     """The build-time manifest of a scanned image: from its label, else from its manifest file; sha256 checked."""
-    labels = _labels(scan.config)
+    labels = image_labels(scan.config)
     file_manifest = None
     if scan.manifest_file is not None:
         file_manifest = parse_manifest(scan.manifest_file, f"{source}:{MANIFEST_PATH_IN_IMAGE}")
     if LABEL_MANIFEST not in labels and file_manifest is not None:
-        expected = _expected_sha(labels, source)
+        expected = expected_sha(labels, source)
         if expected is None:
-            raise IntegrityError(f"{source}: {MANIFEST_PATH_IN_IMAGE} has no {LABEL_MANIFEST_SHA} label", _CORRUPT_HINT)
-        _check_sha(hashlib.sha256(scan.manifest_file or b"").hexdigest(), expected, source)
+            raise IntegrityError(f"{source}: {MANIFEST_PATH_IN_IMAGE} has no {LABEL_MANIFEST_SHA} label", CORRUPT_HINT)
+        check_sha(hashlib.sha256(scan.manifest_file or b"").hexdigest(), expected, source)
         return file_manifest
     manifest = manifest_from_image_config(scan.config, source=source)
     if scan.manifest_file is not None:
-        _check_sha(hashlib.sha256(scan.manifest_file).hexdigest(), manifest_sha256(manifest), source)
+        check_sha(hashlib.sha256(scan.manifest_file).hexdigest(), manifest_sha256(manifest), source)
     return manifest
 
 

@@ -1,4 +1,4 @@
-"""The reproducibility manifest: make, write (atomically), read, verify, diff, render, and ``docker save`` tars.
+"""The reproducibility manifest: make, write (atomically), read, verify, diff (``docker save`` tars: image_tar.py).
 
 A manifest is a plain JSON-ready dict (schema below, ``SCHEMA_VERSION``). Its canonical bytes are
 ``json.dumps(sort_keys=True, indent=2, ensure_ascii=False) + "\\n"``; ``manifest_sha256`` hashes those bytes.
@@ -27,8 +27,7 @@ steps slimbuild does not clamp may differ, and ``diff_manifests`` reports each i
 
 Errors: a corrupt manifest (malformed JSON, wrong types, unknown keys, unknown schema version, more than
 ``MAX_MANIFEST_BYTES``, a label whose sha256 does not match) is ``IntegrityError`` (exit 5); an image or
-file without one is ``NoManifest`` (exit 2); an image tar with a member escaping its root, or a device
-node or FIFO in the outer tar, is ``PolicyViolation`` (exit 10, as ``context.check_archive``).
+file without one is ``NoManifest`` (exit 2).
 """
 
 from __future__ import annotations
@@ -57,14 +56,13 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # docker-py sends build labels in the URL query string, URL-encoded (up to 3x), and the daemon's
 # net/http server caps a request head at 1 MiB: larger manifests go in the file only, not the label.
 MAX_LABEL_BYTES = 192 * 1024
-# JSON members of a docker save tar (its manifest.json, image configs) kept in memory, in total.
 
 VOLATILE_FIELDS = ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
 FILE_KINDS = ("data", "notebook-script", "source")
 
 FileKind = Literal["source", "data", "notebook-script"]
 
-_CORRUPT_HINT = "the manifest is corrupt or was edited; rebuild the image with slimbuild build"
+CORRUPT_HINT = "the manifest is corrupt or was edited; rebuild the image with slimbuild build"
 
 
 class NoManifest(SlimbuildError):
@@ -416,7 +414,7 @@ def _join(where: str, key: str) -> str:
 
 
 def _corrupt(source: str, what: str) -> IntegrityError:
-    return IntegrityError(f"{source}: malformed slimbuild manifest: {what}", _CORRUPT_HINT)
+    return IntegrityError(f"{source}: malformed slimbuild manifest: {what}", CORRUPT_HINT)
 
 
 def validate_manifest(manifest: Any, source: str) -> None:
@@ -427,7 +425,7 @@ def validate_manifest(manifest: Any, source: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool):
         raise _corrupt(source, "schema_version is missing or not an integer")
     if version != SCHEMA_VERSION:
-        hint = "upgrade slimbuild to read it" if version > SCHEMA_VERSION else _CORRUPT_HINT
+        hint = "upgrade slimbuild to read it" if version > SCHEMA_VERSION else CORRUPT_HINT
         raise IntegrityError(
             f"{source}: unknown slimbuild manifest schema version {version} (this slimbuild reads {SCHEMA_VERSION})", hint
         )
@@ -447,7 +445,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _load_json(data: bytes, source: str, what: str) -> Any:
+def load_json(data: bytes, source: str, what: str) -> Any:
     if len(data) > MAX_MANIFEST_BYTES:
         raise IntegrityError(
             f"{source}: {what} is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB",
@@ -457,12 +455,12 @@ def _load_json(data: bytes, source: str, what: str) -> Any:
         return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise IntegrityError(f"{source}: {what} is not valid JSON: {detail}", _CORRUPT_HINT) from None
+        raise IntegrityError(f"{source}: {what} is not valid JSON: {detail}", CORRUPT_HINT) from None
 
 
 def parse_manifest(data: bytes, source: str) -> dict[str, Any]:
     """Parse and validate manifest bytes; ``source`` names them in errors."""
-    manifest = _load_json(data, source, "slimbuild manifest")
+    manifest = load_json(data, source, "slimbuild manifest")
     validate_manifest(manifest, source)
     result: dict[str, Any] = manifest
     return result
@@ -478,7 +476,7 @@ def _no_manifest(source: str) -> NoManifest:
     )
 
 
-def _labels(config: Mapping[str, Any]) -> Mapping[str, Any]:
+def image_labels(config: Mapping[str, Any]) -> Mapping[str, Any]:
     for key in ("Config", "config"):
         inner = config.get(key)
         if isinstance(inner, Mapping):
@@ -495,20 +493,20 @@ def _source_of(config: Mapping[str, Any]) -> str:
     return str(config.get("Id") or "image")
 
 
-def _expected_sha(labels: Mapping[str, Any], source: str) -> str | None:
+def expected_sha(labels: Mapping[str, Any], source: str) -> str | None:
     value = labels.get(LABEL_MANIFEST_SHA)
     if value is None:
         return None
     if not isinstance(value, str) or _HEX64.regex.fullmatch(value) is None:
-        raise IntegrityError(f"{source}: label {LABEL_MANIFEST_SHA} is not a sha256: {str(value)[:80]!r}", _CORRUPT_HINT)
+        raise IntegrityError(f"{source}: label {LABEL_MANIFEST_SHA} is not a sha256: {str(value)[:80]!r}", CORRUPT_HINT)
     return value
 
 
 def manifest_from_image_config(inspect: Mapping[str, Any], *, source: str | None = None) -> dict[str, Any]:
     """The manifest in an image's labels (inspect document or image config), its sha256 checked (H1)."""
     source = source or _source_of(inspect)
-    labels = _labels(inspect)
-    expected = _expected_sha(labels, source)
+    labels = image_labels(inspect)
+    expected = expected_sha(labels, source)
     text = labels.get(LABEL_MANIFEST)
     if text is None:
         if expected is None:
@@ -518,15 +516,15 @@ def manifest_from_image_config(inspect: Mapping[str, Any], *, source: str | None
             "inspect the image's docker save tar (docker save IMAGE -o image.tar; slimbuild inspect image.tar)",
         )
     if expected is None:
-        raise IntegrityError(f"{source}: label {LABEL_MANIFEST} has no {LABEL_MANIFEST_SHA} label to check it", _CORRUPT_HINT)
+        raise IntegrityError(f"{source}: label {LABEL_MANIFEST} has no {LABEL_MANIFEST_SHA} label to check it", CORRUPT_HINT)
     if not isinstance(text, str):
         raise _corrupt(source, f"label {LABEL_MANIFEST} is not a string")
     manifest = parse_manifest(text.encode("utf-8"), f"{source} label {LABEL_MANIFEST}")
-    _check_sha(manifest_sha256(manifest), expected, source)
+    check_sha(manifest_sha256(manifest), expected, source)
     return manifest
 
 
-def _check_sha(actual: str, expected: str, source: str) -> None:
+def check_sha(actual: str, expected: str, source: str) -> None:
     if actual != expected:
         raise IntegrityError(
             f"{source}: slimbuild manifest sha256 {actual} does not match label {LABEL_MANIFEST_SHA}={expected}",
