@@ -24,7 +24,9 @@ from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severit
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
-_OPTIONAL_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError"})
+# Exceptions whose handler (or contextlib.suppress) makes an import in its block optional: ImportError itself,
+# its subclass, and the catch-alls that include it (a bare ``except:`` too).
+_OPTIONAL_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 _DYNAMIC_FUNCS = frozenset({"import_module", "__import__"})
 _PY2_HINTS = (
     re.compile(r"^\s*print\s+[^\s(=]", re.M),
@@ -238,14 +240,35 @@ def _is_type_checking(test: ast.expr) -> bool:
     return False
 
 
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
-    node = handler.type
-    if node is None:
-        return False
+def _names_import_error(node: ast.expr) -> bool:
+    """Whether an exception expression (a name, ``builtins.X``, or a tuple of them) includes ImportError."""
     names = node.elts if isinstance(node, ast.Tuple) else [node]
     for n in names:
         ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
         if ident in _OPTIONAL_EXCEPTIONS:
+            return True
+    return False
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    """``except ImportError``, ``except Exception``, a bare ``except:``, or a tuple holding one of them."""
+    return handler.type is None or _names_import_error(handler.type)
+
+
+def _suppresses_import_error(node: ast.With | ast.AsyncWith) -> bool:
+    """``with contextlib.suppress(ImportError, ...)`` (or ``suppress(...)`` imported from contextlib), any item."""
+    for item in node.items:
+        call = item.context_expr
+        if not isinstance(call, ast.Call) or call.keywords:
+            continue
+        func = call.func
+        if isinstance(func, ast.Name):
+            is_suppress = func.id == "suppress"
+        elif isinstance(func, ast.Attribute):
+            is_suppress = func.attr == "suppress" and isinstance(func.value, ast.Name) and func.value.id == "contextlib"
+        else:
+            is_suppress = False
+        if is_suppress and any(_names_import_error(arg) for arg in call.args if not isinstance(arg, ast.Starred)):
             return True
     return False
 
@@ -265,7 +288,7 @@ def _literal_str(node: ast.expr | None) -> str | None:
 
 
 class _Visitor:
-    """Walks a module once, tracking try/except ImportError and TYPE_CHECKING blocks."""
+    """Walks a module once, tracking guarded blocks (try/except ImportError, contextlib.suppress) and TYPE_CHECKING."""
 
     def __init__(self, path: str, cell: int | None, scan_exprs: bool = True, lines: list[int] | None = None) -> None:
         self.path = path
@@ -365,6 +388,11 @@ class _Visitor:
                 self._body(node.orelse, optional=optional, type_checking=type_checking)
                 self.conditions = outer
                 return
+        if isinstance(node, (ast.With, ast.AsyncWith)) and _suppresses_import_error(node):
+            for item in node.items:
+                self._exprs(item, optional, type_checking)
+            self._body(node.body, optional=True, type_checking=type_checking)
+            return
         if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
             guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
