@@ -165,13 +165,17 @@ def _undecodable(data: bytes, exc: UnicodeDecodeError, path: str, encoding: str)
     )
 
 
+class SourceSyntaxError(AnalysisError):
+    """This interpreter's parser rejected the source (a newer target's grammar may accept it)."""
+
+
 def _syntax_error(exc: SyntaxError, path: str, text: str, cell: int | None) -> AnalysisError:
     loc = Location(path, exc.lineno or 0, exc.offset or 0, cell)
     msg = exc.msg if hasattr(exc, "msg") else str(exc)
     hint = "fix the syntax, or pass --allow-unparseable to fall back to a token scan of this file"
     if any(rx.search(text) for rx in _PY2_HINTS) or "Missing parentheses in call to 'print'" in msg:
         hint = "Python 2 source? port it to Python 3, or keep it out of the entrypoint's imports"
-    return AnalysisError(f"{loc}: syntax error: {msg}", hint=hint)
+    return SourceSyntaxError(f"{loc}: syntax error: {msg}", hint=hint)
 
 
 class _Keeper:
