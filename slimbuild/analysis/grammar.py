@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from slimbuild.errors import AnalysisError
 HOST = f"{sys.version_info.major}.{sys.version_info.minor}"
 _PROBE = "import sys; print('%d.%d' % sys.version_info[:2])"
 _PROBE_TIMEOUT = 30.0
+ANSWER_TIMEOUT = 120.0  # seconds the child may take to start, or to parse one file (a 10 MB one takes about 2)
 # What the child imports: slimbuild's parser and the value types it returns (standard library only).
 SHIPPED = (
     "__init__.py", "errors.py", "models.py", "cache/__init__.py", "cache/evidence.py", "analysis/__init__.py",
@@ -153,17 +155,35 @@ class TargetParser:
             self._stderr.seek(0)
             lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
             detail = f": {lines[-1]}" if lines else ""
+        if self._proc is not None:
+            self._proc.kill()  # hung or broken: no use waiting for it
         self.close()
         return AnalysisError(
             f"the Python {self.grammar.target} parser ({self.grammar.interpreter}) {what}{detail}",
             hint=f"check that {self.grammar.interpreter} runs, or set --target-python to the code's version",
         )
 
-    def _read(self) -> Any:
+    def _read_exactly(self, size: int) -> bytes:
+        """``size`` bytes from the child, waiting at most ``ANSWER_TIMEOUT`` for each piece; fewer when it exits."""
         assert self._proc is not None and self._proc.stdout is not None
-        head = self._proc.stdout.read(8)
+        fd = self._proc.stdout.fileno()
+        chunks: list[bytes] = []
+        got = 0
+        while got < size:
+            ready, _, _ = select.select([fd], [], [], ANSWER_TIMEOUT)
+            if not ready:
+                raise self._failed(f"did not answer within {ANSWER_TIMEOUT:.0f} s")
+            chunk = os.read(fd, min(size - got, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def _read(self) -> Any:
+        head = self._read_exactly(8)
         size = int.from_bytes(head, "big") if len(head) == 8 else -1
-        body = self._proc.stdout.read(size) if size >= 0 else b""
+        body = self._read_exactly(size) if size >= 0 else b""
         if size < 0 or len(body) != size:
             raise self._failed("exited")
         try:

@@ -164,15 +164,20 @@ def test_A43_subprocess_extraction_equals_in_process_parser(tmp_path: Path) -> N
     broken.write_bytes(b"import os\n" + PEP758)
     binary = tmp_path / "binary.py"
     binary.write_bytes(b"import os\x00\n")
-    files = [*_sources(), broken, binary]
+    undecodable = tmp_path / "latin.py"
+    undecodable.write_bytes(b"import os\nname = '\xe9t\xe9'\n")
+    huge = tmp_path / "huge.py"
+    huge.write_bytes(b"import os\n" + b"x = 1\n" * 400)
+    files = [*_sources(), broken, binary, undecodable, huge]
     assert len(files) > 10
     child = TargetParser(Grammar("3.11", SYSTEM_311))
     try:
         for path in files:
             for allow in (False, True):
-                mine = _parse_job(str(path), path.name, allow, MAX, True)
-                theirs = child.parse(str(path), path.name, allow, MAX)
-                assert theirs == mine, path
+                for limit in (MAX, 1000):
+                    mine = _parse_job(str(path), path.name, allow, limit, True)
+                    theirs = child.parse(str(path), path.name, allow, limit)
+                    assert theirs == mine, path
     finally:
         child.close()
 
@@ -213,6 +218,22 @@ def test_A43_interpreter_of_another_version_is_refused(tmp_path: Path) -> None:
     child = TargetParser(Grammar("3.14", SYSTEM_311))
     with pytest.raises(AnalysisError, match=r"is not Python 3\.14"):
         child.parse(str(src), "a.py", False, MAX)
+
+
+def test_A43_interpreter_that_hangs_or_dies_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import slimbuild.analysis.grammar as grammar
+
+    monkeypatch.setattr(grammar, "ANSWER_TIMEOUT", 0.5)
+    src = tmp_path / "a.py"
+    src.write_bytes(PEP758)
+    for body, what in (("sleep 5", "did not answer within"), ("echo 'Fatal Python error: boom' >&2; exit 1", "exited: Fatal")):
+        fake = tmp_path / "python3.14"
+        fake.write_text(f"#!/bin/sh\n{body}\n")
+        fake.chmod(0o755)
+        child = TargetParser(Grammar("3.14", str(fake)))
+        with pytest.raises(AnalysisError, match=what) as err:
+            child.parse(str(src), "a.py", False, MAX)
+        assert str(fake) in err.value.message and "\n" not in err.value.one_line()
 
 
 def test_A43_interpreter_that_cannot_start_is_one_error(tmp_path: Path) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slimbuild.analysis.imports import parse_source
+from slimbuild.errors import SlimbuildError
 
 
 def _optional(src: str) -> dict[str, bool]:
@@ -71,3 +74,40 @@ def test_A42_dynamic_import_under_suppress_is_optional() -> None:
     src = "import importlib, contextlib\nwith contextlib.suppress(ImportError):\n    importlib.import_module('plug')\n"
     got = {i.module: (i.optional, i.dynamic) for i in parse_source(src, "m.py").imports}
     assert got["plug"] == (True, True)
+
+
+_EXCEPTIONS = ["ImportError", "ModuleNotFoundError", "Exception", "BaseException", "ValueError", "KeyError", "OSError"]
+_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(_EXCEPTIONS), min_size=1, max_size=3),
+    form=st.sampled_from(["suppress", "contextlib.suppress", "except", "except_tuple", "except_star"]),
+)
+def test_A42_fuzz_guard_forms(names: list[str], form: str) -> None:
+    if form == "suppress":
+        src = f"from contextlib import suppress\nwith suppress({', '.join(names)}):\n    import mod\n"
+    elif form == "contextlib.suppress":
+        src = f"import contextlib\nwith contextlib.suppress({', '.join(names)}):\n    import mod\n"
+    elif form == "except_star":
+        src = f"try:\n    import mod\nexcept* ({', '.join(names)},):\n    pass\n"
+    else:
+        handlers = [f"except {n}:" for n in names] if form == "except" else [f"except ({', '.join(names)}):"]
+        src = "try:\n    import mod\n" + "".join(f"{h}\n    pass\n" for h in handlers)
+    assert _optional(src)["mod"] is bool(_GUARDS & set(names))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    src=st.lists(
+        st.sampled_from(["with ", "suppress", "contextlib.", "(", ")", ":", ",", "\n", "    ", "import m", "try:", "except",
+                         " ImportError", " Exception", "*", " as e", "async ", "def f():", "pass", "x"]),
+        max_size=40,
+    ).map("".join)
+)
+def test_A42_fuzz_guard_like_text_never_a_traceback(src: str) -> None:
+    try:
+        parse_source(src, "m.py")
+    except SlimbuildError:
+        pass
