@@ -8,6 +8,7 @@ as soon as they are discovered, and parse results are cached by content hash
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -342,7 +343,11 @@ def trace_cached(
         if evidence_sink is not None:
             evidence_sink.update(hit[1])
         return hit[0]
-    parser = Parser(parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar)
+    older = conditions.version_of(target_python)
+    parser = Parser(
+        parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar,
+        feature_version=older if older < sys.version_info[:2] else None,  # the grammar of a target older than this Python
+    )
     evidence = TraceEvidence()
     graph = trace(root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence)
     used.update(parser.used)

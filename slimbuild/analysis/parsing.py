@@ -33,11 +33,12 @@ class NeedsTargetGrammar(AnalysisError):
 
 
 def _parse_job(
-    abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int, digest: bool = False, grammar: Grammar | None = None
+    abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int, digest: bool = False, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
 ) -> JobResult:
     """Read and parse one file; errors come back as (message, hint, retry). ``digest``: also hash what was read.
 
-    ``grammar``: the target is newer than this interpreter (see analysis/grammar.py).
+    ``grammar``: the target is newer than this interpreter (see analysis/grammar.py); ``feature_version``: older.
     """
     import gc
 
@@ -54,7 +55,11 @@ def _parse_job(
         # the digest cache.evidence.digest_file gives: the whole file was read, being within the limit
         sha = digest_bytes(data) if digest else ""
         try:
-            return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar), sha
+            parsed = parse_file_bytes(
+                data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar,
+                feature_version=feature_version,
+            )
+            return parsed, sha
         except NeedsTargetGrammar as exc:
             return (exc.message, exc.hint, True), sha
     except AnalysisError as exc:
@@ -67,10 +72,13 @@ def _parse_job(
 
 
 def _parse_batch(
-    jobs: list[Job], allow_unparseable: bool, max_bytes: int, digest: bool, grammar: Grammar | None = None
+    jobs: list[Job], allow_unparseable: bool, max_bytes: int, digest: bool, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
 ) -> list[JobResult]:
     """Worker: parse several files (one round trip for a batch)."""
-    return [_parse_job(abs_path, rel, allow_unparseable, max_bytes, digest, grammar) for abs_path, rel in jobs]
+    return [
+        _parse_job(abs_path, rel, allow_unparseable, max_bytes, digest, grammar, feature_version) for abs_path, rel in jobs
+    ]
 
 
 def _worker_init(keep_chars: int) -> None:
@@ -83,13 +91,15 @@ def _worker_init(keep_chars: int) -> None:
 
 
 def parse_file_bytes(
-    data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int, grammar: Grammar | None = None
+    data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
 ) -> ParsedSource:
     """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy.
 
     ``grammar`` (a target newer than this interpreter): a file this interpreter cannot parse raises
     :class:`NeedsTargetGrammar` when an interpreter of the target is to parse it, else fails naming the target
-    (or, with ``allow_unparseable``, falls back as any unparseable file does).
+    (or, with ``allow_unparseable``, falls back as any unparseable file does). ``feature_version`` (a target
+    older than this interpreter): a ``.py`` file must fit its grammar too (notebook cells are not held to it).
     """
     from slimbuild.analysis.imports import NOTEBOOK_SIZE_FACTOR, SourceSyntaxError, decode_source, parse_source, scan_tokens
 
@@ -112,7 +122,7 @@ def parse_file_bytes(
             raise
         return scan_tokens(data.decode("latin-1"), rel, reason=exc.message)
     if grammar is None:
-        return parse_source(text, rel, allow_unparseable=allow_unparseable)
+        return parse_source(text, rel, allow_unparseable=allow_unparseable, feature_version=feature_version)
     try:
         return parse_source(text, rel)
     except SourceSyntaxError as exc:
@@ -142,6 +152,7 @@ class Parser:
         allow_unparseable: bool,
         max_bytes: int,
         grammar: Grammar | None = None,
+        feature_version: tuple[int, int] | None = None,
     ) -> None:
         self.cache = cache if cache is not None else {}
         self.used: dict[tuple[str, str], ParsedSource] = {}
@@ -154,7 +165,10 @@ class Parser:
         self._ready: list[ParsedSource] = []
         self.grammar = grammar  # a target newer than this interpreter: see analysis/grammar.py
         self._target: TargetParser | None = None
+        self.feature_version = feature_version  # a target older than this interpreter: its grammar
         self.key_salt = f"{int(allow_unparseable)}:{max_bytes}" + (f":{grammar.salt}" if grammar is not None else "")
+        if feature_version is not None:
+            self.key_salt += f":{feature_version[0]}.{feature_version[1]}"
         self._misses = 0
         self.digests: dict[str, str] = {}  # absolute path -> digest, for files submitted without one
 
@@ -188,7 +202,7 @@ class Parser:
             )
         if self._pool is None:
             job = (str(abs_path), rel)
-            self._accept(_parse_job(*job, self.allow, self.max_bytes, digest is None, self.grammar), job)
+            self._accept(_parse_job(*job, self.allow, self.max_bytes, digest is None, self.grammar, self.feature_version), job)
             return
         self._backlog.append((str(abs_path), rel))
         self._feed()
@@ -200,7 +214,9 @@ class Parser:
         while backlog and len(self._pending) < 2 * self._workers:
             size = max(1, min(_BATCH_MAX, len(backlog) // (3 * self._workers)))
             batch = [backlog.popleft() for _ in range(size)]
-            fut = self._pool.submit(_parse_batch, batch, self.allow, self.max_bytes, not self.needs_digests, self.grammar)
+            fut = self._pool.submit(
+                _parse_batch, batch, self.allow, self.max_bytes, not self.needs_digests, self.grammar, self.feature_version
+            )
             self._pending[fut] = batch
 
     def _accept(self, result: JobResult, job: Job) -> None:

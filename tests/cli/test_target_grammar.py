@@ -62,3 +62,10 @@ def test_A44_cli_requires_python_admitting_no_version_is_exit_2(project: Project
     run = run_cli("analyze", str(root), "--entrypoint", "main.py")
     assert run.code == USAGE
     assert len(run.err.strip().splitlines()) == 1 and "requires-python" in run.err
+
+
+def test_A43_cli_older_target_rejects_newer_syntax(project: Project, run_cli: RunCli) -> None:
+    root = project({"main.py": "import helper\n", "helper.py": "match 1:\n    case _:\n        import os\n"})
+    run = run_cli("analyze", str(root), "--entrypoint", "main.py", "--target-python", "3.9")
+    assert run.code == ANALYSIS and "helper.py:" in run.err and "Python 3.9" in run.err
+    assert run_cli("analyze", str(root), "--entrypoint", "main.py", "--target-python", "3.10").code == OK

@@ -258,3 +258,30 @@ def test_A43_real_newer_interpreter_parses_syntax_the_host_rejects(tmp_path: Pat
     parser.close()
     assert not parsed.fallback
     assert [(i.module, i.line) for i in parsed.imports] == [("json", 2), ("os", 4)]
+
+
+# ---------------------------------------------------------------------------------------------- an older target
+
+MATCH = b"import json\nmatch json:\n    case _:\n        import os\n"
+
+
+def test_A43_older_target_rejects_syntax_it_does_not_have() -> None:
+    with pytest.raises(AnalysisError) as err:
+        parse_file_bytes(MATCH, "m.py", allow_unparseable=False, max_bytes=MAX, feature_version=(3, 9))
+    assert err.value.message.startswith("m.py:") and "for the target, Python 3.9" in err.value.message
+    assert "--target-python" in err.value.hint and "Python 2" not in err.value.one_line()
+    parsed = parse_file_bytes(MATCH, "m.py", allow_unparseable=True, max_bytes=MAX, feature_version=(3, 9))
+    assert parsed.fallback and "Python 3.9" in parsed.findings[0].message
+    ok = parse_file_bytes(MATCH, "m.py", allow_unparseable=False, max_bytes=MAX, feature_version=(3, 10))
+    assert [i.module for i in ok.imports] == ["json", "os"]
+
+
+def test_A43_older_target_keeps_today_s_error_for_broken_code() -> None:
+    with pytest.raises(AnalysisError) as err:
+        parse_file_bytes(PEP758, "old.py", allow_unparseable=False, max_bytes=MAX, feature_version=(3, 9))
+    assert "Python 2 source?" in err.value.hint and "for the target" not in err.value.message
+
+
+def test_A43_parse_cache_key_names_an_older_target() -> None:
+    salts = {Parser(None, allow_unparseable=False, max_bytes=MAX, feature_version=v).key_salt for v in (None, (3, 9), (3, 10))}
+    assert len(salts) == 3
