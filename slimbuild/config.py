@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,7 +18,13 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from slimbuild.errors import ConfigError
 
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
 _VERSION = re.compile(r"^3\.\d{1,2}$")
+HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+# Target versions slimbuild knows the standard library of (stdlib-list), oldest first.
+SUPPORTED_TARGETS = tuple(f"3.{minor}" for minor in range(8, 15))
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class Settings:
 
     root: Path
     entrypoints: Mapping[str, str] = field(default_factory=dict)
-    target_python: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target_python: str = HOST_PYTHON
     python: str = ""
     mapping: Mapping[str, str] = field(default_factory=dict)
     keep: tuple[str, ...] = ()
@@ -195,6 +201,8 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
     settings = replace(
         Settings(root=root.resolve()), **values, config_file=source, project=project_table(pyproject)  # type: ignore[arg-type]
     )
+    if "target_python" not in values:
+        settings = replace(settings, target_python=default_target(settings.project.get("requires-python")))
     if not _VERSION.match(settings.target_python):
         raise ConfigError(
             f"target Python version {settings.target_python!r} is not of the form 3.X",
@@ -203,3 +211,41 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
     if settings.max_source_bytes <= 0:
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
     return settings
+
+
+def _admits(spec: SpecifierSet, version: str) -> bool:
+    """Whether a release of Python ``version`` ("3.X", any patch level) satisfies a requires-python SpecifierSet."""
+    from packaging.version import Version
+
+    return any(spec.contains(Version(f"{version}.{patch}")) for patch in range(100))
+
+
+def default_target(requires_python: object, host: str = HOST_PYTHON) -> str:
+    """The target Python when none is configured: the host's version when ``requires-python`` of
+    [project] admits it (or there is none); else the supported version nearest to it that it admits, the lowest
+    above the host first (the image's Python must be one the project says it runs on)."""
+    if requires_python is None:
+        return host
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    where = "pyproject.toml [project] requires-python"
+    if not isinstance(requires_python, str):
+        raise ConfigError(f"{where} must be a string", hint='e.g. requires-python = ">=3.10"')
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        raise ConfigError(
+            f"{where} {requires_python!r} is not a version specifier",
+            hint='fix it (e.g. ">=3.10"), or set python = "3.X" in [tool.slimbuild] or --target-python',
+        ) from None
+    if _admits(spec, host):
+        return host
+    key = tuple(int(p) for p in host.split("."))
+    above = [v for v in SUPPORTED_TARGETS if tuple(int(p) for p in v.split(".")) > key and _admits(spec, v)]
+    below = [v for v in SUPPORTED_TARGETS if tuple(int(p) for p in v.split(".")) < key and _admits(spec, v)]
+    if above or below:
+        return above[0] if above else below[-1]
+    raise ConfigError(
+        f"{where} {requires_python!r} admits none of Python {SUPPORTED_TARGETS[0]}-{SUPPORTED_TARGETS[-1]}",
+        hint='fix requires-python, or set python = "3.X" in [tool.slimbuild] or --target-python',
+    )

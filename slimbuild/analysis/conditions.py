@@ -8,6 +8,9 @@ evaluate (mypy, pyright): comparisons of ``sys.version_info`` (whole, sliced ``[
 membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``and``/``or`` of those; and,
 beyond what type checkers do, ``platform.system()`` compared with string literals.
 
+Also the guards that make an import optional: ``except ImportError`` (or ``ModuleNotFoundError``, or a
+catch-all), and ``contextlib.suppress`` of one of them.
+
 Pure. The parser records a condition as a small tuple (picklable, so parse results can be cached
 whatever the target); the trace evaluates it for the target, in three-valued logic: a check it cannot
 decide (``sys.version_info >= (3, 11, 2)`` for a "3.11" target, a name it does not know) counts as
@@ -251,3 +254,43 @@ def never_runs(
 ) -> bool:
     """True when one of the enclosing conditions is surely false there."""
     return any(holds(c, version, platform, is_main) is False for c in conds)
+
+
+# ----------------------------------------------------------------------------- guards
+
+# Exceptions whose handler (or contextlib.suppress) makes an import in its block optional: ImportError itself,
+# its subclass, and the catch-alls that include it (a bare ``except:`` too).
+_OPTIONAL_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+
+
+def _names_import_error(node: ast.expr) -> bool:
+    """Whether an exception expression (a name, ``builtins.X``, or a tuple of them) includes ImportError."""
+    names = node.elts if isinstance(node, ast.Tuple) else [node]
+    for n in names:
+        ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
+        if ident in _OPTIONAL_EXCEPTIONS:
+            return True
+    return False
+
+
+def catches_import_error(handler: ast.ExceptHandler) -> bool:
+    """``except ImportError``, ``except Exception``, a bare ``except:``, or a tuple holding one of them."""
+    return handler.type is None or _names_import_error(handler.type)
+
+
+def suppresses_import_error(node: ast.With | ast.AsyncWith) -> bool:
+    """``with contextlib.suppress(ImportError, ...)`` (or ``suppress(...)`` imported from contextlib), any item."""
+    for item in node.items:
+        call = item.context_expr
+        if not isinstance(call, ast.Call) or call.keywords:
+            continue
+        func = call.func
+        if isinstance(func, ast.Name):
+            is_suppress = func.id == "suppress"
+        elif isinstance(func, ast.Attribute):
+            is_suppress = func.attr == "suppress" and isinstance(func.value, ast.Name) and func.value.id == "contextlib"
+        else:
+            is_suppress = False
+        if is_suppress and any(_names_import_error(arg) for arg in call.args if not isinstance(arg, ast.Starred)):
+            return True
+    return False

@@ -8,8 +8,10 @@ as soon as they are discovered, and parse results are cached by content hash
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slimbuild.analysis import conditions, mapping
 from slimbuild.analysis.finder import ModuleFinder
@@ -18,6 +20,9 @@ from slimbuild.analysis.stdlib import stdlib_modules
 from slimbuild.cache.evidence import FileStamp, TraceEvidence, file_stamp
 from slimbuild.errors import AnalysisError
 from slimbuild.models import Entrypoint, Finding, ImportGraph, ImportSite, Location, ParsedSource, RawImport, Severity
+
+if TYPE_CHECKING:
+    from slimbuild.analysis.grammar import Grammar
 
 
 def trace(
@@ -320,23 +325,29 @@ def trace_cached(
     parse_cache: Callable[[], dict[tuple[str, str], ParsedSource]],
     used: dict[tuple[str, str], ParsedSource],
     evidence_sink: TraceEvidence | None = None,
+    grammar: Grammar | None = None,
 ) -> ImportGraph:
     """:func:`trace`, or the graph saved by an earlier trace when nothing it depends on has changed.
 
     A hit re-lists the directories and re-hashes the files the earlier trace consulted, and parses
     nothing. On a miss ``parse_cache()`` supplies the per-file parse cache, and the parse results used
     are added to ``used``. What the graph depends on is added to ``evidence_sink`` when given.
+    ``grammar``: a target newer than this interpreter, and the interpreter that parses for it (analysis/grammar.py).
     """
     from slimbuild.cache import parsecache
 
-    key = parsecache.graph_key(root, entry, target_python, allow_unparseable, max_bytes)
+    key = parsecache.graph_key(root, entry, target_python, allow_unparseable, max_bytes, grammar.salt if grammar else "")
     graph_path = parsecache.graph_file(cache_root, key)
     hit = parsecache.load_graph(graph_path, key)
     if hit is not None and isinstance(hit[1], TraceEvidence) and hit[1].still_valid(read_digest):
         if evidence_sink is not None:
             evidence_sink.update(hit[1])
         return hit[0]
-    parser = Parser(parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes)
+    older = conditions.version_of(target_python)
+    parser = Parser(
+        parse_cache(), allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar,
+        feature_version=older if older < sys.version_info[:2] else None,  # the grammar of a target older than this Python
+    )
     evidence = TraceEvidence()
     graph = trace(root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence)
     used.update(parser.used)

@@ -24,7 +24,6 @@ from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severit
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
-_OPTIONAL_EXCEPTIONS = frozenset({"ImportError", "ModuleNotFoundError"})
 _DYNAMIC_FUNCS = frozenset({"import_module", "__import__"})
 _PY2_HINTS = (
     re.compile(r"^\s*print\s+[^\s(=]", re.M),
@@ -163,13 +162,26 @@ def _undecodable(data: bytes, exc: UnicodeDecodeError, path: str, encoding: str)
     )
 
 
-def _syntax_error(exc: SyntaxError, path: str, text: str, cell: int | None) -> AnalysisError:
+class SourceSyntaxError(AnalysisError):
+    """This interpreter's parser rejected the source (a newer target's grammar may accept it)."""
+
+
+def _syntax_error(
+    exc: SyntaxError, path: str, text: str, cell: int | None, feature_version: tuple[int, int] | None = None
+) -> AnalysisError:
     loc = Location(path, exc.lineno or 0, exc.offset or 0, cell)
     msg = exc.msg if hasattr(exc, "msg") else str(exc)
+    if feature_version is not None and _parses(text, path):
+        target = f"{feature_version[0]}.{feature_version[1]}"
+        return SourceSyntaxError(
+            f"{loc}: syntax error for the target, Python {target}: {msg}",
+            hint=f"the code needs a newer Python: raise --target-python (python in [tool.slimbuild]; requires-python), "
+            f"or rewrite it for Python {target}",
+        )
     hint = "fix the syntax, or pass --allow-unparseable to fall back to a token scan of this file"
     if any(rx.search(text) for rx in _PY2_HINTS) or "Missing parentheses in call to 'print'" in msg:
         hint = "Python 2 source? port it to Python 3, or keep it out of the entrypoint's imports"
-    return AnalysisError(f"{loc}: syntax error: {msg}", hint=hint)
+    return SourceSyntaxError(f"{loc}: syntax error: {msg}", hint=hint)
 
 
 class _Keeper:
@@ -188,20 +200,34 @@ def keep_trees(source_chars: int) -> None:
     _Keeper.budget = source_chars
 
 
+def _parses(text: str, path: str) -> bool:
+    """Whether this interpreter's full grammar accepts the text."""
+    try:
+        ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 def parse_source(
     text: str,
     path: str,
     *,
     cell: int | None = None,
     allow_unparseable: bool = False,
+    feature_version: tuple[int, int] | None = None,
 ) -> ParsedSource:
-    """Imports of one decoded source; raises AnalysisError unless the fallback is allowed."""
+    """Imports of one decoded source; raises AnalysisError unless the fallback is allowed.
+
+    ``feature_version``: a target older than this interpreter, whose grammar the text must fit (``ast.parse``'s).
+    """
     try:
-        tree = ast.parse(text, filename=path)
+        tree = ast.parse(text, filename=path, feature_version=feature_version)
     except SyntaxError as exc:
+        error = _syntax_error(exc, path, text, cell, feature_version)
         if not allow_unparseable:
-            raise _syntax_error(exc, path, text, cell) from None
-        return scan_tokens(text, path, cell=cell, reason=_syntax_error(exc, path, text, cell).message)
+            raise error from None
+        return scan_tokens(text, path, cell=cell, reason=error.message)
     except (RecursionError, MemoryError):
         raise AnalysisError(
             f"{path}: too deeply nested for Python's parser",
@@ -238,18 +264,6 @@ def _is_type_checking(test: ast.expr) -> bool:
     return False
 
 
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
-    node = handler.type
-    if node is None:
-        return False
-    names = node.elts if isinstance(node, ast.Tuple) else [node]
-    for n in names:
-        ident = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else ""
-        if ident in _OPTIONAL_EXCEPTIONS:
-            return True
-    return False
-
-
 def _first_line(node: ast.stmt) -> int:
     """A statement's first line: its decorators come before a def's or class's own line."""
     start = node.lineno
@@ -265,7 +279,7 @@ def _literal_str(node: ast.expr | None) -> str | None:
 
 
 class _Visitor:
-    """Walks a module once, tracking try/except ImportError and TYPE_CHECKING blocks."""
+    """Walks a module once, tracking guarded blocks (try/except ImportError, contextlib.suppress) and TYPE_CHECKING."""
 
     def __init__(self, path: str, cell: int | None, scan_exprs: bool = True, lines: list[int] | None = None) -> None:
         self.path = path
@@ -365,8 +379,13 @@ class _Visitor:
                 self._body(node.orelse, optional=optional, type_checking=type_checking)
                 self.conditions = outer
                 return
+        if isinstance(node, (ast.With, ast.AsyncWith)) and conditions.suppresses_import_error(node):
+            for item in node.items:
+                self._exprs(item, optional, type_checking)
+            self._body(node.body, optional=True, type_checking=type_checking)
+            return
         if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
-            guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
+            guarded = any(conditions.catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
             for h in node.handlers:  # type: ignore[attr-defined]
                 self._body(h.body, optional=optional or guarded, type_checking=type_checking)

@@ -15,18 +15,31 @@ from slimbuild.models import ParsedSource
 if TYPE_CHECKING:  # the parser's pool is imported only when a cold run needs one
     import concurrent.futures as cf
 
+    from slimbuild.analysis.grammar import Grammar, TargetParser
+
 _PARALLEL_MIN = 2  # cache misses parsed inline before worker processes start
 _BATCH_MAX = 8  # files per round trip to a worker
 _WORKER_KEEP_CHARS = 4 << 20  # source a worker keeps parsed trees for: about 35 bytes of tree a character, ~150 MB
 
 
 Job = tuple[str, str]  # (absolute path, relative path)
-# A parse result, or an error's (message, hint); with the content digest of the bytes parsed when asked for.
-JobResult = tuple[ParsedSource | tuple[str, str], str]
+# A parse result, or an error's (message, hint, whether the target's grammar may parse the file); with the
+# content digest of the bytes parsed when asked for (also for a file the target's grammar is to parse).
+JobResult = tuple[ParsedSource | tuple[str, str, bool], str]
 
 
-def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int, digest: bool = False) -> JobResult:
-    """Read and parse one file; errors come back as (message, hint). ``digest``: also hash what was read."""
+class NeedsTargetGrammar(AnalysisError):
+    """The host's parser rejected a file that an interpreter of the (newer) target is to parse again."""
+
+
+def _parse_job(
+    abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int, digest: bool = False, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
+) -> JobResult:
+    """Read and parse one file; errors come back as (message, hint, retry). ``digest``: also hash what was read.
+
+    ``grammar``: the target is newer than this interpreter (see analysis/grammar.py); ``feature_version``: older.
+    """
     import gc
 
     from slimbuild.analysis.imports import NOTEBOOK_SIZE_FACTOR, check_size
@@ -41,19 +54,31 @@ def _parse_job(abs_path: str, rel: str, allow_unparseable: bool, max_bytes: int,
                 check_size(os.fstat(fh.fileno()).st_size, rel, limit, "a notebook" if rel.endswith(".ipynb") else "Python source")
         # the digest cache.evidence.digest_file gives: the whole file was read, being within the limit
         sha = digest_bytes(data) if digest else ""
-        return parse_file_bytes(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes), sha
+        try:
+            parsed = parse_file_bytes(
+                data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes, grammar=grammar,
+                feature_version=feature_version,
+            )
+            return parsed, sha
+        except NeedsTargetGrammar as exc:
+            return (exc.message, exc.hint, True), sha
     except AnalysisError as exc:
-        return (exc.message, exc.hint), ""
+        return (exc.message, exc.hint, False), ""
     except OSError as exc:
-        return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions"), ""
+        return (f"{rel}: cannot read ({exc.strerror})", "check the file's permissions", False), ""
     finally:
         if collecting:
             gc.enable()
 
 
-def _parse_batch(jobs: list[Job], allow_unparseable: bool, max_bytes: int, digest: bool) -> list[JobResult]:
+def _parse_batch(
+    jobs: list[Job], allow_unparseable: bool, max_bytes: int, digest: bool, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
+) -> list[JobResult]:
     """Worker: parse several files (one round trip for a batch)."""
-    return [_parse_job(abs_path, rel, allow_unparseable, max_bytes, digest) for abs_path, rel in jobs]
+    return [
+        _parse_job(abs_path, rel, allow_unparseable, max_bytes, digest, grammar, feature_version) for abs_path, rel in jobs
+    ]
 
 
 def _worker_init(keep_chars: int) -> None:
@@ -65,21 +90,47 @@ def _worker_init(keep_chars: int) -> None:
     keep_trees(keep_chars)
 
 
-def parse_file_bytes(data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int) -> ParsedSource:
-    """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy."""
-    from slimbuild.analysis.imports import NOTEBOOK_SIZE_FACTOR, decode_source, parse_source, scan_tokens
+def parse_file_bytes(
+    data: bytes, rel: str, *, allow_unparseable: bool, max_bytes: int, grammar: Grammar | None = None,
+    feature_version: tuple[int, int] | None = None,
+) -> ParsedSource:
+    """Parse a ``.py`` or ``.ipynb`` file's bytes, applying the unparseable policy.
+
+    ``grammar`` (a target newer than this interpreter): a file this interpreter cannot parse raises
+    :class:`NeedsTargetGrammar` when an interpreter of the target is to parse it, else fails naming the target
+    (or, with ``allow_unparseable``, falls back as any unparseable file does). ``feature_version`` (a target
+    older than this interpreter): a ``.py`` file must fit its grammar too (notebook cells are not held to it).
+    """
+    from slimbuild.analysis.imports import NOTEBOOK_SIZE_FACTOR, SourceSyntaxError, decode_source, parse_source, scan_tokens
 
     if rel.endswith(".ipynb"):
         from slimbuild.analysis.notebook import parse_notebook
 
-        return parse_notebook(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes * NOTEBOOK_SIZE_FACTOR)
+        parsed = parse_notebook(data, rel, allow_unparseable=allow_unparseable, max_bytes=max_bytes * NOTEBOOK_SIZE_FACTOR)
+        if grammar is not None:
+            broken = next((f for f in parsed.findings if f.code == "SB008" and "syntax error" in f.message), None)
+            if broken is not None and (grammar.interpreter or not allow_unparseable):
+                message = f"{broken.location}: {broken.message}"
+                if grammar.interpreter:
+                    raise NeedsTargetGrammar(message)
+                raise grammar.missing(message)
+        return parsed
     try:
         text = decode_source(data, rel, max_bytes)
     except AnalysisError as exc:
         if not allow_unparseable or len(data) > max_bytes:
             raise
         return scan_tokens(data.decode("latin-1"), rel, reason=exc.message)
-    return parse_source(text, rel, allow_unparseable=allow_unparseable)
+    if grammar is None:
+        return parse_source(text, rel, allow_unparseable=allow_unparseable, feature_version=feature_version)
+    try:
+        return parse_source(text, rel)
+    except SourceSyntaxError as exc:
+        if grammar.interpreter:
+            raise NeedsTargetGrammar(exc.message, exc.hint) from None
+        if allow_unparseable:
+            return scan_tokens(text, rel, reason=f"{exc.message}; no Python {grammar.target} to parse it with")
+        raise grammar.missing(exc.message) from None
 
 
 class Parser:
@@ -94,7 +145,15 @@ class Parser:
     takes no digest, and the worker that reads a file to parse it hashes it too (``digests``).
     """
 
-    def __init__(self, cache: dict[tuple[str, str], ParsedSource] | None, *, allow_unparseable: bool, max_bytes: int) -> None:
+    def __init__(
+        self,
+        cache: dict[tuple[str, str], ParsedSource] | None,
+        *,
+        allow_unparseable: bool,
+        max_bytes: int,
+        grammar: Grammar | None = None,
+        feature_version: tuple[int, int] | None = None,
+    ) -> None:
         self.cache = cache if cache is not None else {}
         self.used: dict[tuple[str, str], ParsedSource] = {}
         self.allow = allow_unparseable
@@ -104,7 +163,12 @@ class Parser:
         self._pending: dict[cf.Future[list[JobResult]], list[Job]] = {}
         self._backlog: deque[Job] = deque()
         self._ready: list[ParsedSource] = []
-        self.key_salt = f"{int(allow_unparseable)}:{max_bytes}"
+        self.grammar = grammar  # a target newer than this interpreter: see analysis/grammar.py
+        self._target: TargetParser | None = None
+        self.feature_version = feature_version  # a target older than this interpreter: its grammar
+        self.key_salt = f"{int(allow_unparseable)}:{max_bytes}" + (f":{grammar.salt}" if grammar is not None else "")
+        if feature_version is not None:
+            self.key_salt += f":{feature_version[0]}.{feature_version[1]}"
         self._misses = 0
         self.digests: dict[str, str] = {}  # absolute path -> digest, for files submitted without one
 
@@ -137,7 +201,8 @@ class Parser:
                 max_workers=self._workers, mp_context=ctx, initializer=_worker_init, initargs=(keep,)
             )
         if self._pool is None:
-            self._accept(_parse_job(str(abs_path), rel, self.allow, self.max_bytes, digest is None), (str(abs_path), rel))
+            job = (str(abs_path), rel)
+            self._accept(_parse_job(*job, self.allow, self.max_bytes, digest is None, self.grammar, self.feature_version), job)
             return
         self._backlog.append((str(abs_path), rel))
         self._feed()
@@ -149,11 +214,15 @@ class Parser:
         while backlog and len(self._pending) < 2 * self._workers:
             size = max(1, min(_BATCH_MAX, len(backlog) // (3 * self._workers)))
             batch = [backlog.popleft() for _ in range(size)]
-            fut = self._pool.submit(_parse_batch, batch, self.allow, self.max_bytes, not self.needs_digests)
+            fut = self._pool.submit(
+                _parse_batch, batch, self.allow, self.max_bytes, not self.needs_digests, self.grammar, self.feature_version
+            )
             self._pending[fut] = batch
 
     def _accept(self, result: JobResult, job: Job) -> None:
         parsed, digest = result
+        if isinstance(parsed, tuple) and parsed[2] and self.grammar is not None and self.grammar.interpreter:
+            parsed, digest = self._parse_with_target(job)
         if isinstance(parsed, tuple):
             self.close()
             raise AnalysisError(parsed[0], parsed[1])
@@ -186,8 +255,30 @@ class Parser:
             elif self._backlog:
                 self._feed()  # a backlog with nothing in flight: hand it to the workers
 
+    def _parse_with_target(self, job: Job) -> JobResult:
+        """Parse a file the host rejected with the target's interpreter (started on the first such file)."""
+        from slimbuild.analysis.grammar import TargetParser
+
+        assert self.grammar is not None
+        if self._target is None:
+            self._target = TargetParser(self.grammar)
+        try:
+            parsed, digest = self._target.parse(job[0], job[1], self.allow, self.max_bytes)
+        except AnalysisError:
+            self.close()
+            raise
+        if isinstance(parsed, ParsedSource):
+            return parsed, digest
+        if isinstance(parsed, tuple) and len(parsed) >= 2:
+            return (str(parsed[0]), str(parsed[1]), False), ""
+        self.close()
+        raise AnalysisError(f"{job[1]}: the Python {self.grammar.target} parser answered {type(parsed).__name__}")
+
     def close(self) -> None:
-        """Stop worker processes."""
+        """Stop worker processes (and the target's parser)."""
+        if self._target is not None:
+            self._target.close()
+            self._target = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -12,7 +12,7 @@ from slimbuild.cache.evidence import code_stamp
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
-_FORMAT = 2
+_FORMAT = 3  # 3: catch-all handlers and contextlib.suppress make imports optional
 _MAX_ENTRIES = 50_000
 Cache = dict[tuple[str, str], ParsedSource]
 
@@ -60,10 +60,14 @@ _TRACE_CODE = ("analysis", "analysis/data", "", "cache")
 
 
 def graph_key(
-    project_root: Path, entry: object, target_python: str, allow_unparseable: bool, max_bytes: int
+    project_root: Path, entry: object, target_python: str, allow_unparseable: bool, max_bytes: int, grammar: str = ""
 ) -> tuple[object, ...]:
-    """What a cached graph is for: the project, the resolved entrypoint, the options that change a trace."""
-    return (_GRAPH_FORMAT, __version__, str(project_root.resolve()), repr(entry), target_python, allow_unparseable, max_bytes)
+    """What a cached graph is for: the project, the resolved entrypoint, the options that change a trace
+    (``grammar``: the interpreter that parses for a target newer than this one, see analysis/grammar.py)."""
+    return (
+        _GRAPH_FORMAT, __version__, str(project_root.resolve()), repr(entry), target_python, allow_unparseable, max_bytes,
+        grammar,
+    )
 
 
 def graph_file(cache_root: Path, key: tuple[object, ...]) -> Path:

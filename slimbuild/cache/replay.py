@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -101,6 +102,15 @@ def environment_key(python: str) -> str:
     return hashlib.sha256(json.dumps([str(exe.absolute()), stamps]).encode()).hexdigest()[:20]
 
 
+def _target_grammar(target: str) -> str:
+    """For a target newer than this Python, the python3.X on PATH that may parse for it (analysis/grammar.py)."""
+    try:
+        newer = tuple(int(p) for p in target.split(".")[:2]) > sys.version_info[:2]
+    except ValueError:
+        return ""
+    return (shutil.which(f"python{target}") or "-") if newer else ""
+
+
 def outcome_key(command: str, as_json: bool, requested: str, settings: Settings, env: Mapping[str, str]) -> str | None:
     """The key of one command's output; None when its environment cannot be named (the pipeline will say why)."""
     python = environment_python(settings.python, settings.root, env)
@@ -114,7 +124,7 @@ def outcome_key(command: str, as_json: bool, requested: str, settings: Settings,
             return None
     parts = (
         _FORMAT, __version__, code_stamp(_OWN_CODE), _own_environment(), sys.executable, sys.version, command, as_json,
-        requested, repr(settings), python, env_state,
+        requested, repr(settings), python, env_state, _target_grammar(settings.target_python),
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slimbuild.analysis.declared import read_declared
 from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
+from slimbuild.analysis.grammar import find_grammar
 from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.reconcile import failing, reconcile
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
@@ -96,6 +97,8 @@ def analyze(
             loaded.append(parsecache.load(cache_path))
         return loaded[0]
 
+    # a target newer than this interpreter: the interpreter of its version that parses what this one cannot
+    grammar = find_grammar(settings.target_python, replay.environment_python(settings.python, root, env))
     read_digest = read_digest_factory(settings.max_source_bytes)
     used: parsecache.Cache = {}
     results = []
@@ -111,6 +114,7 @@ def analyze(
             parse_cache=parse_cache,
             used=used,
             evidence_sink=record.evidence if record is not None else None,
+            grammar=grammar,
         )
         resolved = resolve_modules(
             (s.module for s in (*graph.third_party, *graph.never_run)),
