@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PepRequirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -75,7 +76,13 @@ class TomlLines:
 
     def at(self, table: str, key: str = "") -> Location:
         """Where ``key`` of ``[table]`` is (the header's line, or no line, when not found)."""
-        line = self._lines.get((table, key)) or self._lines.get((table, "")) or 0
+        parent, _, last = table.rpartition(".")
+        line = (
+            self._lines.get((table, key))
+            or self._lines.get((table, ""))
+            or self._lines.get((parent, last))  # a table written as a key of its parent: dependencies = ...
+            or 0
+        )
         return Location(self.rel, line)
 
 
@@ -184,6 +191,11 @@ def _poetry_entries(name: str, value: object, where: Location) -> list[Declared]
         marker = _poetry_marker(value)
     except (ValueError, InvalidSpecifier) as exc:
         raise ConfigError(f"{where}: '{name}': {exc}", hint="use Poetry constraint syntax, e.g. ^2.1 or >=2,<3") from None
+    try:
+        if marker:
+            Marker(marker)
+    except InvalidMarker as exc:
+        raise ConfigError(f"{where}: '{name}': invalid markers: {exc}", hint="use PEP 508 markers") from None
     return [Declared(dist, spec, where, marker)]
 
 
@@ -272,9 +284,6 @@ def read_dependency_group(
     """The requirements of one PEP 735 group, following ``{include-group = ...}`` (a loop is an error)."""
     key = canonicalize_name(name)
     where = lines.at("dependency-groups", name) if name in groups else lines.at("dependency-groups")
-    if key in _chain:
-        loop = " -> ".join((*_chain, key))
-        raise ConfigError(f"{where}: dependency groups include each other ({loop})", hint="remove one include-group")
     if key not in groups:
         raise ConfigError(
             f"{where}: no dependency group '{name}'", hint=f"groups: {', '.join(sorted(groups)) or 'none'}"
@@ -284,6 +293,10 @@ def read_dependency_group(
         if isinstance(item, str):
             out.append(parse_pep508(item, where))
         elif isinstance(item, dict) and set(item) == {"include-group"} and isinstance(item["include-group"], str):
+            included = canonicalize_name(item["include-group"])
+            if included in (*_chain, key):  # reported where the loop closes
+                loop = " -> ".join((*_chain, key, included))
+                raise ConfigError(f"{where}: dependency groups include each other ({loop})", hint="remove one include-group")
             out.extend(read_dependency_group(groups, item["include-group"], lines, (*_chain, key)))
         else:
             raise ConfigError(
