@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,13 @@ def test_A29_fuzz_any_declaration_file_as_bytes(tmp_path: Path, name: str, body:
         _quietly(read_declared, tmp_path, (), (), None, {}, )
     finally:
         (tmp_path / name).unlink()
+
+
+def test_A28_alias_bomb_in_environment_yml_stays_bounded() -> None:
+    levels = ["a0: &a0 [numpy, numpy, numpy, numpy, numpy, numpy, numpy, numpy, numpy, numpy]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = "\n".join(levels) + "\ndependencies: *a8\n"
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"environment\.yml:\d+: a dependency must be a string"):
+        read_environment(text, "environment.yml")
+    assert time.monotonic() - start < 2
