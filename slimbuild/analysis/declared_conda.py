@@ -7,13 +7,16 @@ a conda package with no PyPI counterpart gets an SB015 warning rather than disap
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from slimbuild.errors import ConfigError
 from slimbuild.models import Declared, Finding, Location, Severity
+
+if TYPE_CHECKING:
+    import yaml  # imported when an environment file is read: most projects have none
 
 # conda-forge / defaults names whose PyPI distribution has another name
 CONDA_TO_PYPI: dict[str, str] = {
@@ -122,6 +125,8 @@ def _conda_entry(spec: str, where: Location) -> tuple[Declared | None, Finding |
 
 
 def _load(text: str, rel: str) -> yaml.Node | None:
+    import yaml
+
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.compose(text, Loader=loader)
@@ -138,6 +143,8 @@ def _line(node: yaml.Node) -> int:
 
 
 def _dependencies(root: yaml.Node | None, rel: str) -> yaml.SequenceNode | None:
+    import yaml
+
     if root is None:
         return None
     if not isinstance(root, yaml.MappingNode):
@@ -153,6 +160,8 @@ def _dependencies(root: yaml.Node | None, rel: str) -> yaml.SequenceNode | None:
 
 
 def _pip_lines(node: yaml.Node, rel: str) -> list[tuple[int, str]]:
+    import yaml
+
     if not isinstance(node, yaml.SequenceNode):
         raise ConfigError(f"{rel}:{_line(node)}: 'pip' must be a list", hint="e.g. - pip:\n    - requests>=2")
     out = []
@@ -165,6 +174,8 @@ def _pip_lines(node: yaml.Node, rel: str) -> list[tuple[int, str]]:
 
 def read_environment(text: str, rel: str) -> tuple[list[Declared], list[Finding], list[tuple[int, str]]]:
     """An environment file's conda packages as declarations, SB015 findings, and its ``pip:`` lines with their lines."""
+    import yaml
+
     deps = _dependencies(_load(text, rel), rel)
     decls: list[Declared] = []
     findings: list[Finding] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def test_A24_A28_bad_declarations_exit_2_with_file_and_line(
     assert run.code == USAGE, run.err
     assert where in run.err
     assert "Traceback" not in run.err
+
+
+def test_poetry_and_conda_specifiers_reach_the_lock_inputs(project: Project) -> None:
+    from slimbuild.analysis.reconcile import lock_inputs
+    from slimbuild.config import load_settings
+    from slimbuild.pipeline.analyzing import analyze
+
+    pyproject = (
+        '[tool.poetry]\nname = "x"\nversion = "0.1.0"\n\n[tool.poetry.dependencies]\npython = "^3.10"\n'
+        'numpy = "^1.26"\nscipy = [\n  { version = "<1.12", python = "<3.11" },\n  { version = "^1.12", python = ">=3.11" },\n]\n'
+    )
+    root = project({
+        "main.py": MAIN + "import scipy\n",
+        "pyproject.toml": pyproject,
+        "environment.yml": "dependencies:\n  - pandas=2.1\n  - pip:\n      - PyYAML>=6,<7\n",
+    })
+    env = dict(os.environ)
+    (analysis,) = analyze(load_settings(root, {"target_python": "3.11"}, env=env), env=env)
+    assert lock_inputs(analysis) == ("numpy<2,>=1.26", "pandas==2.1.*", "pyyaml<7,>=6", "scipy<2,>=1.12")
+    (older,) = analyze(load_settings(root, {"target_python": "3.10"}, env=env), env=env)
+    assert "scipy<1.12" in lock_inputs(older)
