@@ -270,23 +270,35 @@ def _pyproject_declarations(
     return reqs, set(optional) | set(poetry_extras(poetry, lines)), set(pep735) | poetry_groups(poetry)
 
 
+def _environment_files(
+    directory: Path, root: Path, consulted: set[Path] | None, findings: list[Finding]
+) -> tuple[list[Declared], list[Declared]]:
+    """A directory's Pipfile and environment.yml (with its pip: section): requirements and constraints."""
+    reqs: list[Declared] = []
+    cons: list[Declared] = []
+    if consulted is not None:
+        consulted.update(directory / n for n in ("Pipfile", *ENVIRONMENT_FILES))
+    if (directory / "Pipfile").is_file():
+        rel = _rel(directory / "Pipfile", root)
+        reqs.extend(read_pipfile(read_declaration_text(directory / "Pipfile", rel), rel))
+    for name in ENVIRONMENT_FILES:
+        if (directory / name).is_file():
+            rel = _rel(directory / name, root)
+            decls, found, pip = read_environment(read_declaration_text(directory / name, rel), rel)
+            r, c = parse_requirement_lines(pip, directory, rel, root, consulted=consulted)
+            reqs.extend((*decls, *r))
+            cons.extend(c)
+            findings.extend(found)
+    return reqs, cons
+
+
 def _other_tools(
     root: Path, extras: Sequence[str], consulted: set[Path] | None, findings: list[Finding]
 ) -> tuple[list[Declared], list[Declared], set[str]]:
     """Pipfile, environment.yml (with its pip: section), setup.py, setup.cfg: requirements, constraints, extras."""
-    reqs: list[Declared] = []
-    cons: list[Declared] = []
     if consulted is not None:
-        consulted.update(root / n for n in ("Pipfile", "setup.py", "setup.cfg", *ENVIRONMENT_FILES))
-    if (root / "Pipfile").is_file():
-        reqs.extend(read_pipfile(read_declaration_text(root / "Pipfile", "Pipfile"), "Pipfile"))
-    for name in ENVIRONMENT_FILES:
-        if (root / name).is_file():
-            decls, found, pip = read_environment(read_declaration_text(root / name, name), name)
-            r, c = parse_requirement_lines(pip, root, name, root, consulted=consulted)
-            reqs.extend((*decls, *r))
-            cons.extend(c)
-            findings.extend(found)
+        consulted.update(root / n for n in ("setup.py", "setup.cfg"))
+    reqs, cons = _environment_files(root, root, consulted, findings)
     known: set[str] = set()
     if (root / "setup.py").is_file():
         decls, found, known = read_setup_py(read_declaration_bytes(root / "setup.py", "setup.py"), "setup.py", extras)
@@ -329,8 +341,9 @@ def read_declared(
     ``project`` is pyproject.toml's ``[project]`` table as the settings hold it (read here when None).
     ``optional_groups`` are the extras selected (``[project.optional-dependencies]``, Poetry extras, setup.py's
     ``extras_require``); ``groups`` the dependency groups (PEP 735, Poetry groups), none of which is runtime otherwise.
-    ``entry_dir`` (relative to ``root``) adds the requirements files from that directory up to the root, unless
-    ``requirement_files`` names the files: a distribution declared nearer the entrypoint shadows the farther ones.
+    ``entry_dir`` (relative to ``root``) adds the requirements files, Pipfiles and environment files from that
+    directory up to the root, unless ``requirement_files`` names the files: a distribution declared nearer the
+    entrypoint shadows the farther ones.
     ``findings`` gets SB015 warnings (declarations that cannot be taken as PyPI distributions).
     """
     extras, wanted_groups = list(optional_groups), list(groups)
@@ -345,8 +358,9 @@ def read_declared(
         if consulted is not None:
             consulted.update(stage / f for f in DEFAULT_REQUIREMENT_FILES)
         r, c = _requirement_files(root.resolve(), names, consulted)
-        levels.append(r)
-        cons.extend(c)
+        env_r, env_c = _environment_files(stage, root, consulted, sink)
+        levels.append([*r, *env_r])
+        cons.extend((*c, *env_c))
     files = explicit or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
     reqs, c = _requirement_files(root, files, consulted)
     cons.extend(c)

@@ -47,6 +47,23 @@ def test_stage_requirements_beside_the_script_are_read_up_to_the_root(tmp_path: 
     assert _specs(read_declared(root)[0]) == {"pandas": ">=1.5", "requests": ">=2"}
 
 
+def test_stage_pipfile_and_environment_file_beside_the_script(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "Pipfile": '[packages]\nflask = "*"\nscikit-learn = "==1.3.0"\n',
+            "04-deployment/web-service/Pipfile": '[packages]\nscikit-learn = "==1.0.2"\ngunicorn = "*"\n',
+            "04-deployment/batch/environment.yml": "dependencies:\n  - pandas=1.4\n",
+        },
+    )
+    reqs, _ = read_declared(root, entry_dir=Path("04-deployment/web-service"), project={})
+    assert _specs(reqs) == {"flask": "", "gunicorn": "", "scikit-learn": "==1.0.2"}
+    sk = next(d for d in reqs if d.name == "scikit-learn")
+    assert (sk.source.path, sk.source.line) == ("04-deployment/web-service/Pipfile", 2)
+    reqs, _ = read_declared(root, entry_dir=Path("04-deployment/batch"), project={})
+    assert _specs(reqs)["pandas"] == "==1.4.*"
+
+
 def test_configured_requirement_files_turn_off_the_stage_lookup(tmp_path: Path) -> None:
     root = _write(tmp_path, {"deps.txt": "requests\n", "stage/requirements.txt": "flask\n"})
     reqs, _ = read_declared(root, ["deps.txt"], entry_dir=Path("stage"))
