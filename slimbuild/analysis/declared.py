@@ -196,10 +196,13 @@ def _rel(path: Path, root: Path) -> str:
         return path.resolve().as_posix()
 
 
-def _parse_list(values: object, where: Location) -> list[Declared]:
+def _parse_list(
+    values: object, where: Location, lines: TomlLines | None = None, table: str = "", key: str = ""
+) -> list[Declared]:
+    """A list of PEP 508 strings; with ``lines``, each gets the line that quotes it."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ConfigError(f"{where}: dependencies must be a list of strings", hint='e.g. dependencies = ["pandas>=2"]')
-    return [parse_pep508(spec, where) for spec in values]
+    return [parse_pep508(spec, lines.string_at(spec, table, key) if lines else where) for spec in values]
 
 
 def _requirement_files(
@@ -245,20 +248,19 @@ def _pyproject_declarations(
 ) -> tuple[list[Declared], set[str], set[str]]:
     """``[project]``, Poetry and ``[dependency-groups]``: declarations, the extras and the groups they define."""
     where = Location("pyproject.toml")
-    reqs = _parse_list(project.get("dependencies", []) or [], where)
+    path = root / "pyproject.toml"
+    text = read_declaration_text(path, "pyproject.toml") if path.is_file() else ""
+    lines = TomlLines(text, "pyproject.toml")
+    reqs = _parse_list(project.get("dependencies", []) or [], where, lines, "project", "dependencies")
     optional = project.get("optional-dependencies", {}) or {}
     if not isinstance(optional, dict):
         raise ConfigError(f"{where}: [project.optional-dependencies] must be a table", hint="ml = [\"torch\"]")
     for extra in extras:
         if extra in optional:
-            reqs.extend(_parse_list(optional[extra], where))
-    path = root / "pyproject.toml"
-    if not path.is_file():
-        return reqs, set(optional), set()
-    text = read_declaration_text(path, "pyproject.toml")
+            reqs.extend(_parse_list(optional[extra], where, lines, "project.optional-dependencies", extra))
     if "poetry" not in text and "dependency-groups" not in text:
         return reqs, set(optional), set()
-    data, lines = load_toml(text, "pyproject.toml"), TomlLines(text, "pyproject.toml")
+    data = load_toml(text, "pyproject.toml")
     reqs.extend(read_poetry(data, lines, extras, groups))
     tool = data.get("tool", {})
     poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}

@@ -63,8 +63,9 @@ class TomlLines:
     def __init__(self, text: str, rel: str) -> None:
         self.rel = rel
         self._lines: dict[tuple[str, str], int] = {}
+        self._text = text.splitlines()
         header = ""
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(self._text, start=1):
             m = _HEADER.match(line)
             if m:
                 header = _norm_header(m.group(1))
@@ -84,6 +85,16 @@ class TomlLines:
             or 0
         )
         return Location(self.rel, line)
+
+
+    def string_at(self, value: str, table: str, key: str) -> Location:
+        """Where the string ``value`` of an array ``key`` of ``[table]`` is: the first line after the key quoting it."""
+        start = self.at(table, key).line
+        for quoted in (f'"{value}"', f"'{value}'"):
+            for number in range(max(start, 1), len(self._text) + 1):
+                if quoted in self._text[number - 1]:
+                    return Location(self.rel, number)
+        return Location(self.rel, start)
 
 
 def _norm_header(raw: str) -> str:

@@ -264,3 +264,14 @@ def test_setup_py_non_literal_install_requires_is_a_warning(tmp_path: Path) -> N
     reqs, _ = read_declared(root, project={}, findings=found)
     assert reqs == ()
     assert [(f.code, f.location.path, f.location.line) for f in found] == [("SB015", "setup.py", 11)]
+
+
+def test_project_dependencies_get_the_line_that_quotes_them(tmp_path: Path) -> None:
+    text = (
+        '[project]\nname = "x"\nversion = "1"\ndependencies = [\n    "numpy>=1",\n    \'rich\',\n]\n\n'
+        '[project.optional-dependencies]\nml = ["torch", "numpy>=1"]\n'
+    )
+    root = _write(tmp_path, {"pyproject.toml": text})
+    project = {"dependencies": ["numpy>=1", "rich"], "optional-dependencies": {"ml": ["torch", "numpy>=1"]}}
+    reqs, _ = read_declared(root, optional_groups=["ml"], project=project)
+    assert sorted((d.name, d.source.line) for d in reqs) == [("numpy", 5), ("numpy", 10), ("rich", 6), ("torch", 10)]
