@@ -39,6 +39,7 @@ class Settings:
     keep: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     optional_groups: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # dependency groups (PEP 735, Poetry) that are runtime; none by default
     allow_unparseable: bool = False
     max_source_bytes: int = 10 * 1024 * 1024
     exclude: tuple[str, ...] = ()
@@ -70,6 +71,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "keep": ("keep", list),
     "requirements": ("requirements", list),
     "optional-groups": ("optional_groups", list),
+    "groups": ("groups", list),
     "allow-unparseable": ("allow_unparseable", bool),
     "max-source-bytes": ("max_source_bytes", int),
     "exclude": ("exclude", list),

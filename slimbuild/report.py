@@ -132,10 +132,14 @@ def analysis_text(a: Analysis) -> str:
     out.append(f"  first-party files ({len(a.files)}): {', '.join(a.files)}")
     out.append(f"  required distributions ({len(a.required)}):")
     width = max((len(r.name) for r in (*a.required, *a.optional)), default=10)
+    where: dict[str, object] = {}
+    for d in a.declared:
+        where.setdefault(d.name, d.source)
     for r in a.required:
         state = "declared" if r.declared else "NOT DECLARED"
         sites = _sites_text(r.imports) if r.imports else "(keep list)"
-        out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}")
+        at = f" (declared in {where[r.name]})" if r.declared and r.name in where else ""
+        out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}{at}")
     if a.missing:
         out.append(f"  missing ({len(a.missing)}): {', '.join(r.name for r in a.missing)}")
     if a.unused:

@@ -1,10 +1,15 @@
-"""What a project declares: requirements files, ``[project.dependencies]``, ``setup.cfg``."""
+"""What a project declares, wherever users keep it; the one reader of declaration files.
+
+Requirements files (the root's, and those from the entrypoint's directory up to the root, with ``-r``/``-c``
+includes), ``[project]``, Poetry, ``[dependency-groups]``, Pipfile, conda ``environment.yml``, ``setup.py`` and
+``setup.cfg``. The other tools' formats are parsed in declared_formats.py and declared_conda.py (pure).
+"""
 
 from __future__ import annotations
 
 import configparser
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +17,26 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PepRequirement
 from packaging.utils import canonicalize_name
 
+from slimbuild.analysis.declared_conda import read_environment
+from slimbuild.analysis.declared_formats import (
+    TomlLines,
+    dependency_groups,
+    load_toml,
+    parse_pep508,
+    poetry_extras,
+    poetry_groups,
+    read_dependency_group,
+    read_pipfile,
+    read_poetry,
+    read_setup_py,
+)
 from slimbuild.config import project_table, read_pyproject
 from slimbuild.errors import ConfigError
-from slimbuild.models import Declared, Location
+from slimbuild.models import Declared, Finding, Location
 
 DEFAULT_REQUIREMENT_FILES = ("requirements.txt", "requirements.in", "requirements/base.txt", "requirements/prod.txt")
+ENVIRONMENT_FILES = ("environment.yml", "environment.yaml")
+MAX_DECLARATION_BYTES = 2 * 1024 * 1024  # far above any real declaration file; bounds time and memory
 _MAX_INCLUDE_DEPTH = 20
 # pip's rule: '#' starts a comment at line start or after whitespace.
 _COMMENT = re.compile(r"(^|\s)#.*$")
@@ -44,37 +64,83 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+def read_declaration_bytes(path: Path, rel: str) -> bytes:
+    """A declaration file's bytes, refused past ``MAX_DECLARATION_BYTES`` (a file that big is not a declaration)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_DECLARATION_BYTES:
+            raise ConfigError(
+                f"{rel}: {size} bytes, over the {MAX_DECLARATION_BYTES} bytes a declaration file may have",
+                hint="is it really a requirements/environment file? move it or name the right one in [tool.slimbuild]",
+            )
+        with path.open("rb") as fh:
+            return fh.read(MAX_DECLARATION_BYTES + 1)[:MAX_DECLARATION_BYTES]
+    except OSError as exc:
+        raise ConfigError(f"{rel}: cannot read: {exc.strerror or exc}", hint="check the path and its permissions") from None
+
+
+def read_declaration_text(path: Path, rel: str) -> str:
+    """A declaration file's text: UTF-8 (a BOM is allowed), undecodable bytes an error with their offset."""
+    data = read_declaration_bytes(path, rel)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{rel}: not UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r})", hint="save the file as UTF-8"
+        ) from None
+
+
 def parse_requirements_file(
-    path: Path, root: Path, *, _seen: frozenset[Path] = frozenset(), consulted: set[Path] | None = None
+    path: Path,
+    root: Path,
+    *,
+    _chain: tuple[Path, ...] = (),
+    consulted: set[Path] | None = None,
+    included_from: Location | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
-    """Requirements and constraints of one file, following ``-r``/``-c`` includes (each added to ``consulted``)."""
+    """Requirements and constraints of one file, following ``-r``/``-c`` includes (each added to ``consulted``).
+
+    An include loop is an error at the line that closes it; an include outside the project is read, and reported
+    by its absolute path.
+    """
     rel = _rel(path, root)
-    if path.resolve() in _seen:
-        return (), ()
+    resolved = path.resolve()
+    if resolved in _chain:
+        loop = " -> ".join(_rel(p, root) for p in (*_chain, resolved))
+        raise ConfigError(f"{included_from or rel}: requirement includes form a loop ({loop})", hint="remove one -r/-c line")
     if consulted is not None:
         consulted.add(path)
-    if len(_seen) > _MAX_INCLUDE_DEPTH:
-        raise ConfigError(f"{rel}: requirement includes nest too deeply", hint="check for -r cycles")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{rel}: cannot read requirements file ({exc})", hint="check the path and its encoding") from None
-    seen = _seen | {path.resolve()}
+    if len(_chain) > _MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{included_from or rel}: requirement includes nest too deeply", hint="flatten the -r chain")
+    lines = logical_lines(read_declaration_text(path, rel))
+    return parse_requirement_lines(lines, path.parent, rel, root, (*_chain, resolved), consulted)
+
+
+def parse_requirement_lines(
+    lines: Iterable[tuple[int, str]],
+    base: Path,
+    rel: str,
+    root: Path,
+    chain: tuple[Path, ...] = (),
+    consulted: set[Path] | None = None,
+) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
+    """Requirement lines (of a file, or of an environment file's ``pip:`` section); includes are relative to ``base``."""
     reqs: list[Declared] = []
     cons: list[Declared] = []
-    for line_no, line in logical_lines(text):
+    for line_no, line in lines:
         loc = Location(rel, line_no)
         words = line.split()
-        opt = words[0]
+        if not words:
+            continue
         target = _include_target(words)
         if target is not None:
-            inc = path.parent / target
+            inc = base / target
             if consulted is not None:
                 consulted.add(inc)
             if not inc.is_file():
                 raise ConfigError(f"{loc}: included file '{target}' not found", hint="fix the -r/-c path")
-            sub_r, sub_c = parse_requirements_file(inc, root, _seen=seen, consulted=consulted)
-            if opt.startswith(("-c", "--constraint")):
+            sub_r, sub_c = parse_requirements_file(inc, root, _chain=chain, consulted=consulted, included_from=loc)
+            if words[0].startswith(("-c", "--constraint")):
                 cons.extend(sub_r + sub_c)
             else:
                 reqs.extend(sub_r)
@@ -124,39 +190,25 @@ def _declaration(words: list[str], loc: Location) -> Declared | None:
 def _rel(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    except ValueError:  # outside the project: its absolute path says where
+        return path.resolve().as_posix()
 
 
-def _parse_list(values: Iterable[str], where: Location) -> list[Declared]:
-    out = []
-    for spec in values:
-        try:
-            req = PepRequirement(spec)
-        except InvalidRequirement as exc:
-            raise ConfigError(f"{where}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax") from None
-        out.append(Declared(canonicalize_name(req.name), str(req.specifier), where, "url" if req.url else str(req.marker or "")))
-    return out
+def _parse_list(
+    values: object, where: Location, lines: TomlLines | None = None, table: str = "", key: str = ""
+) -> list[Declared]:
+    """A list of PEP 508 strings; with ``lines``, each gets the line that quotes it."""
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{where}: dependencies must be a list of strings", hint='e.g. dependencies = ["pandas>=2"]')
+    return [parse_pep508(spec, lines.string_at(spec, table, key) if lines else where) for spec in values]
 
 
-def read_declared(
-    root: Path,
-    requirement_files: Iterable[str] = (),
-    optional_groups: Iterable[str] = (),
-    consulted: set[Path] | None = None,
-    project: Mapping[str, Any] | None = None,
-) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
-    """All runtime declarations and constraints of a project, sorted by name.
-
-    ``consulted``, when given, gets every file read or looked for (besides the root's listing).
-    ``project`` is pyproject.toml's ``[project]`` table as the settings hold it (read here when None).
-    """
-    if consulted is not None:
-        consulted.update((root / "pyproject.toml", root / "setup.cfg"))
+def _requirement_files(
+    root: Path, names: Iterable[str], consulted: set[Path] | None
+) -> tuple[list[Declared], list[Declared]]:
     reqs: list[Declared] = []
     cons: list[Declared] = []
-    files = list(requirement_files) or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
-    for name in files:
+    for name in names:
         p = root / name
         if consulted is not None:
             consulted.add(p)
@@ -165,25 +217,170 @@ def read_declared(
         r, c = parse_requirements_file(p, root, consulted=consulted)
         reqs.extend(r)
         cons.extend(c)
+    return reqs, cons
+
+
+def _stage_dirs(root: Path, entry_dir: Path | None) -> list[Path]:
+    """The directories from the entrypoint's up to the root's (excluded), nearest first."""
+    if entry_dir is None:
+        return []
+    start, top = (root / entry_dir).resolve(), root.resolve()
+    if start != top and top not in start.parents:
+        return []
+    return [d for d in (start, *start.parents) if top in d.parents]
+
+
+def _nearest_wins(levels: Iterable[Iterable[Declared]]) -> list[Declared]:
+    """Declarations level by level, nearest first: a distribution declared nearer shadows the farther declarations."""
+    out: list[Declared] = []
+    seen: set[str] = set()
+    for level in levels:
+        decls = list(level)
+        out.extend(d for d in decls if d.name not in seen)
+        seen.update(d.name for d in decls)
+    return out
+
+
+def _pyproject_declarations(
+    root: Path, project: Mapping[str, Any], extras: Sequence[str], groups: Sequence[str]
+) -> tuple[list[Declared], set[str], set[str]]:
+    """``[project]``, Poetry and ``[dependency-groups]``: declarations, the extras and the groups they define."""
+    where = Location("pyproject.toml")
+    path = root / "pyproject.toml"
+    text = read_declaration_text(path, "pyproject.toml") if path.is_file() else ""
+    lines = TomlLines(text, "pyproject.toml")
+    reqs = _parse_list(project.get("dependencies", []) or [], where, lines, "project", "dependencies")
+    optional = project.get("optional-dependencies", {}) or {}
+    if not isinstance(optional, dict):
+        raise ConfigError(f"{where}: [project.optional-dependencies] must be a table", hint="ml = [\"torch\"]")
+    for extra in extras:
+        if extra in optional:
+            reqs.extend(_parse_list(optional[extra], where, lines, "project.optional-dependencies", extra))
+    if "poetry" not in text and "dependency-groups" not in text:
+        return reqs, set(optional), set()
+    data = load_toml(text, "pyproject.toml")
+    reqs.extend(read_poetry(data, lines, extras, groups))
+    tool = data.get("tool", {})
+    poetry = tool.get("poetry", {}) if isinstance(tool, dict) else {}
+    poetry = poetry if isinstance(poetry, dict) else {}
+    pep735 = dependency_groups(data, lines)
+    for group in groups:
+        if canonicalize_name(group) in pep735:
+            reqs.extend(read_dependency_group(pep735, group, lines))
+    return reqs, set(optional) | set(poetry_extras(poetry, lines)), set(pep735) | poetry_groups(poetry)
+
+
+def _environment_files(
+    directory: Path, root: Path, consulted: set[Path] | None, findings: list[Finding]
+) -> tuple[list[Declared], list[Declared]]:
+    """A directory's Pipfile and environment.yml (with its pip: section): requirements and constraints."""
+    reqs: list[Declared] = []
+    cons: list[Declared] = []
+    if consulted is not None:
+        consulted.update(directory / n for n in ("Pipfile", *ENVIRONMENT_FILES))
+    if (directory / "Pipfile").is_file():
+        rel = _rel(directory / "Pipfile", root)
+        reqs.extend(read_pipfile(read_declaration_text(directory / "Pipfile", rel), rel))
+    for name in ENVIRONMENT_FILES:
+        if (directory / name).is_file():
+            rel = _rel(directory / name, root)
+            decls, found, pip = read_environment(read_declaration_text(directory / name, rel), rel)
+            r, c = parse_requirement_lines(pip, directory, rel, root, consulted=consulted)
+            reqs.extend((*decls, *r))
+            cons.extend(c)
+            findings.extend(found)
+    return reqs, cons
+
+
+def _other_tools(
+    root: Path, extras: Sequence[str], consulted: set[Path] | None, findings: list[Finding]
+) -> tuple[list[Declared], list[Declared], set[str]]:
+    """Pipfile, environment.yml (with its pip: section), setup.py, setup.cfg: requirements, constraints, extras."""
+    if consulted is not None:
+        consulted.update(root / n for n in ("setup.py", "setup.cfg"))
+    reqs, cons = _environment_files(root, root, consulted, findings)
+    known: set[str] = set()
+    if (root / "setup.py").is_file():
+        decls, found, known = read_setup_py(read_declaration_bytes(root / "setup.py", "setup.py"), "setup.py", extras)
+        reqs.extend(decls)
+        findings.extend(found)
+    reqs.extend(_setup_cfg(root))
+    return reqs, cons, known
+
+
+def _setup_cfg(root: Path) -> list[Declared]:
+    setup_cfg = root / "setup.cfg"
+    if not setup_cfg.is_file():
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(read_declaration_text(setup_cfg, "setup.cfg"), source="setup.cfg")
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", 0)
+        raise ConfigError(f"setup.cfg{f':{line}' if line else ''}: cannot parse: {exc.message}", hint="fix its syntax") from None
+    raw = parser.get("options", "install_requires", fallback="")
+    lines = [ln.strip() for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return _parse_list(lines, Location("setup.cfg"))
+
+
+# long: the one entry point; each source is a helper above, this only orders them and checks the selections
+def read_declared(
+    root: Path,
+    requirement_files: Iterable[str] = (),
+    optional_groups: Iterable[str] = (),
+    consulted: set[Path] | None = None,
+    project: Mapping[str, Any] | None = None,
+    *,
+    groups: Iterable[str] = (),
+    entry_dir: Path | None = None,
+    findings: list[Finding] | None = None,
+) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
+    """All runtime declarations and constraints of a project (for one entrypoint), sorted by name.
+
+    ``consulted``, when given, gets every file read or looked for (besides the root's listing).
+    ``project`` is pyproject.toml's ``[project]`` table as the settings hold it (read here when None).
+    ``optional_groups`` are the extras selected (``[project.optional-dependencies]``, Poetry extras, setup.py's
+    ``extras_require``); ``groups`` the dependency groups (PEP 735, Poetry groups), none of which is runtime otherwise.
+    ``entry_dir`` (relative to ``root``) adds the requirements files, Pipfiles and environment files from that
+    directory up to the root, unless ``requirement_files`` names the files: a distribution declared nearer the
+    entrypoint shadows the farther ones.
+    ``findings`` gets SB015 warnings (declarations that cannot be taken as PyPI distributions).
+    """
+    extras, wanted_groups = list(optional_groups), list(groups)
+    sink: list[Finding] = [] if findings is None else findings
+    if consulted is not None:
+        consulted.add(root / "pyproject.toml")
+    explicit = list(requirement_files)
+    levels: list[list[Declared]] = []
+    cons: list[Declared] = []
+    for stage in [] if explicit else _stage_dirs(root, entry_dir):
+        names = [str((stage / f).relative_to(root.resolve())) for f in DEFAULT_REQUIREMENT_FILES if (stage / f).is_file()]
+        if consulted is not None:
+            consulted.update(stage / f for f in DEFAULT_REQUIREMENT_FILES)
+        r, c = _requirement_files(root.resolve(), names, consulted)
+        env_r, env_c = _environment_files(stage, root, consulted, sink)
+        levels.append([*r, *env_r])
+        cons.extend((*c, *env_c))
+    files = explicit or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
+    reqs, c = _requirement_files(root, files, consulted)
+    cons.extend(c)
     if project is None:
         project = project_table(read_pyproject(root))
-    reqs.extend(_parse_list(project.get("dependencies", []) or [], Location("pyproject.toml")))
-    groups = project.get("optional-dependencies", {}) or {}
-    for group in optional_groups:
-        if group not in groups:
+    declared, known_extras, known_groups = _pyproject_declarations(root, project, extras, wanted_groups)
+    other, other_cons, setup_extras = _other_tools(root, extras, consulted, sink)
+    cons.extend(other_cons)
+    for extra in extras:
+        if extra not in known_extras | setup_extras:
             raise ConfigError(
-                f"pyproject.toml: no optional-dependencies group '{group}'",
-                hint=f"groups: {', '.join(sorted(groups)) or 'none'}",
+                f"pyproject.toml: no optional-dependencies group '{extra}'",
+                hint=f"extras: {', '.join(sorted(known_extras | setup_extras)) or 'none'}",
             )
-        reqs.extend(_parse_list(groups[group], Location("pyproject.toml")))
-    setup_cfg = root / "setup.cfg"
-    if setup_cfg.is_file():
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(setup_cfg, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(f"setup.cfg: cannot parse: {exc}", hint="fix the file's syntax") from None
-        raw = parser.get("options", "install_requires", fallback="")
-        lines = [ln.strip() for ln in raw.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        reqs.extend(_parse_list(lines, Location("setup.cfg")))
-    return tuple(sorted(reqs, key=lambda d: (d.name, d.source))), tuple(sorted(cons, key=lambda d: (d.name, d.source)))
+    for group in wanted_groups:
+        if canonicalize_name(group) not in known_groups and group not in known_groups:
+            raise ConfigError(
+                f"pyproject.toml: no dependency group '{group}' ([dependency-groups] or [tool.poetry.group])",
+                hint=f"groups: {', '.join(sorted(known_groups)) or 'none'}; fix 'groups' in [tool.slimbuild]",
+            )
+    levels.append([*reqs, *declared, *other])
+    out = _nearest_wins(levels)
+    return tuple(sorted(out, key=lambda d: (d.name, d.source))), tuple(sorted(cons, key=lambda d: (d.name, d.source)))

@@ -60,9 +60,14 @@ def _entrypoints(settings: Settings, requested: str, record: replay.Recorder | N
 
 
 def _reconciled(
-    settings: Settings, entry: Entrypoint, graph: ImportGraph, resolved: Mapping[str, Resolved], declared: Sequence[Declared]
+    settings: Settings,
+    entry: Entrypoint,
+    graph: ImportGraph,
+    resolved: Mapping[str, Resolved],
+    declared: Sequence[Declared],
+    declaration_findings: Sequence[Finding] = (),
 ) -> Analysis:
-    """One entrypoint's analysis: its graph and resolutions against what the project declares."""
+    """One entrypoint's analysis: its graph and resolutions against what the project declares (and the SB015s)."""
     analysis = reconcile(
         name=entry.name,
         graph=graph,
@@ -72,7 +77,11 @@ def _reconciled(
         target_python=settings.target_python,
         project_name=str(settings.project.get("name", "")),
     )
-    return replace(analysis, entry=entry)
+    findings = sorted(
+        {*analysis.findings, *declaration_findings},
+        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
+    )
+    return replace(analysis, entry=entry, findings=tuple(findings))
 
 
 def analyze(
@@ -86,9 +95,16 @@ def analyze(
     root = settings.root
     entries = _entrypoints(settings, requested, record)
     consulted: set[Path] = set()
-    declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups, consulted, settings.project)
+    declared_by_entry: dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]] = {}
+    for entry in entries:
+        found: list[Finding] = []
+        decls, _constraints = read_declared(
+            root, settings.requirements, settings.optional_groups, consulted, settings.project,
+            groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found,
+        )
+        declared_by_entry[entry.name] = (decls, tuple(found))
     env_index = environment_index(settings, env)
-    wheels_index = wheel_index(cache_dir(env), [d.name for d in declared])
+    wheels_index = wheel_index(cache_dir(env), sorted({d.name for ds, _ in declared_by_entry.values() for d in ds}))
     cache_path = parsecache.cache_file(cache_dir(env), root)
     loaded: list[parsecache.Cache] = []  # the parse cache, read only when some graph must be traced
 
@@ -103,6 +119,7 @@ def analyze(
     used: parsecache.Cache = {}
     results = []
     for entry in entries:
+        declared, declaration_findings = declared_by_entry[entry.name]
         graph = trace_cached(
             root,
             entry,
@@ -123,7 +140,7 @@ def analyze(
             wheels=wheels_index,
             declared=(d.name for d in declared),
         )
-        results.append(_reconciled(settings, entry, graph, resolved, declared))
+        results.append(_reconciled(settings, entry, graph, resolved, declared, declaration_findings))
     if loaded:
         parsecache.save(cache_path, loaded[0], used)
     if record is not None:

@@ -109,7 +109,7 @@ def lock(
     env = os.environ if env is None else env
     analyses = analyze(settings, requested, env)
     declared, constraints = read_declared(
-        settings.root, settings.requirements, settings.optional_groups, project=settings.project
+        settings.root, settings.requirements, settings.optional_groups, project=settings.project, groups=settings.groups
     )
     target = target_of(settings)
     cache = cache_dir(env)
@@ -163,7 +163,7 @@ def lock_findings(
     target = target_of(settings)
     consulted: set[Path] = set()
     _declared, constraints = read_declared(
-        settings.root, settings.requirements, settings.optional_groups, consulted, settings.project
+        settings.root, settings.requirements, settings.optional_groups, consulted, settings.project, groups=settings.groups
     )
     out = []
     for a in analyses:

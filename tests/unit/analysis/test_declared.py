@@ -23,7 +23,7 @@ def test_requirements_with_includes_constraints_hashes_and_continuations(tmp_pat
         {
             "requirements.txt": "-r base.txt\n-c constraints.txt\nScikit_Learn>=1.3 \\\n    --hash=sha256:abc\n"
             "# comment\n--index-url https://example.invalid/simple\nrequests[socks]>=2 ; python_version >= '3.8'  # inline\n",
-            "base.txt": "pandas==2.2.0\n-r requirements.txt\n",
+            "base.txt": "pandas==2.2.0\n",
             "constraints.txt": "numpy<2\n",
         },
     )

@@ -1,0 +1,54 @@
+"""Versions declared in Poetry's and conda's syntax reach the real lock (pip-compile, offline local index)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from slimbuild.locking.lockfile import parse_lock
+from tests.conftest import Run
+from tests.constants import OK
+from tests.integration.conftest import clean_env
+
+pytestmark = pytest.mark.network
+
+CLI = Callable[..., Run]
+
+
+@pytest.fixture
+def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point pip at the local index only (which holds six 1.16.0 and 1.17.0)."""
+    for key, value in clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index_dir)).items():
+        monkeypatch.setenv(key, value)
+    keep = {"PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}
+    for key in [k for k in os.environ if k.startswith("PIP_") and k not in keep]:
+        monkeypatch.delenv(key)
+    return index_dir
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"pyproject.toml": '[tool.poetry]\nname = "x"\nversion = "0.1.0"\n\n[tool.poetry.dependencies]\n'
+                           'python = "^3.10"\nsix = "~1.16"\npython-dateutil = "^2.9"\n'},
+        {"environment.yml": "dependencies:\n  - python=3.11\n  - six=1.16\n  - pip:\n      - python-dateutil>=2.9\n"},
+        {"Pipfile": '[packages]\nsix = "<1.17"\npython-dateutil = "*"\n'},
+    ],
+    ids=["poetry-tilde", "conda-fuzzy", "pipfile"],
+)
+def test_declared_versions_from_other_tools_bound_the_lock(
+    offline: Path, tmp_path: Path, run_cli: CLI, files: dict[str, str]
+) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "main.py").write_text("import six\nfrom dateutil import parser\n")
+    for name, text in files.items():
+        (root / name).write_text(text)
+    run = run_cli("lock", str(root))
+    assert run.code == OK, run.err
+    pins = {d.name: d.version for d in parse_lock((root / "slimbuild.lock").read_text()).dists}
+    assert pins["six"] == "1.16.0"  # 1.17.0 is in the index: the declared range kept it out
+    assert pins["python-dateutil"] == "2.9.0.post0"
