@@ -84,6 +84,21 @@ def _reconciled(
     return replace(analysis, entry=entry, findings=tuple(findings))
 
 
+def _declarations(
+    settings: Settings, entries: Sequence[Entrypoint], consulted: set[Path]
+) -> dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]]:
+    """Each entrypoint's declarations (nearest its directory wins) and their findings; ``consulted`` gets the files read."""
+    declared_by_entry: dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]] = {}
+    for entry in entries:
+        found: list[Finding] = []
+        decls, _constraints = read_declared(
+            settings.root, settings.requirements, settings.optional_groups, consulted, settings.project,
+            groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found,
+        )
+        declared_by_entry[entry.name] = (decls, tuple(found))
+    return declared_by_entry
+
+
 def analyze(
     settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
 ) -> tuple[Analysis, ...]:
@@ -95,14 +110,7 @@ def analyze(
     root = settings.root
     entries = _entrypoints(settings, requested, record)
     consulted: set[Path] = set()
-    declared_by_entry: dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]] = {}
-    for entry in entries:
-        found: list[Finding] = []
-        decls, _constraints = read_declared(
-            root, settings.requirements, settings.optional_groups, consulted, settings.project,
-            groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found,
-        )
-        declared_by_entry[entry.name] = (decls, tuple(found))
+    declared_by_entry = _declarations(settings, entries, consulted)
     env_index = environment_index(settings, env)
     wheels_index = wheel_index(cache_dir(env), sorted({d.name for ds, _ in declared_by_entry.values() for d in ds}))
     cache_path = parsecache.cache_file(cache_dir(env), root)
