@@ -80,6 +80,18 @@ def _refuse_unlockable(a: Analysis) -> None:
         )
 
 
+def _declared_for(
+    settings: Settings, a: Analysis, consulted: set[Path] | None = None
+) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
+    """The declarations and ``-c`` constraints that apply to one entrypoint: read from its directory up (nearest wins)."""
+    entry_dir = Path(a.entry.path).parent if a.entry is not None else None
+    declared, constraints = read_declared(
+        settings.root, settings.requirements, settings.optional_groups, consulted, settings.project,
+        groups=settings.groups, entry_dir=entry_dir,
+    )
+    return tuple(declared), tuple(constraints)
+
+
 def _read_lock(path: Path) -> Lock | None:
     from slimbuild.locking.lockfile import parse_lock
 
@@ -108,13 +120,11 @@ def lock(
 
     env = os.environ if env is None else env
     analyses = analyze(settings, requested, env)
-    declared, constraints = read_declared(
-        settings.root, settings.requirements, settings.optional_groups, project=settings.project, groups=settings.groups
-    )
     target = target_of(settings)
     cache = cache_dir(env)
     outcomes = []
     for a in analyses:
+        declared, constraints = _declared_for(settings, a)
         _refuse_unhashable(a, declared)
         _refuse_unlockable(a)
         inputs = lock_inputs(a, constraints)
@@ -162,11 +172,9 @@ def lock_findings(
 
     target = target_of(settings)
     consulted: set[Path] = set()
-    _declared, constraints = read_declared(
-        settings.root, settings.requirements, settings.optional_groups, consulted, settings.project, groups=settings.groups
-    )
     out = []
     for a in analyses:
+        _declared, constraints = _declared_for(settings, a, consulted)
         path = lock_path(settings, a.entrypoint_name)
         if record is not None:
             record.file(path)

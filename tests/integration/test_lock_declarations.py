@@ -52,3 +52,19 @@ def test_declared_versions_from_other_tools_bound_the_lock(
     pins = {d.name: d.version for d in parse_lock((root / "slimbuild.lock").read_text()).dists}
     assert pins["six"] == "1.16.0"  # 1.17.0 is in the index: the declared range kept it out
     assert pins["python-dateutil"] == "2.9.0.post0"
+
+
+def test_a24_stage_constraints_beside_the_entrypoint_bound_the_lock(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
+    """A stage's requirements.txt `-c` file narrows its lock, as its declarations do (nearest the entrypoint)."""
+    root = tmp_path / "proj"
+    (root / "stages" / "train").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.slimbuild]\nentrypoint = "stages/train/run.py"\n')
+    (root / "stages" / "train" / "run.py").write_text("import six\n")
+    (root / "stages" / "train" / "requirements.txt").write_text("six\n-c pins.txt\n")
+    (root / "stages" / "train" / "pins.txt").write_text("six<1.17\n")
+    run = run_cli("lock", str(root))
+    assert run.code == OK, run.err
+    pins = {d.name: d.version for d in parse_lock((root / "slimbuild.lock").read_text()).dists}
+    assert pins["six"] == "1.16.0"  # 1.17.0 is in the index: the stage's constraint kept it out
+    check = run_cli("check", str(root))
+    assert "SB012" not in check.out + check.err, check.out  # check computes the same inputs: the lock is fresh
