@@ -153,6 +153,8 @@ class Entrypoint:
     module: str  # dotted module name ("__main__" for scripts and notebooks)
     package: str | None  # package for relative imports
     function: str = ""
+    # how it was found when nothing configured it (SB016, analysis/discover.py); no part of what is traced
+    note: Finding | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,18 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
     return ModuleIndex.from_dists(str(exe), dists)
 
 
-def _entrypoints(settings: Settings, requested: str, record: replay.Recorder | None) -> list[Entrypoint]:
-    """The selected entrypoints, resolved; the directories they were found in are evidence."""
+def _entrypoints(
+    settings: Settings, requested: str, record: replay.Recorder | None, single: bool = False
+) -> list[Entrypoint]:
+    """The selected entrypoints, resolved, each with how it was found; the directories they were found in are evidence."""
     root = settings.root
     evidence = record.evidence if record is not None else None
     if evidence is not None:
         evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
-    entries = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
+    entries = [
+        replace(resolve_entrypoint(root, n, s), note=note)
+        for n, s, note in select_entrypoints(settings, requested, record, single=single)
+    ]
     if evidence is not None:
         # where each entrypoint was found (a package's __main__, a dotted module): its directories
         evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
@@ -71,19 +76,30 @@ def _reconciled(
         target_python=settings.target_python,
         project_name=str(settings.project.get("name", "")),
     )
-    return replace(analysis, entry=entry)
+    notes = (entry.note,) if entry.note is not None else ()
+    findings = sorted(
+        {*analysis.findings, *notes},
+        key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
+    )
+    return replace(analysis, entry=entry, findings=tuple(findings))
 
 
 def analyze(
-    settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
+    settings: Settings,
+    requested: str = "",
+    env: Mapping[str, str] | None = None,
+    record: replay.Recorder | None = None,
+    *,
+    single: bool = False,
 ) -> tuple[Analysis, ...]:
     """Trace (or reuse an unchanged trace), resolve and reconcile every selected entrypoint.
 
     ``record``, when given, is told every file and directory the result depends on (see :mod:`slimbuild.replay`).
+    ``single``: several entrypoints found without configuration are a usage error (``lock``, ``build``).
     """
     env = os.environ if env is None else env
     root = settings.root
-    entries = _entrypoints(settings, requested, record)
+    entries = _entrypoints(settings, requested, record, single)
     consulted: set[Path] = set()
     declared, _constraints = read_declared(root, settings.requirements, settings.optional_groups, consulted, settings.project)
     env_index = environment_index(settings, env)

@@ -107,7 +107,7 @@ def lock(
     from slimbuild.locking.wheels import fetch_wheels, wheel_modules
 
     env = os.environ if env is None else env
-    analyses = analyze(settings, requested, env)
+    analyses = analyze(settings, requested, env, single=True)  # one lock per entrypoint: several found is exit 2
     declared, constraints = read_declared(
         settings.root, settings.requirements, settings.optional_groups, project=settings.project
     )
