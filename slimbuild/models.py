@@ -154,7 +154,7 @@ class Entrypoint:
     package: str | None  # package for relative imports
     function: str = ""
     # how it was found when nothing configured it (SB016, analysis/discover.py); no part of what is traced
-    note: Finding | None = field(default=None, compare=False, repr=False)
+    notes: tuple[Finding, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

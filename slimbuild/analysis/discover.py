@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from slimbuild.analysis.notebook import load_notebook
+from slimbuild.errors import SlimbuildError
 from slimbuild.models import Location
 
 CONVENTIONAL = ("__main__.py", "streamlit_app.py", "app.py", "main.py", "run.py")
@@ -58,6 +60,7 @@ class Candidate:
     spec: str
     source: Location
     how: str
+    skip: str = ""  # why it is not analysed (a notebook that is not Python), shown as a notice
 
 
 def discover(layout: Layout, project: Mapping[str, Any]) -> tuple[Candidate, ...]:
@@ -65,9 +68,9 @@ def discover(layout: Layout, project: Mapping[str, Any]) -> tuple[Candidate, ...
     steps: Sequence[Callable[[], list[Candidate]]] = (
         lambda: _from_scripts(project),
         lambda: _from_deployment(layout),
-        lambda: [Candidate(n, Location(n), "conventional name") for n in CONVENTIONAL if n in layout.root_files()],
+        lambda: [Candidate(n, Location(n), "its conventional name") for n in CONVENTIONAL if n in layout.root_files()],
         lambda: _from_main_guards(layout),
-        lambda: [Candidate(n, Location(n), "notebook") for n in layout.notebooks()],
+        lambda: [Candidate(n, Location(n), "the project's notebooks", _not_python(layout, n)) for n in layout.notebooks()],
     )
     for step in steps:
         found = step()
@@ -77,6 +80,23 @@ def discover(layout: Layout, project: Mapping[str, Any]) -> tuple[Candidate, ...
                 unique.setdefault(c.spec, c)
             return tuple(unique.values())
     return ()
+
+
+def _not_python(layout: Layout, rel: str) -> str:
+    """Why a discovered notebook is not analysed: its code is not Python (A11: skipped with a notice); '' to analyse it.
+
+    A notebook that cannot be read here (too large, not JSON) is analysed: the trace says what is wrong with it.
+    """
+    text = layout.read(rel)
+    if text is None:
+        return ""
+    try:
+        nb = load_notebook(text.encode("utf-8", "surrogateescape"), rel)
+    except SlimbuildError:
+        return ""
+    if nb.language == "python" or not any(c.source.strip() for c in nb.cells):
+        return ""
+    return f"its kernel language is {nb.language!r}" if nb.language else "it names no kernel language"
 
 
 def candidate_names(candidates: Sequence[Candidate]) -> list[str]:
@@ -120,7 +140,7 @@ def _from_main_guards(layout: Layout) -> list[Candidate]:
         m = _MAIN_GUARD.search(text) if text else None
         if m:
             line = text.count("\n", 0, m.start()) + 1 if text else 0
-            out.append(Candidate(name, Location(name, line), "if __name__ == \"__main__\" block"))
+            out.append(Candidate(name, Location(name, line), "its `if __name__ == \"__main__\":` block"))
     return out
 
 

@@ -201,20 +201,29 @@ def _has_sources(root: Path) -> tuple[bool, list[str]]:
 
 def select_entrypoints(
     settings: Settings, requested: str = "", record: Recorder | None = None, *, single: bool = False
-) -> list[tuple[str, str, Finding | None]]:
-    """(name, spec, how it was found) to analyse: the requested one, the configured ones, or those discovered.
+) -> list[tuple[str, str, tuple[Finding, ...]]]:
+    """(name, spec, how it was found: SB016 notes) to analyse: the requested one, the configured ones, or those discovered.
 
     ``single``: the command makes one artifact per entrypoint (lock, build), so several discovered candidates
     are a usage error listing them. Walking the tree for notebooks makes the run's output impossible to replay.
     """
     if requested:
         if requested in settings.entrypoints:
-            return [(requested, settings.entrypoints[requested], None)]
-        return [(entry_name(requested), requested, None)]
+            return [(requested, settings.entrypoints[requested], ())]
+        return [(entry_name(requested), requested, ())]
     if settings.entrypoints:
-        return [(n, s, None) for n, s in sorted(settings.entrypoints.items())]
+        return [(n, s, ()) for n, s in sorted(settings.entrypoints.items())]
     root = settings.root
-    candidates = discover(DiskLayout(root, record), settings.project)
+    found = discover(DiskLayout(root, record), settings.project)
+    candidates = tuple(c for c in found if not c.skip)
+    skipped = tuple(
+        Finding(c.source, "SB016", f"entrypoint candidate {c.spec} skipped: {c.skip}", Severity.INFO) for c in found if c.skip
+    )
+    if found and not candidates:  # exit 3, as a project with no Python at all (A11, A21)
+        raise AnalysisError(
+            f"{root}: nothing to build: the project's notebooks are not Python: {_listing(found, skip=True)}",
+            hint="slimbuild builds Python analyses only; pass --entrypoint to name Python code",
+        )
     if not candidates:
         if record is not None:
             record.cacheable = False
@@ -235,11 +244,19 @@ def select_entrypoints(
             hint=f"pick one: {config_line(candidates[0].spec)}, or --entrypoint {candidates[0].spec}",
         )
     names = candidate_names(candidates)
-    return [(n, c.spec, _note(c, candidates)) for n, c in zip(names, candidates, strict=True)]
+    return [
+        (n, c.spec, (_note(c, candidates), *(skipped if i == 0 else ())))
+        for i, (n, c) in enumerate(zip(names, candidates, strict=True))
+    ]
 
 
-def _listing(candidates: tuple[Candidate, ...], limit: int = 10) -> str:
-    shown = ", ".join(f"{c.spec} ({c.how}, {c.source})" for c in candidates[:limit])
+def _listing(candidates: tuple[Candidate, ...], limit: int = 10, *, skip: bool = False) -> str:
+    def one(c: Candidate) -> str:
+        if skip:
+            return f"{c.spec} ({c.skip})"
+        return c.spec if str(c.source) == c.spec else f"{c.spec} ({c.source})"
+
+    shown = ", ".join(one(c) for c in candidates[:limit])
     return shown + (f" (+{len(candidates) - limit} more)" if len(candidates) > limit else "")
 
 
@@ -248,10 +265,8 @@ def _note(c: Candidate, candidates: tuple[Candidate, ...]) -> Finding:
     if len(candidates) == 1:
         message = f"entrypoint {c.spec} found from {c.how}; pin it with {config_line(c.spec)}"
     else:
-        specs = [x.spec for x in candidates]
-        others = ", ".join(specs[:10]) + (f" (+{len(specs) - 10} more)" if len(specs) > 10 else "")
         message = (
-            f"entrypoint candidate {c.spec} found from {c.how}, one of {len(candidates)} ({others}), each analysed;"
+            f"entrypoint candidate {c.spec} found from {c.how}, one of {len(candidates)}, each analysed;"
             f" pick one with {config_line(c.spec)}"
         )
     return Finding(c.source, "SB016", message, Severity.INFO)

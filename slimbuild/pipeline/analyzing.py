@@ -54,8 +54,8 @@ def _entrypoints(
     if evidence is not None:
         evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
     entries = [
-        replace(resolve_entrypoint(root, n, s), note=note)
-        for n, s, note in select_entrypoints(settings, requested, record, single=single)
+        replace(resolve_entrypoint(root, n, s), notes=notes)
+        for n, s, notes in select_entrypoints(settings, requested, record, single=single)
     ]
     if evidence is not None:
         # where each entrypoint was found (a package's __main__, a dotted module): its directories
@@ -76,9 +76,8 @@ def _reconciled(
         target_python=settings.target_python,
         project_name=str(settings.project.get("name", "")),
     )
-    notes = (entry.note,) if entry.note is not None else ()
     findings = sorted(
-        {*analysis.findings, *notes},
+        {*analysis.findings, *entry.notes},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
     return replace(analysis, entry=entry, findings=tuple(findings))

@@ -60,6 +60,7 @@ def _course(n: int) -> dict[str, str | bytes]:
         files[f"lessons/{i:02d}-lesson.ipynb"] = notebook(cells)
     files["lessons/99-empty.ipynb"] = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
     files["lessons/98-sklearn.ipynb"] = notebook([code_cell("import sklearn\n")])
+    files["lessons/50-in-r.ipynb"] = notebook([code_cell("library(dplyr)\n")], language="R")
     return files
 
 
@@ -67,7 +68,9 @@ def test_A37_check_many_notebooks_analyses_each(run_cli: RunCli, project: Projec
     root = project(_course(12))
     run = run_cli("check", str(root))
     assert run.code == FINDINGS, run.err  # one notebook imports sklearn, which is not declared
-    assert len(_sb016(run.err)) == 14
+    assert len(_sb016(run.err)) == 15
+    assert "lessons/50-in-r.ipynb: SB016 entrypoint candidate lessons/50-in-r.ipynb skipped: its kernel language is 'r'" \
+        in run.err
     assert "lessons/98-sklearn.ipynb[cell 1]:1:1: SB001 'sklearn'" in run.err
     doc: dict[str, Any] = json.loads(run_cli("analyze", str(root), "--json").out)
     assert len(doc["entrypoints"]) == 14 and doc["unused"] == []

@@ -148,7 +148,7 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 def test_A32_one_candidate_says_how_it_was_found(tmp_path: Path) -> None:
     root = _write(tmp_path, {"Procfile": "web: python app.py\n", "app.py": "", "main.py": ""})
-    ((name, spec, note),) = select_entrypoints(load_settings(root, {}, env={}))
+    ((name, spec, (note,)),) = select_entrypoints(load_settings(root, {}, env={}))
     assert (name, spec) == ("app", "app.py")
     assert note is not None and note.code == "SB016" and str(note.location) == "Procfile:1"
     assert "Procfile's web process" in note.message and 'entrypoint = "app.py"' in note.message
@@ -159,14 +159,34 @@ def test_A32_several_candidates_each_analysed_single_is_usage_error(tmp_path: Pa
     settings_ = load_settings(root, {}, env={})
     found = select_entrypoints(settings_)
     assert [(n, s) for n, s, _ in found] == [("app", "app.py"), ("main", "main.py")]
-    assert all(note is not None and "one of 2 (app.py, main.py)" in note.message for _, _, note in found)
+    assert all(note.code == "SB016" and "one of 2, each analysed" in note.message for _, _, (note,) in found)
     with pytest.raises(ConfigError) as err:
         select_entrypoints(settings_, single=True)
     assert err.value.exit_code == USAGE
     assert "2 entrypoint candidates" in err.value.message and "main.py" in err.value.message
     assert 'entrypoint = "app.py"' in err.value.hint
     # a configured entrypoint is never second-guessed, and carries no note
-    assert select_entrypoints(settings_, "main.py", single=True) == [("main", "main.py", None)]
+    assert select_entrypoints(settings_, "main.py", single=True) == [("main", "main.py", ())]
+
+
+def test_A37_discovered_notebooks_not_in_python_are_skipped_with_a_notice(tmp_path: Path) -> None:
+    def nb(language: str | None, src: str = "x = 1\n") -> str:
+        meta = {"language_info": {"name": language}} if language else {}
+        cells = [{"cell_type": "code", "source": src, "metadata": {}, "outputs": []}]
+        return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": meta, "cells": cells})
+
+    root = _write(tmp_path, {"a.ipynb": nb("python"), "b.ipynb": nb("R"), "c.ipynb": nb(None), "d.ipynb": nb(None, "")})
+    found = select_entrypoints(load_settings(root, {}, env={}))
+    assert [s for _, s, _ in found] == ["a.ipynb", "d.ipynb"]
+    notes = [str(f.location) + " " + f.message for f in found[0][2][1:]]
+    assert notes == ["b.ipynb entrypoint candidate b.ipynb skipped: its kernel language is 'r'",
+                     "c.ipynb entrypoint candidate c.ipynb skipped: it names no kernel language"]
+    for rel in ("a.ipynb", "d.ipynb"):
+        (root / rel).unlink()
+    with pytest.raises(AnalysisError) as err:
+        select_entrypoints(load_settings(root, {}, env={}))
+    assert "nothing to build" in err.value.message and "not Python" in err.value.message
+    assert "b.ipynb (its kernel language is 'r')" in err.value.message
 
 
 # ---------------------------------------------------------------- A33 pkg:func
