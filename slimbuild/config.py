@@ -171,6 +171,8 @@ def _apply(values: dict[str, object], table: Mapping[str, object], where: str) -
 
 def _entry_name(spec: str) -> str:
     """The name of the one configured entrypoint: the file's stem; a package's for its __main__.py/__init__.py."""
+    if spec.startswith("streamlit run ") and spec.split()[2:]:
+        spec = spec.split()[2]
     path = Path(spec.split(":")[0])
     if path.stem in {"__main__", "__init__"} and path.parent.name:
         return path.parent.name

@@ -27,6 +27,7 @@ from slimbuild.analysis.notebook import load_notebook
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Location
 
+STREAMLIT_RUN = "streamlit run "  # the spec of a script that `streamlit run` serves
 CONVENTIONAL = ("__main__.py", "streamlit_app.py", "app.py", "main.py", "run.py")
 _NOT_ENTRYPOINTS = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "tasks.py"})
 _MAIN_GUARD = re.compile(r"""^if\s+(?:__name__\s*==\s*(['"])__main__\1|(['"])__main__\2\s*==\s*__name__)\s*:""", re.M)
@@ -112,6 +113,8 @@ def candidate_names(candidates: Sequence[Candidate]) -> list[str]:
 
 def entry_name(spec: str) -> str:
     """The name an entrypoint given only by its spec gets: the file's stem; a package's for its __main__/__init__."""
+    if spec.startswith(STREAMLIT_RUN):
+        spec = spec[len(STREAMLIT_RUN):].split()[0] if spec[len(STREAMLIT_RUN):].split() else spec
     path = PurePosixPath(spec.split(":")[0])
     if path.stem in {"__main__", "__init__"} and path.parent.name:
         return path.parent.name
@@ -272,8 +275,14 @@ def _segment_target(words: list[str], workdir: str, exists: Callable[[str], bool
     if _PYTHON.fullmatch(head):
         return _python_target(words[1:], workdir, exists)
     if head == "streamlit" and len(words) >= 3 and words[1] == "run":
-        return _project_file(words[2], workdir, exists)
+        return _streamlit_spec(words[2:], workdir, exists)
     return ""
+
+
+def _streamlit_spec(words: list[str], workdir: str, exists: Callable[[str], bool]) -> str:
+    """``streamlit run SCRIPT ARGS``: the spec that serves the project's script the same way."""
+    script = _project_file(words[0], workdir, exists)
+    return shlex.join(["streamlit", "run", script, *words[1:]]) if script.endswith(".py") else ""
 
 
 def _python_target(args: list[str], workdir: str, exists: Callable[[str], bool]) -> str:
@@ -283,7 +292,7 @@ def _python_target(args: list[str], workdir: str, exists: Callable[[str], bool])
         if a == "-m" and i + 1 < len(args):
             module = args[i + 1]
             if module == "streamlit" and i + 3 < len(args) and args[i + 2] == "run":
-                return _project_file(args[i + 3], workdir, exists)
+                return _streamlit_spec(args[i + 3 :], workdir, exists)
             top = module.split(".")[0]
             dirs = ("", "src/")
             if any(exists(f"{d}{top}") or exists(f"{d}{top}.py") for d in dirs) and module.replace(".", "").isidentifier():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slimbuild.analysis.discover import Candidate, candidate_names, config_line, discover, entry_name
+from slimbuild.analysis.discover import STREAMLIT_RUN, Candidate, candidate_names, config_line, discover, entry_name
 from slimbuild.analysis.finder import ModuleFinder
 from slimbuild.errors import AnalysisError, ConfigError
 from slimbuild.models import Entrypoint, Finding, Severity
@@ -28,6 +30,8 @@ def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
 
 
 def _resolve(root: Path, name: str, spec: str) -> Entrypoint:
+    if spec.split()[:2] == STREAMLIT_RUN.split():
+        return _streamlit(root, name, spec)
     module_part, _, function = spec.partition(":")
     candidate = (root / module_part).resolve() if module_part else root
     try:
@@ -58,6 +62,18 @@ def _resolve(root: Path, name: str, spec: str) -> Entrypoint:
         f"entrypoint {spec!r} not found in {root}",
         hint="name a .py file, a package with __main__.py, a module:function, or a .ipynb notebook",
     )
+
+
+def _streamlit(root: Path, name: str, spec: str) -> Entrypoint:
+    """``streamlit run app.py [ARGS]``: the script, traced as a script, served by streamlit in the image."""
+    try:
+        words = shlex.split(spec)
+    except ValueError as exc:
+        raise ConfigError(f"entrypoint {spec!r}: {exc}", hint='e.g. entrypoint = "streamlit run app.py"') from None
+    if len(words) < 3 or not words[2].endswith(".py"):
+        raise ConfigError(f"entrypoint {spec!r} names no script to run", hint='e.g. entrypoint = "streamlit run app.py"')
+    entry = _resolve(root, name, words[2])
+    return replace(entry, spec=spec, runner="streamlit", args=tuple(words[3:]))
 
 
 def _script(root: Path, name: str, spec: str, path: Path, rel: str, function: str) -> Entrypoint:
@@ -217,7 +233,7 @@ def select_entrypoints(
     found = discover(DiskLayout(root, record), settings.project)
     candidates = tuple(c for c in found if not c.skip)
     skipped = tuple(
-        Finding(c.source, "SB016", f"entrypoint candidate {c.spec} skipped: {c.skip}", Severity.INFO) for c in found if c.skip
+        Finding(c.source, "SB016", f"entrypoint candidate {c.spec!r} skipped: {c.skip}", Severity.INFO) for c in found if c.skip
     )
     if found and not candidates:  # exit 3, as a project with no Python at all (A11, A21)
         raise AnalysisError(
@@ -263,10 +279,10 @@ def _listing(candidates: tuple[Candidate, ...], limit: int = 10, *, skip: bool =
 def _note(c: Candidate, candidates: tuple[Candidate, ...]) -> Finding:
     """The SB016 finding that says how an entrypoint was found, and the line that pins it."""
     if len(candidates) == 1:
-        message = f"entrypoint {c.spec} found from {c.how}; pin it with {config_line(c.spec)}"
+        message = f"entrypoint {c.spec!r} found from {c.how}; pin it with {config_line(c.spec)}"
     else:
         message = (
-            f"entrypoint candidate {c.spec} found from {c.how}, one of {len(candidates)}, each analysed;"
+            f"entrypoint candidate {c.spec!r} found from {c.how}, one of {len(candidates)}, each analysed;"
             f" pick one with {config_line(c.spec)}"
         )
     return Finding(c.source, "SB016", message, Severity.INFO)

@@ -33,8 +33,9 @@ def test_A32_check_streamlit_repo_without_configuration(run_cli: RunCli, project
     run = run_cli("check", str(root))
     assert run.code == OK, run.err
     (line,) = _sb016(run.err)
-    assert line.startswith("Dockerfile:6: SB016 entrypoint streamlit_app.py found from the Dockerfile's ENTRYPOINT")
-    assert '[tool.slimbuild] entrypoint = "streamlit_app.py"' in line
+    spec = "streamlit run streamlit_app.py --server.port=8501"
+    assert line.startswith(f"Dockerfile:6: SB016 entrypoint '{spec}' found from the Dockerfile's ENTRYPOINT")
+    assert f'[tool.slimbuild] entrypoint = "{spec}"' in line
     doc = json.loads(run_cli("analyze", str(root), "--json").out)
     assert doc["files"] == ["helpers.py", "streamlit_app.py"]  # scratch.py is not reached
     assert [u["name"] for u in doc["unused"]] == ["matplotlib"]
@@ -69,7 +70,7 @@ def test_A37_check_many_notebooks_analyses_each(run_cli: RunCli, project: Projec
     run = run_cli("check", str(root))
     assert run.code == FINDINGS, run.err  # one notebook imports sklearn, which is not declared
     assert len(_sb016(run.err)) == 15
-    assert "lessons/50-in-r.ipynb: SB016 entrypoint candidate lessons/50-in-r.ipynb skipped: its kernel language is 'r'" \
+    assert "lessons/50-in-r.ipynb: SB016 entrypoint candidate 'lessons/50-in-r.ipynb' skipped: its kernel language is 'r'" \
         in run.err
     assert "lessons/98-sklearn.ipynb[cell 1]:1:1: SB001 'sklearn'" in run.err
     doc: dict[str, Any] = json.loads(run_cli("analyze", str(root), "--json").out)

@@ -73,9 +73,9 @@ MAIN = 'if __name__ == "__main__":\n    main()\n'
         ({"Dockerfile": 'FROM python\nENTRYPOINT ["python", "-m"]\nCMD ["pkg"]\n', "pkg/__main__.py": ""}, {},
          [("pkg", "Dockerfile", 2)]),
         ({"Dockerfile": "FROM python\nCMD streamlit run app.py --server.port 8501\n", "app.py": "", "main.py": ""}, {},
-         [("app.py", "Dockerfile", 2)]),
+         [("streamlit run app.py --server.port 8501", "Dockerfile", 2)]),
         ({"Dockerfile": 'FROM python\nCMD ["sh", "-c", "cd /app && uv run python -m streamlit run ui.py"]\n', "ui.py": ""},
-         {}, [("ui.py", "Dockerfile", 2)]),
+         {}, [("streamlit run ui.py", "Dockerfile", 2)]),
         ({"Procfile": "web: python app.py\nworker: python -m jobs.worker\n", "app.py": "", "jobs/worker.py": ""}, {},
          [("app.py", "Procfile", 1), ("jobs.worker", "Procfile", 2)]),
         ({"streamlit_app.py": "", "README.md": ""}, {}, [("streamlit_app.py", "streamlit_app.py", 0)]),
@@ -179,14 +179,31 @@ def test_A37_discovered_notebooks_not_in_python_are_skipped_with_a_notice(tmp_pa
     found = select_entrypoints(load_settings(root, {}, env={}))
     assert [s for _, s, _ in found] == ["a.ipynb", "d.ipynb"]
     notes = [str(f.location) + " " + f.message for f in found[0][2][1:]]
-    assert notes == ["b.ipynb entrypoint candidate b.ipynb skipped: its kernel language is 'r'",
-                     "c.ipynb entrypoint candidate c.ipynb skipped: it names no kernel language"]
+    assert notes == ["b.ipynb entrypoint candidate 'b.ipynb' skipped: its kernel language is 'r'",
+                     "c.ipynb entrypoint candidate 'c.ipynb' skipped: it names no kernel language"]
     for rel in ("a.ipynb", "d.ipynb"):
         (root / rel).unlink()
     with pytest.raises(AnalysisError) as err:
         select_entrypoints(load_settings(root, {}, env={}))
     assert "nothing to build" in err.value.message and "not Python" in err.value.message
     assert "b.ipynb (its kernel language is 'r')" in err.value.message
+
+
+def test_A32_streamlit_run_spec_traced_as_the_script_and_served_in_the_image(tmp_path: Path) -> None:
+    root = _write(tmp_path, {"ui/app.py": "import helpers\n", "ui/helpers.py": "import yaml\n"})
+    entry = resolve_entrypoint(root, "app", "streamlit run ui/app.py --server.port=8501")
+    assert (entry.kind, entry.path, entry.runner, entry.args) == ("script", "ui/app.py", "streamlit", ("--server.port=8501",))
+    graph = trace(root, entry, target_python="3.11", parser=_parser(), read_digest=lambda p: "")
+    assert graph.files == ("ui/app.py", "ui/helpers.py")
+    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, graph.files, entry.runner, entry.args)
+    assert launch.argv == (VENV_PYTHON, "-m", "streamlit", "run", "/app/ui/app.py", "--server.port=8501")
+    assert load_settings(root, {"entrypoints": {}}, env={"SLIMBUILD_ENTRYPOINT": "streamlit run ui/app.py"}).entrypoints == {
+        "app": "streamlit run ui/app.py"
+    }
+    for bad in ("streamlit run", "streamlit run 'x", "streamlit run data.csv"):
+        with pytest.raises(ConfigError) as err:
+            resolve_entrypoint(root, "app", bad)
+        assert err.value.exit_code == USAGE
 
 
 # ---------------------------------------------------------------- A33 pkg:func
