@@ -322,3 +322,15 @@ def test_A36_percent_file_read_like_writefile() -> None:
 def test_A36_bad_notebook_still_a_slimbuild_error() -> None:
     with pytest.raises(SlimbuildError):
         parse_notebook(b"", "nb.ipynb")  # a 0-byte file is a truncated notebook (A8), not an empty one
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [b"FROM x\nCMD [\"python\", \"app\xff\xfe.py\"]\n", b"\x00\x01\x02" * 1000,
+     b"FROM x\n" + b"# pad\n" * 200_000 + b"CMD python job.py\n"],
+    ids=["undecodable", "binary", "huge"],
+)
+def test_A32_undecodable_binary_or_huge_dockerfile_is_no_evidence(tmp_path: Path, dockerfile: bytes) -> None:
+    root = _write(tmp_path, {"job.py": "", "main.py": ""})
+    (root / "Dockerfile").write_bytes(dockerfile)
+    assert [s for _, s, _ in select_entrypoints(load_settings(root, {}, env={}))] == ["main.py"]
