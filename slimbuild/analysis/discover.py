@@ -312,14 +312,14 @@ def _project_file(path: str, workdir: str, exists: Callable[[str], bool]) -> str
     if not path.endswith((".py", ".ipynb")):
         return ""
     tries = []
-    if path.startswith("/"):
-        norm = posixpath.normpath(path)
-        if workdir and workdir != "/" and norm.startswith(workdir.rstrip("/") + "/"):
-            tries.append(norm[len(workdir.rstrip("/")) + 1 :])
-        parts = norm.strip("/").split("/")
-        tries.extend("/".join(parts[i:]) for i in range(1, len(parts)))  # /app/src/x.py -> src/x.py, x.py
-    else:
-        tries.append(posixpath.normpath(path))
+    if not path.startswith("/"):
+        tries.append(posixpath.normpath(path))  # the project copied to WORKDIR
+        path = posixpath.join(workdir or "/", path)  # else: WORKDIR is a directory of the project
+    norm = posixpath.normpath(path)
+    if workdir and workdir != "/" and norm.startswith(workdir.rstrip("/") + "/"):
+        tries.append(norm[len(workdir.rstrip("/")) + 1 :])
+    parts = norm.strip("/").split("/")
+    tries.extend("/".join(parts[i:]) for i in range(1, len(parts)))  # /app/src/x.py -> src/x.py, x.py
     for rel in tries:
         if rel and not rel.startswith("../") and rel != ".." and exists(rel):
             return rel

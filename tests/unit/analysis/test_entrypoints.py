@@ -117,6 +117,16 @@ def test_A32_dockerfile_command_of_the_final_stage_and_unknown_commands() -> Non
     assert command_target(["python", "../x.py"], "", exists) == ""
     assert command_target(["/usr/local/bin/python3.11", "-X", "dev", "x.py"], "", exists) == "x.py"
     assert command_target(["poetry", "run", "python", "-m", "pkg"], "", exists) == "pkg"
+    in_src = {"src/main.py"}.__contains__
+    assert command_target(["python", "main.py"], "/app/src", in_src) == "src/main.py"  # WORKDIR is the project's src/
+    assert command_target(["python", "main.py"], "", in_src) == ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), max_size=8), st.text(max_size=20))
+def test_A32_command_target_fuzz_never_a_traceback(argv: list[str], workdir: str) -> None:
+    found = command_target(argv, workdir, {"x.py", "pkg"}.__contains__)
+    assert found in {"", "x.py", "pkg"} or found.startswith(("pkg", "streamlit run x.py"))
 
 
 @settings(max_examples=200, deadline=None)
