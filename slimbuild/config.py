@@ -173,8 +173,18 @@ def _apply(values: dict[str, object], table: Mapping[str, object], where: str) -
         coerced = _coerce(key, value, kind, where)
         if key == "entrypoint":
             spec = str(coerced)
-            coerced = {Path(spec.split(":")[0]).stem or "default": spec}
+            coerced = {_entry_name(spec) or "default": spec}
         values[name] = coerced
+
+
+def _entry_name(spec: str) -> str:
+    """The name of the one configured entrypoint: the file's stem; a package's for its __main__.py/__init__.py."""
+    if spec.startswith("streamlit run ") and spec.split()[2:]:
+        spec = spec.split()[2]
+    path = Path(spec.split(":")[0])
+    if path.stem in {"__main__", "__init__"} and path.parent.name:
+        return path.parent.name
+    return path.stem
 
 
 def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -153,6 +153,10 @@ class Entrypoint:
     module: str  # dotted module name ("__main__" for scripts and notebooks)
     package: str | None  # package for relative imports
     function: str = ""
+    runner: str = ""  # "streamlit": the script is served by `streamlit run` (spec "streamlit run app.py [ARGS]")
+    args: tuple[str, ...] = ()  # the runner's arguments after the script
+    # how it was found when nothing configured it (SB016, analysis/discover.py); no part of what is traced
+    notes: tuple[Finding, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

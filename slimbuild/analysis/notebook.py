@@ -121,12 +121,24 @@ def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * N
     for i, cell in enumerate(raw_cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
+        if _raises_on_purpose(cell):
+            cells.append(NotebookCell(i, "", RAISES_TAG))  # a teaching cell that fails on purpose never runs
+            continue
         src = _text(cell.get(source_key))
         code, skipped, cell_hints, cell_written = neutralise_cell(src, Location(path, 0, 0, i))
         hints.extend(cell_hints)
         written.extend(cell_written)
         cells.append(NotebookCell(i, code, skipped))
     return Notebook(path, language, tuple(cells), tuple(hints), tuple(written))
+
+
+RAISES_TAG = "raises-exception"  # Jupyter's (and nbval's, nbconvert's) tag for a cell that fails on purpose
+
+
+def _raises_on_purpose(cell: dict[str, object]) -> bool:
+    meta = cell.get("metadata")
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return isinstance(tags, list) and RAISES_TAG in tags
 
 
 def _logical_line(lines: list[str], i: int) -> str:
@@ -182,7 +194,7 @@ def _cell_magic(lines: list[str], where: Location) -> tuple[str, str, list[tuple
     hints: list[tuple[Location, str]] = []
     head = lines[0].strip()[2:]
     name, _, rest = head.partition(" ")
-    if name == "writefile":
+    if name in {"writefile", "file"}:  # %%file is IPython's older name of %%writefile
         args = [a for a in rest.split() if not a.startswith("-")]
         written: list[str] = []
         body = "\n".join(lines[1:])
@@ -249,6 +261,8 @@ def parse_notebook(
 ) -> ParsedSource:
     """Imports of a notebook's code cells; one broken cell is a finding, not a failure."""
     nb = load_notebook(data, path, max_bytes)
+    if not any(c.source.strip() for c in nb.cells) and not nb.written_modules:
+        return ParsedSource(path=path, pip_hints=nb.pip_hints)  # no code: nothing to trace, whatever its kernel
     if nb.language and nb.language != "python":
         raise AnalysisError(
             f"{path}: notebook kernel language is {nb.language!r}, not Python",

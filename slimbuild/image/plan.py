@@ -112,9 +112,14 @@ def notebook_script_path(notebook: str) -> str:
     return str(PurePosixPath(notebook).with_suffix(".py"))
 
 
-def plan_launch(kind: str, entry_path: str, module: str, function: str, files: Sequence[str]) -> Launch:
-    """The exec-form command for an entrypoint of the given kind."""
+def plan_launch(
+    kind: str, entry_path: str, module: str, function: str, files: Sequence[str], runner: str = "",
+    args: Sequence[str] = (),
+) -> Launch:
+    """The exec-form command for an entrypoint of the given kind (``runner`` "streamlit": ``streamlit run``)."""
     roots = sorted({f"{APP_DIR}/src"} if any(f.startswith("src/") for f in files) else set())
+    if runner == "streamlit":
+        return Launch((VENV_PYTHON, "-m", "streamlit", "run", f"{APP_DIR}/{entry_path}", *args), tuple(roots))
     if kind == "notebook":
         script = notebook_script_path(entry_path)
         return Launch((VENV_PYTHON, f"{APP_DIR}/{script}"), tuple(roots), script)

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from slimbuild.analysis.declared import read_declared
@@ -46,13 +47,18 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
     return ModuleIndex.from_dists(str(exe), dists)
 
 
-def _entrypoints(settings: Settings, requested: str, record: replay.Recorder | None) -> list[Entrypoint]:
-    """The selected entrypoints, resolved; the directories they were found in are evidence."""
+def _entrypoints(
+    settings: Settings, requested: str, record: replay.Recorder | None, single: bool = False
+) -> list[Entrypoint]:
+    """The selected entrypoints, resolved, each with how it was found; the directories they were found in are evidence."""
     root = settings.root
     evidence = record.evidence if record is not None else None
     if evidence is not None:
         evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
-    entries = [resolve_entrypoint(root, n, s) for n, s in select_entrypoints(settings, requested, record)]
+    entries = [
+        replace(resolve_entrypoint(root, n, s), notes=notes)
+        for n, s, notes in select_entrypoints(settings, requested, record, single=single)
+    ]
     if evidence is not None:
         # where each entrypoint was found (a package's __main__, a dotted module): its directories
         evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
@@ -78,7 +84,7 @@ def _reconciled(
         project_name=str(settings.project.get("name", "")),
     )
     findings = sorted(
-        {*analysis.findings, *declaration_findings},
+        {*analysis.findings, *declaration_findings, *entry.notes},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
     return replace(analysis, entry=entry, findings=tuple(findings))
@@ -100,15 +106,21 @@ def _declarations(
 
 
 def analyze(
-    settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
+    settings: Settings,
+    requested: str = "",
+    env: Mapping[str, str] | None = None,
+    record: replay.Recorder | None = None,
+    *,
+    single: bool = False,
 ) -> tuple[Analysis, ...]:
     """Trace (or reuse an unchanged trace), resolve and reconcile every selected entrypoint.
 
     ``record``, when given, is told every file and directory the result depends on (see :mod:`slimbuild.replay`).
+    ``single``: several entrypoints found without configuration are a usage error (``lock``, ``build``).
     """
     env = os.environ if env is None else env
     root = settings.root
-    entries = _entrypoints(settings, requested, record)
+    entries = _entrypoints(settings, requested, record, single)
     consulted: set[Path] = set()
     declared_by_entry = _declarations(settings, entries, consulted)
     env_index = environment_index(settings, env)
@@ -123,24 +135,17 @@ def analyze(
 
     # a target newer than this interpreter: the interpreter of its version that parses what this one cannot
     grammar = find_grammar(settings.target_python, replay.environment_python(settings.python, root, env))
-    read_digest = read_digest_factory(settings.max_source_bytes)
     used: parsecache.Cache = {}
+    trace = partial(
+        trace_cached, root, target_python=settings.target_python, allow_unparseable=settings.allow_unparseable,
+        max_bytes=settings.max_source_bytes, cache_root=cache_dir(env), parse_cache=parse_cache, used=used,
+        read_digest=read_digest_factory(settings.max_source_bytes), grammar=grammar,
+        evidence_sink=record.evidence if record is not None else None,
+    )
     results = []
     for entry in entries:
         declared, declaration_findings = declared_by_entry[entry.name]
-        graph = trace_cached(
-            root,
-            entry,
-            target_python=settings.target_python,
-            allow_unparseable=settings.allow_unparseable,
-            max_bytes=settings.max_source_bytes,
-            cache_root=cache_dir(env),
-            read_digest=read_digest,
-            parse_cache=parse_cache,
-            used=used,
-            evidence_sink=record.evidence if record is not None else None,
-            grammar=grammar,
-        )
+        graph = trace(entry)
         resolved = resolve_modules(
             (s.module for s in (*graph.third_party, *graph.never_run)),
             user_mapping=settings.mapping,

@@ -209,7 +209,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     entry, name = a.entry, a.entrypoint_name
     if entry is None:
         raise TypeError("the analysis does not carry its resolved entrypoint")  # analyze() always sets it
-    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
+    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files, entry.runner, entry.args)
     sources = [f for f in a.files if not f.endswith(".ipynb")]
     project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
     large = large_file_warnings(project_files, APP_PREFIX)

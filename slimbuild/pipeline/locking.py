@@ -119,7 +119,7 @@ def lock(
     from slimbuild.locking.wheels import fetch_wheels, wheel_modules
 
     env = os.environ if env is None else env
-    analyses = analyze(settings, requested, env)
+    analyses = analyze(settings, requested, env, single=True)  # one lock per entrypoint: several found is exit 2
     target = target_of(settings)
     cache = cache_dir(env)
     outcomes = []

@@ -128,7 +128,7 @@ def test_entrypoint_from_project_scripts(project: Project, run_cli: CLI) -> None
         {
             "pyproject.toml": '[project]\nname="t"\nversion="1"\ndependencies=["numpy"]\n[project.scripts]\nt = "t.cli:main"\n',
             "src/t/__init__.py": "",
-            "src/t/cli.py": "import numpy\n",
+            "src/t/cli.py": "import numpy\ndef main(): pass\n",
         }
     )
     doc = _json(run_cli("analyze", str(root), "--json"))

@@ -921,9 +921,12 @@ def test_A21_single_notebook_project_needs_no_entrypoint(run_cli: RunCli, projec
     assert names(a["required"]) == ["pyyaml"]
 
 
-def test_A21_several_notebooks_ask_for_entrypoint(run_cli: RunCli, project: Project) -> None:
+def test_A21_several_notebooks_each_analysed_lock_asks_to_pick_one(run_cli: RunCli, project: Project) -> None:
     root = project({"a.ipynb": notebook([code_cell("import yaml\n")]), "b.ipynb": notebook([code_cell("import toml\n")])})
-    error_line(run_cli("analyze", str(root)), USAGE, "no entrypoint", "--entrypoint")
+    doc = ok_json(run_cli("analyze", str(root), "--json"))
+    assert [e["entrypoint"] for e in doc["entrypoints"]] == ["a.ipynb", "b.ipynb"]
+    assert all(any(f["code"] == "SB016" for f in e["findings"]) for e in doc["entrypoints"])
+    error_line(run_cli("lock", str(root)), USAGE, "2 entrypoint candidates", "a.ipynb", "b.ipynb", 'entrypoint = "a.ipynb"')
 
 
 def test_A21_ignored_dirs_never_traced_or_first_party(run_cli: RunCli, project: Project) -> None:

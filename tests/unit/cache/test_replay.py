@@ -250,3 +250,33 @@ def test_trace_code_names_existing_directories_and_all_of_the_analysis() -> None
     dirs = _code_dirs()
     assert set(parsecache._TRACE_CODE) <= dirs
     assert {d for d in dirs if d == "analysis" or d.startswith("analysis/")} | {"", "cache"} <= set(parsecache._TRACE_CODE)
+
+
+@pytest.mark.parametrize("change", ["dockerfile_cmd", "main_guard", "conventional_name_appears", "module_dir_appears"])
+def test_A32_discovered_entrypoint_replayed_until_what_found_it_changes(
+    project: Project, run_cli: Any, computed: list[str], change: str
+) -> None:
+    files: dict[str, str | bytes] = {**BASE, "job.py": "import yaml\n", "requirements.txt": "numpy\npandas\npyyaml\n"}
+    files.pop("main.py")
+    if change == "dockerfile_cmd":
+        files["Dockerfile"] = 'FROM x\nCMD ["python", "helper.py"]\n'
+    else:
+        if change == "module_dir_appears":
+            files["Dockerfile"] = 'FROM x\nCMD ["python", "-m", "tool"]\n'  # no tool/ yet: the next layout decides
+        files["helper.py"] = 'import pandas\nif __name__ == "__main__":\n    pass\n'
+    root = project(files)
+    before = run_cli("check", str(root))
+    assert run_cli("check", str(root)).err == before.err
+    assert computed == ["_check_output"]
+    if change == "dockerfile_cmd":
+        (root / "Dockerfile").write_text('FROM x\nCMD ["python", "job.py"]\n')
+    elif change == "main_guard":
+        _append(root / "job.py", 'if __name__ == "__main__":\n    pass\n')
+    elif change == "conventional_name_appears":
+        (root / "app.py").write_text("import numpy\n")
+    else:
+        (root / "tool").mkdir()
+        (root / "tool" / "__main__.py").write_text("import numpy\n")
+    after = run_cli("check", str(root))
+    assert computed == ["_check_output", "_check_output"], change
+    assert after.err != before.err and "SB016" in after.err, change
