@@ -134,7 +134,7 @@ def analysis_text(a: Analysis) -> str:
     width = max((len(r.name) for r in (*a.required, *a.optional)), default=10)
     for r in a.required:
         state = "declared" if r.declared else "NOT DECLARED"
-        sites = _sites_text(r.imports) if r.imports else "(keep list)"
+        sites = _sites_text(r.imports) if r.imports else "(keep list)" if "keep" in r.via else "(third-party import)"
         out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}")
     if a.missing:
         out.append(f"  missing ({len(a.missing)}): {', '.join(r.name for r in a.missing)}")

@@ -13,10 +13,11 @@ from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.reconcile import failing, reconcile
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
+from slimbuild.analysis.thirdparty import ChainReader, Reader, SiteReader, WheelReader, keep_evidenced, scan
 from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
 from slimbuild.config import Settings
-from slimbuild.errors import ConfigError
+from slimbuild.errors import ConfigError, SlimbuildError
 from slimbuild.models import Analysis, Declared, Entrypoint, Finding, ImportGraph, Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
@@ -74,6 +75,78 @@ def _reconciled(
     return replace(analysis, entry=entry)
 
 
+def _locked_wheels(settings: Settings, name: str, cache: Path, record: replay.Recorder | None) -> dict[str, Path]:
+    """The wheels of entrypoint ``name``'s lock already in the wheelhouse (none without a readable lock).
+
+    The lock, each hash's folder (present: its listing; absent: its absence) and each wheel read are evidence.
+    """
+    from slimbuild.locking.lockfile import parse_lock
+    from slimbuild.locking.wheels import stored_wheels
+    from slimbuild.pipeline.locking import lock_path  # not at the top: pipeline.locking imports this module
+
+    path = lock_path(settings, name)
+    if record is not None:
+        record.file(path)
+    try:
+        lock = parse_lock(path.read_text(encoding="utf-8"), path.name)
+    except (OSError, UnicodeDecodeError, SlimbuildError):
+        return {}  # no lock, or one `check` reports (SB012): no wheels to read
+    wheels: dict[str, Path] = {}
+    for dist in lock.dists:
+        folders, found = stored_wheels(dist, cache)
+        if record is not None:
+            for folder in folders:
+                if folder.is_dir():
+                    record.evidence.add_dirs([folder])
+                else:
+                    record.file(folder)
+        if found:
+            wheels[dist.name] = found[0]
+            if record is not None:
+                record.file(found[0])
+    return wheels
+
+
+def _site_dirs(python: str) -> list[Path]:
+    """The site-packages directories of an environment's interpreter (as replay.environment_key finds them)."""
+    exe = Path(python)
+    bases = {exe.resolve().parent.parent, exe.parent.parent}
+    return sorted({p for base in bases for p in base.glob("lib/python3*/site-packages") if p.is_dir()})
+
+
+def keep_third_party(
+    settings: Settings,
+    analysis: Analysis,
+    wheels: Mapping[str, Path],
+    environment: ModuleIndex | None,
+    wheel_modules: ModuleIndex | None,
+) -> Analysis:
+    """``analysis`` with the declared-but-unused distributions that third-party code it imports imports kept (SB017)."""
+    if not analysis.unused or not (wheels or environment is not None):
+        return analysis
+    declared = [d.name for d in analysis.declared]
+    memo: dict[str, str | None] = {}
+
+    def owner(module: str) -> str | None:
+        if module not in memo:
+            memo[module] = resolve_modules(
+                [module], user_mapping=settings.mapping, environment=environment, wheels=wheel_modules, declared=declared
+            )[module].distribution
+        return memo[module]
+
+    readers: list[Reader] = []
+    wheel_reader = WheelReader(wheels, settings.max_source_bytes)
+    readers.append(wheel_reader)
+    if environment is not None:
+        readers.append(SiteReader(_site_dirs(environment.source), environment.lookup, settings.max_source_bytes))
+    starts = [s.module for r in analysis.required for s in r.imports if not s.type_checking]
+    try:
+        result = scan(starts, [d.name for d in analysis.unused], owner, ChainReader(readers), max_bytes=settings.max_source_bytes)
+    finally:
+        wheel_reader.close()
+    return keep_evidenced(analysis, result.kept)
+
+
 def analyze(
     settings: Settings, requested: str = "", env: Mapping[str, str] | None = None, record: replay.Recorder | None = None
 ) -> tuple[Analysis, ...]:
@@ -119,7 +192,11 @@ def analyze(
             wheels=wheels_index,
             declared=(d.name for d in declared),
         )
-        results.append(_reconciled(settings, entry, graph, resolved, declared))
+        analysis = _reconciled(settings, entry, graph, resolved, declared)
+        if analysis.unused:  # third-party code may import one of them: read it (wheels after a lock, the environment)
+            wheels = _locked_wheels(settings, entry.name, cache_dir(env), record)
+            analysis = keep_third_party(settings, analysis, wheels, env_index, wheels_index)
+        results.append(analysis)
     if loaded:
         parsecache.save(cache_path, loaded[0], used)
     if record is not None:
