@@ -11,10 +11,12 @@ candidates are the declared-but-unused ones, so third-party code can only keep, 
 The bound: from each module the project imports (depth 0), the modules it imports *within the same
 distribution* are followed to depth :data:`MAX_DEPTH` (importing ``a.b.c`` also runs ``a`` and ``a.b``, one step
 further), breadth first, and at most :data:`MAX_FILES` files are read in all. An import of another distribution
-is evidence but is not followed. Imports under ``if TYPE_CHECKING:`` are not evidence; imports in functions and
-under ``try``/``except ImportError`` are (that is how optional dependencies are written). Besides ``import`` and
-``from ... import``, literal ``importlib.import_module("x")``, ``__import__("x")`` and pandas'
-``import_optional_dependency("x")`` calls count.
+is evidence but is not followed. Imports under ``if TYPE_CHECKING:`` are not evidence. ``import`` and
+``from ... import`` count where they run when the module is imported (module and class level, under
+``try``/``except ImportError`` too: that is how optional dependencies are written), not in a function body:
+scikit-learn's plotting helpers import matplotlib when called, which is no reason to ship matplotlib with every
+scikit-learn user. Literal ``importlib.import_module("x")``, ``__import__("x")`` and pandas'
+``import_optional_dependency("x")`` calls count anywhere: they are how a library names its optional dependency.
 
 :func:`scan` and :func:`keep_evidenced` are pure; :class:`WheelReader` and :class:`SiteReader` read the
 files (the pipeline builds them at its edge).
@@ -26,7 +28,7 @@ import ast
 import os
 import zipfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -53,6 +55,7 @@ class ModuleSource:
     label: str  # e.g. "pandas-2.2.3-....whl:pandas/io/excel/_openpyxl.py"
     data: bytes
     is_package: bool
+    key: str = ""  # names the content for good (a wheelhouse folder's digest and the member): memoisable
 
 
 class Reader(Protocol):
@@ -61,8 +64,11 @@ class Reader(Protocol):
     def distribution(self, module: str) -> str | None:
         """The distribution whose files hold ``module`` (source or compiled), or None."""
 
-    def read(self, module: str) -> ModuleSource | None:
-        """``module``'s source, or None when there is none to read (absent, compiled, too large)."""
+    def read(self, module: str, *, data: bool = True) -> ModuleSource | None:
+        """``module``'s source, or None when there is none to read (absent, compiled, too large).
+
+        ``data=False``: everything but the bytes (``b""``), to look a memo up by ``key`` without reading.
+        """
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,19 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _statements(stmts: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement, nested ones included, except the bodies of ``if TYPE_CHECKING:`` (their ``else`` runs)."""
-    stack = list(reversed(stmts))
+def _statements(stmts: Sequence[ast.stmt]) -> Iterator[tuple[ast.stmt, bool]]:
+    """Every statement, nested ones included, and whether it is deferred (in a function: it runs when called).
+
+    The bodies of ``if TYPE_CHECKING:`` are left out (their ``else`` runs).
+    """
+    stack = [(s, False) for s in reversed(stmts)]
     while stack:
-        node = stack.pop()
-        yield node
+        node, deferred = stack.pop()
+        yield node, deferred
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(reversed(node.orelse))
+            stack.extend((s, deferred) for s in reversed(node.orelse))
             continue
+        inner = deferred or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         nested: list[ast.stmt] = []
         for field in ("body", "orelse", "finalbody"):
             value = getattr(node, field, None)
@@ -108,7 +118,7 @@ def _statements(stmts: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
                 nested.extend(v for v in value if isinstance(v, ast.stmt))
         for part in (*getattr(node, "handlers", ()), *getattr(node, "cases", ())):
             nested.extend(part.body)
-        stack.extend(reversed(nested))
+        stack.extend((s, inner) for s in reversed(nested))
 
 
 def _calls(stmts: Iterable[ast.stmt]) -> Iterator[ast.Call]:
@@ -147,16 +157,20 @@ def _call_module(node: ast.Call) -> str | None:
 def imported_names(source: str, module: str, is_package: bool) -> list[tuple[int, str]]:
     """(line, dotted name) of what ``module``'s source imports, in source order; [] when it cannot be parsed.
 
+    Statements at import time (module and class level, ``try``/``except ImportError`` included) and the
+    optional-dependency calls anywhere; not a plain ``import`` in a function, which runs only when called.
     ``from a import b`` yields ``a`` and ``a.b`` (``b`` may be a submodule; the reader tells).
     """
     try:
-        stmts = list(_statements(ast.parse(source).body))
+        found = list(_statements(ast.parse(source).body))
         # the calls are looked for only where one of their names occurs: walking every expression is the slow part
-        calls = list(_calls(stmts)) if any(c in source for c in _IMPORT_CALLS) else []
+        calls = list(_calls(n for n, _ in found)) if any(c in source for c in _IMPORT_CALLS) else []
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     out: list[tuple[int, str]] = []
-    for node in stmts:
+    for node, deferred in found:
+        if deferred:
+            continue  # a plain import in a function runs only if it is called (sklearn's plotting helpers)
         if isinstance(node, ast.Import):
             out.extend((node.lineno, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -169,6 +183,13 @@ def imported_names(source: str, module: str, is_package: bool) -> list[tuple[int
         if called:
             out.append((call.lineno, called))
     return sorted(out, key=lambda t: t[0])
+
+
+def _imports_of(src: ModuleSource, module: str, max_bytes: int) -> list[tuple[int, str]]:
+    try:
+        return imported_names(decode_source(src.data, src.label, max_bytes), module, src.is_package)
+    except SlimbuildError:
+        return []  # undecodable: evidence of nothing
 
 
 def _parents(module: str) -> list[str]:
@@ -194,12 +215,14 @@ def scan(
     max_depth: int = MAX_DEPTH,
     max_files: int = MAX_FILES,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    memo: MutableMapping[str, list[tuple[int, str]]] | None = None,
 ) -> ScanResult:
     """The first import of each candidate distribution found in third-party code the ``starts`` reach.
 
     ``owner`` maps an imported name to its distribution (the resolution chain); ``candidates`` are the declared
     distributions the entrypoint does not import itself. Deterministic: starts are taken sorted, and each file's
-    imports in source order.
+    imports in source order. ``memo`` holds the imports of sources with a ``key`` (wheels never change): it is
+    read and filled.
     """
     wanted = {canonicalize_name(c) for c in candidates}
     kept: dict[str, KeptBy] = {}
@@ -215,17 +238,20 @@ def scan(
         module, depth, start = queue.popleft()
         if files >= max_files:
             return ScanResult(tuple(kept[d] for d in sorted(kept)), files, True)
-        src = reader.read(module)
+        src = reader.read(module, data=memo is None)
         if src is None:
             continue
         files += 1
-        try:
-            text = decode_source(src.data, src.label, max_bytes)
-        except SlimbuildError:
-            continue
+        names = memo.get(src.key) if memo is not None and src.key else None
+        if names is None:
+            full = reader.read(module) if memo is not None else src
+            names = _imports_of(full, module, max_bytes) if full is not None else []
+            if memo is not None and src.key:
+                memo[src.key] = names
         follow = [] if depth >= max_depth else [(0, p) for p in _parents(module)]
-        for line, name in imported_names(text, module, src.is_package):
-            dist = owner(name)
+        for line, name in names:
+            same = reader.distribution(name) == src.distribution
+            dist = None if same else owner(name)
             if dist in wanted and dist not in kept and dist != src.distribution:
                 kept[dist] = KeptBy(dist, module, name, src.label, line, start)
             elif depth < max_depth:
@@ -257,6 +283,7 @@ def keep_evidenced(a: Analysis, kept: Sequence[KeptBy]) -> Analysis:
     findings = [
         f for f in a.findings
         if not (f.code == "SB002" and any(f.location == d.source and f.message.startswith(f"'{d.name}' ") for d in moved))
+        and not (f.code == "SB010" and any(f"add '{n}' to keep" in f.message for n in names))  # it is kept now
     ]
     for d in moved:
         k = by_dist[d.name]
@@ -328,7 +355,7 @@ class WheelReader:
         hit = self._modules.get(module)
         return hit[0] if hit else None
 
-    def read(self, module: str) -> ModuleSource | None:
+    def read(self, module: str, *, data: bool = True) -> ModuleSource | None:
         """``module``'s source from its wheel."""
         hit = self._modules.get(module)
         if hit is None or not hit[4]:
@@ -337,10 +364,11 @@ class WheelReader:
         try:
             if zf.getinfo(member).file_size > self._max_bytes:
                 return None
-            data = zf.read(member)
+            content = zf.read(member) if data else b""
         except (zipfile.BadZipFile, OSError, KeyError, ValueError):
             return None
-        return ModuleSource(dist, f"{Path(zf.filename or '').name}:{member}", data, is_package)
+        wheel = Path(zf.filename or "")
+        return ModuleSource(dist, f"{wheel.name}:{member}", content, is_package, f"{wheel.parent.name}/{wheel.name}:{member}")
 
 
 class SiteReader:
@@ -363,8 +391,8 @@ class SiteReader:
         """The distribution the environment says provides ``module``, when its source is there."""
         return self._owner(module) if self._file(module) is not None else None
 
-    def read(self, module: str) -> ModuleSource | None:
-        """``module``'s source from site-packages."""
+    def read(self, module: str, *, data: bool = True) -> ModuleSource | None:
+        """``module``'s source from site-packages (no ``key``: a file there may change)."""
         found = self._file(module)
         dist = self._owner(module)
         if found is None or dist is None:
@@ -373,10 +401,10 @@ class SiteReader:
         try:
             if os.path.getsize(path) > self._max_bytes:
                 return None
-            data = path.read_bytes()
+            content = path.read_bytes() if data else b""
         except OSError:
             return None
-        return ModuleSource(dist, str(path), data, is_package)
+        return ModuleSource(dist, str(path), content, is_package)
 
 
 class ChainReader:
@@ -393,7 +421,7 @@ class ChainReader:
         r = self._first(module)
         return r.distribution(module) if r is not None else None
 
-    def read(self, module: str) -> ModuleSource | None:
+    def read(self, module: str, *, data: bool = True) -> ModuleSource | None:
         """See :meth:`Reader.read`."""
         r = self._first(module)
-        return r.read(module) if r is not None else None
+        return r.read(module, data=data) if r is not None else None

@@ -101,7 +101,7 @@ def _kept_by_wheels(settings: Settings, a: Analysis, wheel_paths: Sequence[Path]
 
     wheels: dict[str, Path] = {str(canonicalize_name(p.name.split("-")[0])): p for p in wheel_paths if p.name.endswith(".whl")}
     index = wheel_index(cache_dir(env), [d.name for d in a.declared])
-    return keep_third_party(settings, a, wheels, environment_index(settings, env), index)
+    return keep_third_party(settings, a, wheels, environment_index(settings, env), index, cache_dir(env) / "thirdparty")
 
 
 def _audit(path: Path, env: Mapping[str, str]) -> tuple[Vulnerability, ...]:

@@ -151,6 +151,16 @@ def test_import_optional_dependency_and_import_module_literals() -> None:
     assert names == ["importlib", "openpyxl", "xlrd", "pandas.io.excel.sub", "pandas.io.excel.sub.x"]
 
 
+def test_a_plain_import_in_a_function_is_no_evidence_but_module_and_class_level_are() -> None:
+    src = (
+        "try:\n    import hyperopt\nexcept ImportError:\n    hyperopt = None\n"
+        "class C:\n    import yaml\n"
+        "def plot():\n    import matplotlib.pyplot as plt\n"
+        "async def g():\n    from lxml import etree\n"
+    )
+    assert [n for _, n in imported_names(src, "ray.tune.search.hyperopt", is_package=True)] == ["hyperopt", "yaml"]
+
+
 def test_scan_follows_only_the_same_distribution(tmp_path: Path) -> None:
     a = make_wheel(tmp_path, "alib", {"alib/__init__.py": "import blib\n"})
     b = make_wheel(tmp_path, "blib", {"blib/__init__.py": "import clib\n"})
