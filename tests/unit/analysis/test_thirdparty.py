@@ -230,3 +230,20 @@ def test_warm_check_replays_until_the_wheelhouse_changes(
     wheel.unlink()  # the wheelhouse lost the wheel the evidence came from
     third = run_cli("check", str(root), "--json")
     assert computed == ["check", "check"] and "SB017" not in third.out
+
+
+def test_imports_read_from_wheels_are_remembered_and_a_damaged_memo_is_read_again(
+    project: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slimbuild.analysis.thirdparty as tp
+
+    root, cache = project
+    first = _run(root, cache)
+    (memo,) = (cache / "thirdparty").glob("*.json")
+    assert "libx/io.py" in memo.read_text()
+    parsed: list[str] = []
+    real = tp.imported_names
+    monkeypatch.setattr(tp, "imported_names", lambda src, m, p: parsed.append(m) or real(src, m, p))
+    assert _run(root, cache) == first and parsed == []  # every module's imports came from the memo
+    memo.write_text("{not json")
+    assert _run(root, cache) == first and "libx.io" in parsed
