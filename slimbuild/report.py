@@ -137,7 +137,7 @@ def analysis_text(a: Analysis) -> str:
         where.setdefault(d.name, d.source)
     for r in a.required:
         state = "declared" if r.declared else "NOT DECLARED"
-        sites = _sites_text(r.imports) if r.imports else "(keep list)"
+        sites = _sites_text(r.imports) if r.imports else "(keep list)" if "keep" in r.via else "(third-party import)"
         at = f" (declared in {where[r.name]})" if r.declared and r.name in where else ""
         out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}{at}")
     if a.missing:

@@ -14,6 +14,7 @@ SB010 info     distribution needed at run time without an import (add it to keep
 SB011 warning  first-party module imported but not found
 SB012 warning  lock is missing (error when stale: inputs changed since slimbuild lock)
 SB013 warning  locked distribution provides none of the imports mapped to it
+SB017 info     declared distribution kept because third-party code imports it (analysis/thirdparty.py)
 """
 
 from __future__ import annotations

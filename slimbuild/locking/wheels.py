@@ -156,6 +156,21 @@ def _cache_path(cache_dir: Path, digest: str) -> Path:
     return cache_dir / "wheels" / algo / hexdigest
 
 
+def stored_wheels(dist: LockedDist, cache_dir: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """The content-addressed folders a file of ``dist`` may be stored in (one per locked hash), and the wheels there.
+
+    Read-only and unverified (``fetch_wheels`` verified them when it stored them): for reading their sources.
+    """
+    folders = tuple(_cache_path(cache_dir, d) for d in sorted(dist.hashes))
+    found: list[Path] = []
+    for folder in folders:
+        try:
+            found.extend(p for p in folder.iterdir() if p.name.endswith(".whl") and not p.name.startswith("."))
+        except OSError:
+            continue
+    return folders, tuple(sorted(found, key=lambda p: (p.name, str(p))))
+
+
 def _tag_rank(filename: str, ranks: Mapping[Tag, int]) -> int | None:
     try:
         _, _, _, tags = parse_wheel_filename(filename)

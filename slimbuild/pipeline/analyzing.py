@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -13,12 +13,14 @@ from slimbuild.analysis.declared import read_declared
 from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.grammar import find_grammar
 from slimbuild.analysis.graph import trace_cached
+from slimbuild.analysis.mapping import is_namespace_root
 from slimbuild.analysis.reconcile import failing, reconcile
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
+from slimbuild.analysis.thirdparty import ChainReader, Reader, SiteReader, WheelReader, keep_evidenced, scan
 from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
 from slimbuild.config import Settings
-from slimbuild.errors import ConfigError
+from slimbuild.errors import ConfigError, SlimbuildError
 from slimbuild.models import Analysis, Declared, Entrypoint, Finding, ImportGraph, Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
@@ -105,6 +107,120 @@ def _declarations(
     return declared_by_entry
 
 
+def _locked_wheels(settings: Settings, name: str, cache: Path, record: replay.Recorder | None) -> dict[str, Path]:
+    """The wheels of entrypoint ``name``'s lock already in the wheelhouse (none without a readable lock).
+
+    The lock, each hash's folder (present: its listing; absent: its absence) and each wheel read are evidence.
+    """
+    from slimbuild.locking.lockfile import parse_lock
+    from slimbuild.locking.wheels import stored_wheels
+    from slimbuild.pipeline.locking import lock_path  # not at the top: pipeline.locking imports this module
+
+    path = lock_path(settings, name)
+    if record is not None:
+        record.file(path)
+    try:
+        lock = parse_lock(path.read_text(encoding="utf-8"), path.name)
+    except (OSError, UnicodeDecodeError, SlimbuildError):
+        return {}  # no lock, or one `check` reports (SB012): no wheels to read
+    wheels: dict[str, Path] = {}
+    for dist in lock.dists:
+        folders, found = stored_wheels(dist, cache)
+        if record is not None:
+            for folder in folders:
+                if folder.is_dir():
+                    record.evidence.add_dirs([folder])
+                else:
+                    record.file(folder)
+        if found:
+            wheels[dist.name] = found[0]
+            if record is not None:
+                record.file(found[0])
+    return wheels
+
+
+def _site_dirs(python: str) -> list[Path]:
+    """The site-packages directories of an environment's interpreter (as replay.environment_key finds them)."""
+    exe = Path(python)
+    bases = {exe.resolve().parent.parent, exe.parent.parent}
+    return sorted({p for base in bases for p in base.glob("lib/python3*/site-packages") if p.is_dir()})
+
+
+_MEMO_FORMAT = 1
+
+
+def _load_memo(memo_dir: Path, wheels: Iterable[Path]) -> dict[str, list[tuple[int, str]]]:
+    """The imports already read from these wheels' modules (one file per wheelhouse folder; wheels never change)."""
+    memo: dict[str, list[tuple[int, str]]] = {}
+    for w in wheels:
+        try:
+            doc = json.loads((memo_dir / f"{w.parent.name}.json").read_text())
+            if doc.get("format") == _MEMO_FORMAT:
+                memo.update({k: [(int(line), str(n)) for line, n in v] for k, v in doc["imports"].items()})
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # a missing or damaged memo is read again from the wheel
+    return memo
+
+
+def _save_memo(memo_dir: Path, memo: Mapping[str, list[tuple[int, str]]], before: int) -> None:
+    if len(memo) == before:
+        return
+    by_folder: dict[str, dict[str, list[tuple[int, str]]]] = {}
+    for key, names in memo.items():
+        by_folder.setdefault(key.split("/", 1)[0], {})[key] = names
+    for folder, imports in by_folder.items():
+        doc = {"format": _MEMO_FORMAT, "imports": imports}
+        try:
+            atomic_write(memo_dir / f"{folder}.json", json.dumps(doc, sort_keys=True).encode(), durable=False)
+        except OSError:
+            pass  # a read-only cache only costs speed
+
+
+def keep_third_party(
+    settings: Settings,
+    analysis: Analysis,
+    wheels: Mapping[str, Path],
+    environment: ModuleIndex | None,
+    wheel_modules: ModuleIndex | None,
+    memo_dir: Path | None = None,
+) -> Analysis:
+    """``analysis`` with the declared-but-unused distributions that third-party code it imports imports kept (SB017)."""
+    if not analysis.unused or not (wheels or environment is not None):
+        return analysis
+    declared = [d.name for d in analysis.declared]
+    owners: dict[str, str | None] = {}
+
+    def owner(module: str) -> str | None:
+        top = module.split(".")[0]
+        key = module if is_namespace_root(top) or any(m.startswith(f"{top}.") for m in settings.mapping) else top
+        if key not in owners:
+            owners[key] = resolve_modules(
+                [key], user_mapping=settings.mapping, environment=environment, wheels=wheel_modules, declared=declared
+            )[key].distribution
+        return owners[key]
+
+    readers: list[Reader] = []
+    imported = {r.name for r in analysis.required}  # the scan stays in the distributions the entrypoint imports
+    wheels = {d: w for d, w in wheels.items() if d in imported}
+    wheel_reader = WheelReader(wheels, settings.max_source_bytes)
+    readers.append(wheel_reader)
+    if environment is not None:
+        readers.append(SiteReader(_site_dirs(environment.source), environment.lookup, settings.max_source_bytes))
+    starts = [s.module for r in analysis.required for s in r.imports if not s.type_checking]
+    memo = _load_memo(memo_dir, wheels.values()) if memo_dir is not None else {}
+    before = len(memo)
+    try:
+        result = scan(
+            starts, [d.name for d in analysis.unused], owner, ChainReader(readers),
+            max_bytes=settings.max_source_bytes, memo=memo,
+        )
+    finally:
+        wheel_reader.close()
+    if memo_dir is not None:
+        _save_memo(memo_dir, memo, before)
+    return keep_evidenced(analysis, result.kept)
+
+
 def analyze(
     settings: Settings,
     requested: str = "",
@@ -153,7 +269,11 @@ def analyze(
             wheels=wheels_index,
             declared=(d.name for d in declared),
         )
-        results.append(_reconciled(settings, entry, graph, resolved, declared, declaration_findings))
+        analysis = _reconciled(settings, entry, graph, resolved, declared, declaration_findings)
+        if analysis.unused:  # third-party code may import one of them: read it (wheels after a lock, the environment)
+            wheels = _locked_wheels(settings, entry.name, cache_dir(env), record)
+            analysis = keep_third_party(settings, analysis, wheels, env_index, wheels_index, cache_dir(env) / "thirdparty")
+        results.append(analysis)
     if loaded:
         parsecache.save(cache_path, loaded[0], used)
     if record is not None:

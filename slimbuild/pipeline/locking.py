@@ -104,6 +104,45 @@ def _read_lock(path: Path) -> Lock | None:
     return parse_lock(text, path.name)
 
 
+def _kept_by_wheels(settings: Settings, a: Analysis, wheel_paths: Sequence[Path], env: Mapping[str, str]) -> Analysis:
+    """``a`` with the declared distributions the just-fetched wheels import kept (analysis read the previous lock's)."""
+    from packaging.utils import canonicalize_name
+
+    from slimbuild.analysis.resolve import wheel_index
+    from slimbuild.pipeline.analyzing import environment_index, keep_third_party
+
+    wheels: dict[str, Path] = {str(canonicalize_name(p.name.split("-")[0])): p for p in wheel_paths if p.name.endswith(".whl")}
+    index = wheel_index(cache_dir(env), [d.name for d in a.declared])
+    return keep_third_party(settings, a, wheels, environment_index(settings, env), index, cache_dir(env) / "thirdparty")
+
+
+def _audit(path: Path, env: Mapping[str, str]) -> tuple[Vulnerability, ...]:
+    """pip-audit's findings for a lock; raises when the gate fails."""
+    from slimbuild.locking.audit import gate, run_audit
+
+    vulns = run_audit(path, env)
+    gate(vulns, path.name)
+    return vulns
+
+
+def _relock(
+    settings: Settings, path: Path, inputs: Sequence[str], current: Lock, *, locked: bool, env: Mapping[str, str]
+) -> tuple[Lock, tuple[Path, ...]]:
+    """Lock ``inputs`` again (from ``current``'s pins) and fetch the wheels, once third-party evidence kept more."""
+    from slimbuild.locking.lockfile import compile_lock, write_lock
+    from slimbuild.locking.wheels import fetch_wheels
+
+    if locked:
+        raise ResolutionError(
+            f"{path.name} is stale (its wheels import declared distributions it lacks); --locked refuses to re-lock",
+            hint="run 'slimbuild lock' and commit the lock",
+        )
+    target = target_of(settings)
+    new = compile_lock(inputs, target, previous=current.text, env=env, allow_sdist=settings.allow_sdist)
+    write_lock(path, new)
+    return new, fetch_wheels(new, target, cache_dir(env), env=env, allow_sdist=settings.allow_sdist)
+
+
 def lock(
     settings: Settings,
     requested: str = "",
@@ -152,14 +191,13 @@ def lock(
             )
             write_lock(path, current)
         wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
+        kept = _kept_by_wheels(settings, a, wheel_paths, env)
+        if kept.required != a.required:  # the fetched wheels import declared distributions (SB017): lock them too
+            a, fresh = kept, False
+            current, wheel_paths = _relock(settings, path, lock_inputs(a, constraints), current, locked=locked, env=env)
         provides = wheel_modules(cache, wheel_paths)
         findings = verify_provides(a, current, provides)
-        vulns = None
-        if audit or settings.audit:
-            from slimbuild.locking.audit import gate, run_audit
-
-            vulns = run_audit(path, env)
-            gate(vulns, path.name)
+        vulns = _audit(path, env) if audit or settings.audit else None
         outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns))
     return tuple(outcomes)
 
