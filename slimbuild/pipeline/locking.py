@@ -189,8 +189,8 @@ def environment_drift(path: Path, lock: Lock, environment: Mapping[str, Pin]) ->
                 Finding(
                     Location(path.name, d.line),
                     "SB014",
-                    f"{d.name}: {where} has {pin.version}, {path.name} pins {d.version}: "
-                    "the image will not run what you ran (re-lock, or install the locked version)",
+                    f"{d.name}: {where} has {pin.version}, {path.name} pins {d.version}: the image will not run "
+                    f"what you ran (install {d.name}=={d.version} there, or re-lock: 'slimbuild lock')",
                     Severity.WARNING,
                 )
             )
