@@ -83,6 +83,7 @@ def test_C18_poetry_lock_pin_is_used_and_recorded(offline: Path, tmp_path: Path,
     assert run.code == OK, run.err
     assert _six(root) == "1.16.0"
     assert "# pinned from poetry.lock: six==1.16.0" in (root / "slimbuild.lock").read_text()
+    assert json.loads(run.out)["locks"][0]["pins"] == [{"name": "six", "version": "1.16.0", "source": "poetry.lock"}]
 
 
 def test_C18_another_tools_lock_that_disagrees_is_reported_not_used(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
