@@ -13,14 +13,18 @@ from slimbuild.errors import ConfigError
 
 __all__ = ["VERSIONS_PROBE", "probe_versions"]
 
-# Prints {distribution name: version} of every distribution the interpreter sees.
+# Prints {distribution name: version} of every distribution the interpreter sees that came from an index:
+# one with a PEP 610 direct_url.json (editable, local path, VCS, URL) has no index version to pin.
 VERSIONS_PROBE = r"""
 import json, importlib.metadata as md
-out = {}
+out, seen = {}, set()
 for d in md.distributions():
     name, version = d.metadata.get("Name"), d.version
-    if name and version:
-        out.setdefault(name, version)  # first on sys.path wins, as import does
+    if not name or not version or name.lower() in seen:
+        continue
+    seen.add(name.lower())  # first on sys.path wins, as import does
+    if d.read_text("direct_url.json") is None:
+        out[name] = version
 print(json.dumps(out, sort_keys=True))
 """
 

@@ -4,7 +4,8 @@ Sources, in this order; for each required distribution the first source with a p
 declarations wins (a pin that does not is reported as SB018 and not used):
 
 1. the project's environment (``--python``, the active virtualenv, ``.venv/``): versions read through
-   ``importlib.metadata`` in that interpreter (the subprocess is locking/installed.py);
+   ``importlib.metadata`` in that interpreter (the subprocess is locking/installed.py; direct-URL and
+   editable installs are left out);
 2. ``uv.lock`` (``[[package]]`` name / version, registry sources only);
 3. ``poetry.lock`` (``[[package]]`` name / version; git, directory, file and url sources skipped);
 4. ``Pipfile.lock`` (JSON, its ``default`` section only: ``"version": "==X"``);

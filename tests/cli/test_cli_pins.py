@@ -83,3 +83,19 @@ def test_C19_locked_and_upgrade_together_are_a_usage_error(project: Project, run
         run = run_cli(command, str(root), "--upgrade", "--locked")
         assert run.code == USAGE, run.err
         assert "--locked refuses to re-lock and --upgrade asks to" in run.err
+
+
+def test_C18_a_warm_check_sees_a_changed_lock_file_of_another_tool(project: Project, run_cli: CLI) -> None:
+    root = project(
+        {
+            "main.py": "import numpy\n",
+            "pyproject.toml": '[project]\nname = "p"\nversion = "0"\ndependencies = ["numpy>=2"]\n',
+        }
+    )
+    assert "SB018" not in run_cli("check", str(root)).err
+    (root / "uv.lock").write_text(
+        'version = 1\n[[package]]\nname = "numpy"\nversion = "1.26.4"\nsource = { registry = "https://pypi.org/simple" }\n'
+    )
+    assert "uv.lock:3: SB018 uv.lock pins numpy==1.26.4" in run_cli("check", str(root)).err
+    (root / "uv.lock").unlink()
+    assert "SB018" not in run_cli("check", str(root)).err

@@ -27,3 +27,18 @@ def test_C17_probe_of_a_broken_interpreter_is_a_config_error(tmp_path: Path) -> 
     assert info.value.exit_code == USAGE and "the probe printed no mapping" in info.value.message
     with pytest.raises(ConfigError, match="cannot read installed versions"):
         probe_versions(str(tmp_path / "missing"))
+
+
+def test_C18_editable_and_direct_url_installs_are_not_pinned(tmp_path: Path) -> None:
+    import subprocess
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    for name, version, direct in (("six", "1.16.0", False), ("mylib", "0.1", True)):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        if direct:
+            (info / "direct_url.json").write_text('{"url": "file:///src/mylib", "dir_info": {"editable": true}}')
+    assert probe_versions(str(venv / "bin" / "python")) == {"six": "1.16.0"}
