@@ -120,7 +120,9 @@ def _connect() -> Any:
 @options.path_arg
 @options.analysis
 @options.build
-def dockerfile_cmd(path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, **opts: Any) -> int:
+def dockerfile_cmd(
+    path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, upgrade: bool, **opts: Any
+) -> int:
     """Print the Dockerfile that build would use (the context layout is in README.md)."""
     from slimbuild import pipeline, report
     from slimbuild.errors import EngineUnavailable
@@ -132,7 +134,9 @@ def dockerfile_cmd(path: Path, entrypoint: str, as_json: bool, base_image: str, 
         engine = None if "@sha256:" in ref else _connect()
     except EngineUnavailable:
         engine = None  # resolve_base says what to do
-    prepared = pipeline.prepare_build(settings, entrypoint, engine=engine, locked=locked, base_image=base_image)
+    prepared = pipeline.prepare_build(
+        settings, entrypoint, engine=engine, locked=locked, base_image=base_image, upgrade=upgrade
+    )
     for p in prepared:
         _warn(p.warnings)
     click.echo(report.dockerfiles_json(prepared) if as_json else "".join(p.dockerfile for p in prepared), nl=False)
@@ -152,7 +156,9 @@ def _progress(event: Any) -> None:
 @options.analysis
 @options.build
 @options.tags
-def build_cmd(path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, **opts: Any) -> int:
+def build_cmd(
+    path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, upgrade: bool, **opts: Any
+) -> int:
     """Lock, render, build, smoke-run and tag a slim image; write the manifest beside the project."""
     from slimbuild import pipeline, report
 
@@ -165,6 +171,7 @@ def build_cmd(path: Path, entrypoint: str, as_json: bool, base_image: str, locke
         connect=_connect,
         tags=tags,
         locked=locked,
+        upgrade=upgrade,
         base_image=base_image,
         on_progress=_progress,
         keep_context=keep_context,

@@ -48,8 +48,15 @@ analysis = _stack(
     as_json,
 )
 
+upgrade = click.option(
+    "--upgrade",
+    "-U",
+    is_flag=True,
+    help="Re-resolve every pin: ignore the existing lock and the versions of the environment and other tools' locks.",
+)
+
 lock = _stack(
-    click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every pin (existing pins are kept otherwise)."),
+    upgrade,
     click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only."),
     click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64)."),
     click.option("--audit", is_flag=True, help="Fail (exit 10) when pip-audit knows a vulnerability in the lock."),
@@ -60,6 +67,7 @@ build = _stack(
     click.option("--template", default=None, metavar="NAME|DIR", help="slim, distroless, or a directory of your own."),
     click.option("--pyc/--no-pyc", default=None, help="Ship hash-based .pyc (faster start-up, larger image)."),
     click.option("--locked", is_flag=True, help="Refuse to re-lock: fail when the lock is missing or stale (CI)."),
+    upgrade,
 )
 
 tags = _stack(

@@ -199,6 +199,7 @@ def _lock_dict(o: LockOutcome) -> dict[str, Any]:
         "inputs_sha256": o.lock.inputs_sha256,
         "resolved": o.resolved,
         "distributions": [{"name": d.name, "version": d.version, "hashes": list(d.hashes)} for d in o.lock.dists],
+        "pins": [{"name": p.name, "version": p.version, "source": p.source} for p in o.lock.pins],
         "wheels": sorted(p.name for p in o.wheels),
         "wheel_bytes": sum(p.stat().st_size for p in o.wheels),
         "warnings": list(o.warnings),

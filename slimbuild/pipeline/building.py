@@ -190,13 +190,14 @@ def prepare_build(
     locked: bool = False,
     base_image: str = "",
     env: Mapping[str, str] | None = None,
+    upgrade: bool = False,
 ) -> tuple[BuildInputs, ...]:
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine.
 
     ``connect`` is called only after the lock holds (a stale lock under --locked fails before any engine is needed).
     """
     env = os.environ if env is None else env
-    outcomes = lock(settings, requested, locked=locked, env=env)
+    outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade)
     if engine is None and connect is not None:
         engine = connect()
     run = _run_values(settings, engine, base_image, env)
@@ -349,6 +350,7 @@ def build(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     keep_context: bool = False,
     env: Mapping[str, str] | None = None,
+    upgrade: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Lock, render, build untagged, smoke-run, then tag and write the manifest.
 
@@ -364,7 +366,9 @@ def build(
             engines.append(connect())
         return engines[0]
 
-    prepared = prepare_build(settings, requested, connect=reach, locked=locked, base_image=base_image, env=env)
+    prepared = prepare_build(
+        settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade
+    )
     results = []
     several, cache = len(settings.entrypoints) > 1, cache_dir(env)
     for inputs in prepared:

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from slimbuild.analysis.declared import read_declared
 from slimbuild.analysis.reconcile import lock_inputs, verify_provides
 from slimbuild.cache import replay
 from slimbuild.config import Settings
-from slimbuild.errors import ResolutionError
+from slimbuild.errors import ResolutionError, UsageError
 from slimbuild.models import Analysis, Declared, Finding, Location, Severity
-from slimbuild.paths import cache_dir
+from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline.analyzing import analyze
 
 if TYPE_CHECKING:  # the lock machinery is imported only by the commands that lock
     from slimbuild.locking.audit import Vulnerability
     from slimbuild.locking.lockfile import Lock
+    from slimbuild.locking.pins import Pin
     from slimbuild.locking.target import Target
 
 
@@ -143,6 +147,164 @@ def _relock(
     return new, fetch_wheels(new, target, cache_dir(env), env=env, allow_sdist=settings.allow_sdist)
 
 
+@dataclass(frozen=True)
+class PinSources:
+    """Where the versions the user ran are read, in the order they are consulted (pins.py's docstring).
+
+    ``sources`` are the project's (the environment, then other tools' lock files); an entrypoint's fully pinned
+    requirements files come last (:meth:`for_declared`), since each entrypoint has its own declarations.
+    """
+
+    sources: tuple[Mapping[str, Pin], ...]
+    environment: Mapping[str, Pin]  # the environment's own pins (SB014 compares the lock with them)
+
+    def for_declared(self, declared: Sequence[Declared]) -> tuple[Mapping[str, Pin], ...]:
+        """The sources for one entrypoint: the project's, then its fully pinned requirements files."""
+        from slimbuild.locking.pins import pinned_requirements
+
+        return (*self.sources, pinned_requirements(declared))
+
+
+def _environment_label(python: str, root: Path) -> str:
+    """``.venv``, the virtualenv's directory name, or ``--python PATH``: what the lock header names."""
+    exe = Path(python)
+    venv = exe.parent.parent
+    if exe.parent.name == "bin" and (venv / "pyvenv.cfg").exists():
+        try:
+            return venv.absolute().relative_to(root.absolute()).as_posix()
+        except ValueError:
+            return f"virtualenv {venv.name}"
+    return f"--python {python}"
+
+
+def _environment_pins(settings: Settings, env: Mapping[str, str]) -> Mapping[str, Pin]:
+    """The environment's installed versions as pins, cached by its state like the analysis's module index."""
+    from slimbuild.locking.installed import probe_versions
+    from slimbuild.locking.pins import environment_pins
+
+    python = replay.environment_python(settings.python, settings.root, env)
+    if not python or not Path(python).exists():
+        return {}  # no environment (the analysis already refused a --python that does not exist)
+    cache = cache_dir(env) / "environments" / f"{replay.environment_key(python)}.versions.json"
+    try:
+        versions = json.loads(cache.read_text())
+        if not isinstance(versions, dict):
+            raise ValueError("not a mapping")
+    except (OSError, ValueError):
+        versions = probe_versions(python)
+        try:
+            atomic_write(cache, json.dumps(versions, sort_keys=True).encode(), durable=False)
+        except OSError:
+            pass
+    return environment_pins(versions, _environment_label(python, settings.root))
+
+
+def _read_pin_file(path: Path) -> bytes | None:
+    from slimbuild.locking.pins import MAX_PIN_FILE_BYTES
+
+    try:
+        with path.open("rb") as fh:
+            return fh.read(MAX_PIN_FILE_BYTES + 1)  # the parser refuses more
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ResolutionError(
+            f"{path.name}: cannot read ({exc.strerror or exc})", hint="fix its permissions, or delete it"
+        ) from None
+
+
+def pin_sources(settings: Settings, env: Mapping[str, str], record: replay.Recorder | None = None) -> PinSources:
+    """The environment, then the other tools' lock files in the project's root."""
+    from slimbuild.locking.pins import LOCK_FILES, parse_pin_file
+
+    environment = _environment_pins(settings, env)
+    sources: list[Mapping[str, Pin]] = [environment]
+    for name, _parser in LOCK_FILES:
+        path = settings.root / name
+        if record is not None:
+            record.file(path)
+        data = _read_pin_file(path)
+        if data is not None:
+            sources.append(parse_pin_file(name, data))
+    return PinSources(tuple(sources), environment)
+
+
+def _effective(pins: Sequence[Pin], ignored: Sequence[str]) -> tuple[Pin, ...]:
+    """The pins a lock was resolved under, given the ones its header says were ignored."""
+    from slimbuild.locking.lockfile import ALL_PINS
+
+    return () if ALL_PINS in ignored else tuple(p for p in pins if p.name not in set(ignored))
+
+
+def environment_drift(path: Path, lock: Lock, environment: Mapping[str, Pin]) -> tuple[Finding, ...]:
+    """SB014: a locked distribution installed in the environment at another version (both versions named)."""
+    out = []
+    for d in lock.dists:
+        pin = environment.get(d.name)
+        if pin is not None and pin.version != d.version:
+            where = pin.source.split(" (")[0]
+            out.append(
+                Finding(
+                    Location(path.name, d.line),
+                    "SB014",
+                    f"{d.name}: {where} has {pin.version}, {path.name} pins {d.version}: the image will not run "
+                    f"what you ran (install {d.name}=={d.version} there, or re-lock: 'slimbuild lock')",
+                    Severity.WARNING,
+                )
+            )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the user asked of ``lock``: re-resolve (all, or some names), or refuse to re-lock."""
+
+    upgrade: bool
+    upgrade_packages: tuple[str, ...]
+    locked: bool
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """The pins this run leaves out (recorded in the lock's header)."""
+        from slimbuild.locking.lockfile import ALL_PINS
+
+        return (ALL_PINS,) if self.upgrade else tuple(sorted({canonicalize_name(n) for n in self.upgrade_packages}))
+
+
+def _current_lock(
+    settings: Settings, a: Analysis, inputs: Sequence[str], pins: Sequence[Pin], request: _Request, env: Mapping[str, str]
+) -> tuple[Lock, bool]:
+    """The entrypoint's lock, re-locked unless it is fresh (and refused under --locked); whether it is fresh."""
+    from slimbuild.locking.lockfile import compile_lock, inputs_digest, write_lock
+
+    target = target_of(settings)
+    path = lock_path(settings, a.entrypoint_name)
+    existing = _read_lock(path)
+    if (
+        existing is not None
+        and existing.inputs_sha256 == inputs_digest(inputs, target, _effective(pins, existing.pins_ignored))
+        and not request.upgrade
+        and not request.upgrade_packages
+    ):
+        return existing, True
+    if request.locked:
+        why = "is missing" if existing is None else "is stale (the analysis, the declared versions or the pins changed)"
+        raise ResolutionError(f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock")
+    current = compile_lock(
+        inputs,
+        target,
+        previous=existing.text if existing else None,
+        upgrade=request.upgrade,
+        upgrade_packages=request.upgrade_packages,
+        env=env,
+        allow_sdist=settings.allow_sdist,
+        pins=_effective(pins, request.ignored),
+        pins_ignored=request.ignored,
+    )
+    write_lock(path, current)
+    return current, False
+
+
 def lock(
     settings: Settings,
     requested: str = "",
@@ -153,93 +315,92 @@ def lock(
     audit: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[LockOutcome, ...]:
-    """Analyse, then lock each entrypoint's required set for the target and fetch its wheels."""
-    from slimbuild.locking.lockfile import compile_lock, inputs_digest, write_lock
+    """Analyse, then lock each entrypoint's required set for the target (pinned to the versions the user ran,
+    unless --upgrade) and fetch its wheels."""
+    from slimbuild.locking.pins import choose_pins
     from slimbuild.locking.wheels import fetch_wheels, wheel_modules
 
+    if locked and (upgrade or upgrade_packages):
+        raise UsageError("--locked refuses to re-lock and --upgrade asks to", hint="pass one of them")
     env = os.environ if env is None else env
+    request = _Request(upgrade, tuple(upgrade_packages), locked)
     analyses = analyze(settings, requested, env, single=True)  # one lock per entrypoint: several found is exit 2
     target = target_of(settings)
     cache = cache_dir(env)
+    sources = None if upgrade else pin_sources(settings, env)
     outcomes = []
     for a in analyses:
         declared, constraints = _declared_for(settings, a)
         _refuse_unhashable(a, declared)
         _refuse_unlockable(a)
         inputs = lock_inputs(a, constraints)
-        digest = inputs_digest(inputs, target)
+        pins, pin_findings = choose_pins(inputs, sources.for_declared(declared) if sources is not None else ())
+        current, fresh = _current_lock(settings, a, inputs, pins, request, env)
         path = lock_path(settings, a.entrypoint_name)
-        existing = _read_lock(path)
-        fresh = existing is not None and existing.inputs_sha256 == digest and not upgrade and not upgrade_packages
-        if fresh:
-            assert existing is not None
-            current = existing
-        elif locked:
-            why = "is missing" if existing is None else "is stale (the analysis or the declared versions changed)"
-            raise ResolutionError(
-                f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock"
-            )
-        else:
-            current = compile_lock(
-                inputs,
-                target,
-                previous=existing.text if existing else None,
-                upgrade=upgrade,
-                upgrade_packages=upgrade_packages,
-                env=env,
-                allow_sdist=settings.allow_sdist,
-            )
-            write_lock(path, current)
         wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
         kept = _kept_by_wheels(settings, a, wheel_paths, env)
         if kept.required != a.required:  # the fetched wheels import declared distributions (SB017): lock them too
             a, fresh = kept, False
             current, wheel_paths = _relock(settings, path, lock_inputs(a, constraints), current, locked=locked, env=env)
         provides = wheel_modules(cache, wheel_paths)
-        findings = verify_provides(a, current, provides)
+        findings = pin_findings + verify_provides(a, current, provides)
         vulns = _audit(path, env) if audit or settings.audit else None
         outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns))
     return tuple(outcomes)
 
 
-def lock_findings(
-    settings: Settings, analyses: Sequence[Analysis], record: replay.Recorder | None = None
-) -> tuple[Finding, ...]:
-    """SB012 when a lock is missing (warning) or stale (error); offline, reads headers only."""
-    from slimbuild.locking.lockfile import inputs_digest
+def _lock_state(a: Analysis, path: Path, existing: Lock | None, digest: str) -> Finding | None:
+    """SB012 for a missing (warning) or stale (error) lock."""
+    if existing is None:
+        return Finding(
+            Location(path.name), "SB012", f"no lock for entrypoint {a.entrypoint_name}: run 'slimbuild lock'", Severity.WARNING
+        )
+    if existing.inputs_sha256 != digest:
+        return Finding(
+            Location(path.name),
+            "SB012",
+            f"lock is stale for entrypoint {a.entrypoint_name} (required set, versions, pins or target changed): "
+            "run 'slimbuild lock'",
+        )
+    return None
 
+
+def lock_findings(
+    settings: Settings,
+    analyses: Sequence[Analysis],
+    record: replay.Recorder | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Finding, ...]:
+    """SB012 when a lock is missing (warning) or stale (error), SB014 when the environment runs other versions
+    than the lock, SB018 when a pin source disagrees with the declarations; offline, reads headers only."""
+    from slimbuild.locking.lockfile import inputs_digest
+    from slimbuild.locking.pins import choose_pins
+
+    env = os.environ if env is None else env
     target = target_of(settings)
     consulted: set[Path] = set()
-    out = []
+    sources = pin_sources(settings, env, record)
+    out: list[Finding] = []
     for a in analyses:
-        _declared, constraints = _declared_for(settings, a, consulted)
+        declared, constraints = _declared_for(settings, a, consulted)
         path = lock_path(settings, a.entrypoint_name)
         if record is not None:
             record.file(path)
+        inputs = lock_inputs(a, constraints)
+        pins, pin_findings = choose_pins(inputs, sources.for_declared(declared))
+        out.extend(pin_findings)
         try:
             existing = _read_lock(path)
         except ResolutionError as exc:
             out.append(Finding(Location(path.name), "SB012", exc.message.split(": ", 1)[-1]))
             continue
-        if existing is None:
-            out.append(
-                Finding(
-                    Location(path.name),
-                    "SB012",
-                    f"no lock for entrypoint {a.entrypoint_name}: run 'slimbuild lock'",
-                    Severity.WARNING,
-                )
-            )
-        elif existing.inputs_sha256 != inputs_digest(lock_inputs(a, constraints), target):
-            out.append(
-                Finding(
-                    Location(path.name),
-                    "SB012",
-                    f"lock is stale for entrypoint {a.entrypoint_name} (required set, versions or target changed): "
-                    "run 'slimbuild lock'",
-                )
-            )
+        ignored = existing.pins_ignored if existing is not None else ()
+        state = _lock_state(a, path, existing, inputs_digest(inputs, target, _effective(pins, ignored)))
+        if state is not None:
+            out.append(state)
+        if existing is not None:
+            out.extend(environment_drift(path, existing, sources.environment))
     if record is not None:
         for f in sorted(consulted):
             record.file(f)
-    return tuple(out)
+    return tuple(dict.fromkeys(out))

@@ -182,6 +182,7 @@ def make_manifest(
     smoke: Iterable[Mapping[str, Any]] = (),
     image: ImageInfo | Mapping[str, Any] | None = None,
     audit: Iterable[Mapping[str, Any]] | None = None,
+    pins: Iterable[Mapping[str, str]] = (),
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
@@ -210,6 +211,9 @@ def make_manifest(
         "unparsed": sorted(set(unparsed)),
         "unresolved_dynamic": sorted({str(loc) for loc in unresolved_dynamic}, key=_natural),
     }
+    pin_list = sorted((dict(p) for p in pins), key=lambda p: (p["name"], p["version"], p["source"]))
+    if pin_list:  # optional: absent when nothing was pinned (manifests written before pins existed read the same)
+        manifest["pins"] = pin_list
     result: dict[str, Any] = _sort_keys(manifest)
     validate_manifest(result, "new manifest")
     return result
@@ -319,7 +323,9 @@ class _Match:
 
 _HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
 
-# The whole schema, version 1. Every key is required; unknown keys are refused (bump SCHEMA_VERSION to add one).
+# The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
+# refused (bump SCHEMA_VERSION to add a required one).
+_OPTIONAL_KEYS = frozenset({"pins"})
 _SCHEMA: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -344,6 +350,8 @@ _SCHEMA: dict[str, Any] = {
     ),
     "index_sources": [str],
     "lock_sha256": _HEX64,
+    # where each pin of the lock came from (the environment, another tool's lock); optional, see _OPTIONAL_KEYS
+    "pins": [{"name": str, "source": str, "version": str}],
     "schema_version": int,
     "slimbuild_version": str,
     "smoke": [{"command": [str], "exit_code": int, "ok": bool}],
@@ -395,11 +403,13 @@ def _check(value: Any, spec: Any, where: str, source: str) -> None:
         extra = sorted(set(value) - set(spec))
         if extra:
             raise _corrupt(source, f"unknown key {_join(where, extra[0])!r}")
-        missing = sorted(set(spec) - set(value))
+        optional = _OPTIONAL_KEYS if not where else frozenset()
+        missing = sorted(set(spec) - set(value) - optional)
         if missing:
             raise _corrupt(source, f"missing key {_join(where, missing[0])!r}")
         for key, sub in spec.items():
-            _check(value[key], sub, _join(where, key), source)
+            if key in value:
+                _check(value[key], sub, _join(where, key), source)
     elif isinstance(spec, list):
         if not isinstance(value, list):
             raise _corrupt(source, f"{where} must be a list")
@@ -536,7 +546,7 @@ def check_sha(actual: str, expected: str, source: str) -> None:
 
 
 # Lists of objects compared item by item under this key; lists whose order matters compared index by index.
-_KEYED_LISTS = {"distributions": "name", "files": "path"}
+_KEYED_LISTS = {"distributions": "name", "files": "path", "pins": "name"}
 _INDEXED_LISTS = ("image.layer_diff_ids", "image.layer_sizes")
 
 

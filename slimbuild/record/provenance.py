@@ -122,6 +122,7 @@ def build_manifest(
         entrypoint={"name": analysis.entrypoint_name, "path": analysis.entrypoint, "argv": list(argv)},
         unparsed=list(analysis.unparsed),
         unresolved_dynamic=[str(loc) for loc in analysis.dynamic_unresolved],
+        pins=[{"name": p.name, "version": p.version, "source": p.source} for p in lock.pins],
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],

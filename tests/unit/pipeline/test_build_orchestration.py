@@ -22,6 +22,7 @@ from slimbuild.errors import BuildFailed, ConfigError, EngineUnavailable, Policy
 from slimbuild.image.build_stream import BuildOutcome
 from slimbuild.image.engine import Engine, EngineInfo, RunOutcome
 from slimbuild.locking.lockfile import Lock, LockedDist, inputs_digest, parse_lock, render_lock_text
+from slimbuild.locking.pins import Pin
 from slimbuild.locking.target import Target
 from slimbuild.pipeline import building
 from slimbuild.pipeline.locking import LockOutcome, target_of
@@ -218,7 +219,7 @@ def fake_lock(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> l
         calls.append(1)
         dists = (LockedDist("tinypkg", "1.0", (digest,), 3),)
         text = f"tinypkg==1.0 \\\n    --hash={digest}\n"
-        current = Lock(dists, target_of(settings), "0" * 64, text)
+        current = Lock(dists, target_of(settings), "0" * 64, text, pins=(Pin("tinypkg", "1.0", "uv.lock"),))
         return tuple(
             LockOutcome(a, settings.root / "slimbuild.lock", current, False, (wheel,), (), ())
             for a in analyze(settings, requested)
@@ -515,3 +516,8 @@ def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Pa
     assert run.code == OK, run.err
     assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1, "resolve_entrypoint": 1}
     assert engine.kinds() == ["build", "build", "run", "tag"]
+
+
+def test_C17_the_manifest_records_where_each_pin_came_from(tmp_path: Path, fake_lock: list[int]) -> None:
+    (result,) = _build(_write_project(tmp_path / "p"), FakeEngine())
+    assert result.manifest["pins"] == [{"name": "tinypkg", "source": "uv.lock", "version": "1.0"}]

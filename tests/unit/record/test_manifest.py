@@ -661,3 +661,16 @@ def test_H2_truncated_image_tar() -> None:
     data = _save_tar([_base_layer(), _app_layer()], None)
     with pytest.raises(IntegrityError):
         scan_image_tar(io.BytesIO(data[: len(data) // 2]))
+
+
+def test_C17_manifest_records_where_each_pin_came_from() -> None:
+    pins = [
+        {"name": "six", "version": "1.16.0", "source": ".venv (importlib.metadata)"},
+        {"name": "numpy", "version": "1.26.4", "source": "poetry.lock"},
+    ]
+    m = _sample(pins=pins)
+    assert [p["name"] for p in m["pins"]] == ["numpy", "six"]
+    assert parse_manifest(manifest_bytes(m), "m.json")["pins"] == m["pins"]
+    assert "pins" not in _sample()  # optional: nothing pinned, nothing recorded (older manifests read the same)
+    with pytest.raises(IntegrityError, match=r"pins\[0\]\.version must be a string"):
+        parse_manifest(manifest_bytes({**m, "pins": [{"name": "x", "version": 1, "source": "uv.lock"}]}), "m.json")
