@@ -32,10 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import tomllib
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from slimbuild.paths import atomic_write, cache_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
 
 TABLE = Path(__file__).resolve().parent.parent / "slimbuild" / "analysis" / "data" / "import_map.toml"
 # Top-level directories some wheels ship by mistake: never an import name worth a table entry.
@@ -53,7 +57,6 @@ class Wheel:
 
     filename: str
     dist: str  # canonical
-    display: str  # the distribution name as the wheel's file name spells it
     modules: frozenset[str]  # dotted prefixes, to DEPTH
     top_level: tuple[str, ...]  # importable top-level names
 
@@ -74,8 +77,7 @@ def read_wheel(path: Path) -> Wheel:
     modules = set(_modules_of(members))
     modules.update(t.replace("/", ".") for t in listed if all(p.isidentifier() for p in t.split("/")))
     tops = sorted({m.split(".")[0] for m in modules} - NOT_IMPORT_NAMES)
-    display = path.name.split("-")[0]
-    return Wheel(path.name, canonicalize_name(name), display, frozenset(modules), tuple(tops))
+    return Wheel(path.name, canonicalize_name(name), frozenset(modules), tuple(tops))
 
 
 def _modules_of(members: Iterable[str]) -> Iterable[str]:
@@ -137,7 +139,7 @@ def compare(table: Table, wheels: Sequence[Wheel]) -> list[tuple[str, str, str, 
                 kind = "confirm" if key in w.modules else "wrong"
             elif key in w.modules:
                 kind = "provider"
-                dists.append(w.display)
+                dists.append(w.dist)
             else:
                 continue
             out.add((kind, key, w.dist, w.filename))
@@ -149,11 +151,11 @@ def compare(table: Table, wheels: Sequence[Wheel]) -> list[tuple[str, str, str, 
             if any(k.startswith(top + ".") for k in table.modules):
                 continue  # a shared namespace the table knows by its members
             out.add(("add", top, w.dist, w.filename))
-            table.modules[top] = [w.display]
+            table.modules[top] = [w.dist]
             confirmed.setdefault(top, {})[w.dist] = w.filename
     for key, by_dist in confirmed.items():
-        previous = {canonicalize_name(f.split("-")[0]): f for f in _wheels_of(table.sources.get(key, ""))}
-        merged = {**previous, **by_dist}
+        previous = {str(canonicalize_name(f.split("-")[0])): f for f in _wheels_of(table.sources.get(key, ""))}
+        merged: dict[str, str] = {**previous, **by_dist}
         table.sources[key] = "; ".join(f"wheel {merged[d]}" for d in sorted(merged))
     return sorted(out, key=lambda f: (f[1].lower(), f[0], f[2], f[3]))
 

@@ -66,11 +66,24 @@ def _load() -> tuple[Mapping[str, tuple[str, ...]], frozenset[str], Mapping[str,
 
 
 @functools.lru_cache(maxsize=1)
-def _popular() -> Mapping[str, int]:
-    """Canonical name -> rank (1 = most downloaded), from ``popular.txt``, built on first use."""
+def _popular() -> str:
+    """``popular.txt`` as one string, each name between newlines, read on first use.
+
+    Lines are in rank order, so a name's offset orders it by rank: ranking a few candidates needs no table.
+    """
     text = (files("slimbuild.analysis") / "data" / "popular.txt").read_text(encoding="utf-8")
-    names = [line for line in text.splitlines() if line and not line.startswith("#")]
-    return MappingProxyType({name: rank for rank, name in enumerate(names, 1)})
+    return "\n" + "\n".join(line for line in text.splitlines() if line and not line.startswith("#")) + "\n"
+
+
+@functools.lru_cache(maxsize=1)
+def _popular_names() -> frozenset[str]:
+    """The popular names as a set, for membership (built once, on the first import that reaches the list)."""
+    return frozenset(_popular().split())
+
+
+def _offset(name: str) -> int:
+    """Where the canonical ``name`` stands in the popular list (smaller = more downloaded), or -1."""
+    return _popular().find(f"\n{name}\n") if name in _popular_names() else -1
 
 
 def table() -> Mapping[str, tuple[str, ...]]:
@@ -118,14 +131,15 @@ def known_distribution(module: str) -> str | None:
 
 def popularity_rank(dist: str) -> int | None:
     """Rank of a distribution among PyPI's most downloaded (1 = most), or None when it is not among them."""
-    return _popular().get(canonicalize_name(dist))
+    at = _offset(canonicalize_name(dist))
+    return None if at < 0 else _popular().count("\n", 0, at) + 1
 
 
 def by_rank(dists: Iterable[str]) -> tuple[str, ...]:
     """Canonical names, most downloaded first; names outside the list follow, by name."""
     names = {canonicalize_name(d) for d in dists}
-    popular = _popular()
-    return tuple(sorted(names, key=lambda n: (popular.get(n, len(popular) + 1), n)))
+    size = len(_popular())
+    return tuple(sorted(names, key=lambda n: (at if (at := _offset(n)) >= 0 else size, n)))
 
 
 def popular_distribution(module: str) -> str | None:
@@ -137,4 +151,4 @@ def popular_distribution(module: str) -> str | None:
     if not top or not top.isidentifier() or top in _load()[3]:
         return None
     name = canonicalize_name(top)
-    return name if name in _popular() else None
+    return name if name in _popular_names() else None

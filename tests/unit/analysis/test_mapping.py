@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 
 import pytest
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from slimbuild.analysis import mapping
 
@@ -441,3 +441,63 @@ def test_agrees_with_installed_metadata(module: str, dists: tuple[str, ...]) -> 
         # other members being installed says nothing about this entry.
         pytest.skip(f"{sorted(listed)} not installed; {module.split('.')[0]} is shared")
     assert listed & canonical, (module, sorted(listed), sorted(canonical))
+
+
+# ---------------------------------------------------------------- providers, sources, popular names
+
+
+def _popular_file() -> list[str]:
+    return (files("slimbuild.analysis") / "data" / "popular.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_popular_names_are_canonical_unique_and_ranked_in_file_order() -> None:
+    names = [line for line in _popular_file() if not line.startswith("#")]
+    assert len(names) > 10_000
+    assert all(n == canonicalize_name(n) and DIST_NAME_RE.match(n) for n in names)
+    assert len(set(names)) == len(names)
+    assert [mapping.popularity_rank(n) for n in names[:3]] == [1, 2, 3]
+    assert mapping.popularity_rank(names[-1]) == len(names)
+    assert mapping.popularity_rank(names[0].upper().replace("-", "_")) == 1  # looked up by canonical name
+
+
+def test_popular_file_says_where_and_when_it_was_taken() -> None:
+    header = " ".join(line for line in _popular_file() if line.startswith("#"))
+    assert "Source:" in header and re.search(r"\b20\d\d\b", header)
+
+
+def test_several_providers_are_distinct_valid_names() -> None:
+    several = {k: v for k, v in mapping.table().items() if len(v) > 1}
+    assert {"cv2", "PIL", "thop", "jwt", "magic"} <= set(several)
+    for key, dists in several.items():
+        assert len({canonicalize_name(d) for d in dists}) == len(dists), key
+
+
+def test_sources_name_wheels_of_listed_providers() -> None:
+    table = mapping.table()
+    assert mapping.sources(), "some entries are checked against wheels"
+    for key, source in mapping.sources().items():
+        assert key in table, key
+        listed = {canonicalize_name(d) for d in table[key]}
+        for part in source.split(";"):
+            kind, _, filename = part.strip().partition(" ")
+            assert kind == "wheel" and filename.endswith(".whl"), (key, source)
+            assert canonicalize_name(parse_wheel_filename(filename)[0]) in listed, (key, filename)
+
+
+def test_sources_sorted_in_file() -> None:
+    sources = _file_data()["sources"]
+    assert isinstance(sources, dict)
+    assert list(sources) == sorted(sources, key=str.lower)
+
+
+@pytest.mark.parametrize(("module", "dist"), [("paddle", "paddlepaddle"), ("skimage", "scikit-image"),
+                                              ("tflite_runtime", "tflite-runtime")])
+def test_issue_entries(module: str, dist: str) -> None:
+    assert mapping.known_distribution(module) == dist
+
+
+def test_by_rank_orders_by_downloads_then_name() -> None:
+    popular = sorted(["thop", "ultralytics-thop", "pyyaml"], key=lambda n: mapping.popularity_rank(n) or 0)
+    assert mapping.by_rank(["thop", "Ultralytics_Thop", "PyYAML", "zz-not-popular", "aa-not-popular"]) == (
+        *popular, "aa-not-popular", "zz-not-popular"
+    )
