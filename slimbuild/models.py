@@ -113,11 +113,16 @@ class ImportGraph:
 
 @dataclass(frozen=True, order=True)
 class Resolved:
-    """How one top-level import name maps to a distribution, and why."""
+    """How one top-level import name maps to a distribution, and why.
+
+    ``candidates`` lists, most downloaded first, every distribution known to provide an import that
+    several provide; ``distribution`` is then the declared one, or None when none is declared.
+    """
 
     module: str
     distribution: str | None
     via: str
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

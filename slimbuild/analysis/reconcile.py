@@ -2,7 +2,8 @@
 
 Finding codes (stable; documented in README.md):
 
-SB001 error    import of a distribution the project does not declare (missing)
+SB001 error    import of a distribution the project does not declare (missing), or of a name several
+               distributions provide, none declared (the candidates, most downloaded first)
 SB002 warning  declared distribution the entrypoint does not need (unused)
 SB003 error    import with no known distribution (unresolved)
 SB004 warning  dynamic import with a non-literal name
@@ -15,6 +16,7 @@ SB011 warning  first-party module imported but not found
 SB012 warning  lock is missing (error when stale: inputs changed since slimbuild lock)
 SB013 warning  locked distribution provides none of the imports mapped to it
 SB017 info     declared distribution kept because third-party code imports it (analysis/thirdparty.py)
+SB019 warning  several declared distributions provide one import (they install the same files)
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def reconcile(
     findings: list[Finding] = list(graph.findings)
     missing = [r for r in required if not r.declared and r.name not in keep_names]
     findings.extend(_missing_findings(missing, elsewhere, target_python))
-    findings.extend(_unresolved_findings(unresolved))
+    findings.extend(_unresolved_findings(unresolved, resolved))
+    findings.extend(_rival_findings(graph, resolved, decl_by_name))
     unused, unused_findings = _unused(decl_by_name, have | {r.name for r in optional}, graph, resolved)
     findings.extend(unused_findings)
     findings.extend(_runtime_findings(graph, have))
@@ -191,22 +194,61 @@ def _missing_findings(
     return findings
 
 
-def _unresolved_findings(unresolved: Iterable[ImportSite]) -> list[Finding]:
-    """SB003 for each import no distribution is known for."""
+def _unresolved_findings(unresolved: Iterable[ImportSite], resolved: Mapping[str, Resolved]) -> list[Finding]:
+    """SB003 for each import no distribution is known for; SB001 for one several provide, none declared."""
     findings = []
     for site in unresolved:
         top = site.module.split(".")[0]
+        res = resolved.get(site.module)
+        # an optional import (try/except ImportError) with no known distribution cannot break the image
+        severity = Severity.WARNING if site.optional else Severity.ERROR
+        if res is not None and res.candidates:
+            findings.append(Finding(site.location, "SB001", _several_message(res), severity))
+            continue
         findings.append(
             Finding(
                 site.location,
                 "SB003",
                 f"cannot map import '{site.module}' to a distribution; add it to [tool.slimbuild.mapping] "
                 f'(e.g. {top} = "<distribution>") or declare the distribution',
-                # an optional import (try/except ImportError) with no known distribution cannot break the image
-                Severity.WARNING if site.optional else Severity.ERROR,
+                severity,
             )
         )
     return findings
+
+
+def _rival_findings(
+    graph: ImportGraph, resolved: Mapping[str, Resolved], decl_by_name: Mapping[str, list[Declared]]
+) -> list[Finding]:
+    """SB019, once an import name, when the project declares more than one of the distributions providing it."""
+    findings = []
+    seen: set[tuple[str, ...]] = set()
+    for site in sorted(graph.third_party):
+        res = resolved.get(site.module)
+        if res is None or res.distribution is None or not res.candidates:
+            continue
+        rivals = tuple(c for c in res.candidates if c in decl_by_name)
+        if len(rivals) < 2 or rivals in seen:
+            continue
+        seen.add(rivals)
+        findings.append(
+            Finding(
+                site.location, "SB019",
+                f"'{site.module.split('.')[0]}' is provided by {len(rivals)} declared distributions ({', '.join(rivals)}), "
+                f"which install the same files; the image uses '{res.distribution}': declare only one",
+                Severity.WARNING,
+            )
+        )
+    return findings
+
+
+def _several_message(res: Resolved) -> str:
+    """SB001's text for an import several distributions provide and the project declares none of."""
+    return (
+        f"'{res.module}' is provided by several distributions, none of which the project declares: "
+        f"{', '.join(res.candidates)} (most downloaded first); declare the one you use "
+        f"(or map it in [tool.slimbuild.mapping])"
+    )
 
 
 def _unused(

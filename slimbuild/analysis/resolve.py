@@ -7,10 +7,21 @@ The chain, first answer wins:
    active virtualenv, or ``.venv/`` in the project), read *in that interpreter*;
 3. ``wheel``: top-level names read from wheels slimbuild has already fetched;
 4. ``table``: the bundled table of well-known mismatches (``sklearn`` ...);
-5. ``declared``: a declared distribution whose normalised name equals the import.
+5. ``declared``: a declared distribution whose normalised name equals the import;
+6. ``popular``: one of PyPI's most-downloaded distributions (``mapping.popular_distribution``) whose
+   normalised name equals the import's top level (``pytorch_lightning`` -> ``pytorch-lightning``).
 
-Nothing else: an import with no answer is *unresolved*. slimbuild never guesses
-that the PyPI project of the same name is meant (dependency confusion).
+Several distributions can provide one import name (``cv2``: opencv-python, opencv-python-headless, ...).
+When an environment, the wheels or the table know several, the one the project declares wins, even over a
+single undeclared provider an earlier step knows; when none is declared the import is *ambiguous*: it stays
+unresolved, with its candidates (most downloaded first) for SB001, and is never picked silently.
+
+Anything else is *unresolved*. Step 6 is not the guess dependency confusion exploits: that attack
+needs a name nobody owns yet (an internal package name, a typo), and the list holds only established
+projects, each downloaded millions of times, so the same-name project is a fact about PyPI, not a
+hunch. A name outside the list, a namespace root (``google``), a top level the table knows only
+through dotted entries (``mysql`` of ``mysql.connector``) and first-party modules (which never
+reach resolution) are never resolved by name.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from packaging.utils import canonicalize_name
 from slimbuild.analysis import mapping as table
 from slimbuild.models import Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE
+
+POPULAR = "popular distribution of the same name"
 
 # Run in the project's interpreter: dist name -> dotted module prefixes (depth <= 3).
 PROBE = r"""
@@ -71,14 +84,19 @@ class ModuleIndex:
                 providers.setdefault(m, set()).add(canonicalize_name(dist))
         return cls(source, {m: tuple(sorted(d)) for m, d in providers.items()})
 
-    def lookup(self, module: str) -> str | None:
-        """The one distribution providing the longest known prefix of ``module``."""
+    def lookup_all(self, module: str) -> tuple[str, ...]:
+        """Every distribution providing the longest known prefix of ``module`` (sorted), or ()."""
         parts = module.split(".")
         for i in range(len(parts), 0, -1):
             dists = self.providers.get(".".join(parts[:i]))
             if dists:
-                return dists[0] if len(dists) == 1 else None
-        return None
+                return dists
+        return ()
+
+    def lookup(self, module: str) -> str | None:
+        """The one distribution providing the longest known prefix of ``module`` (None when several)."""
+        dists = self.lookup_all(module)
+        return dists[0] if len(dists) == 1 else None
 
 
 def probe_environment(python: str, timeout: float = 60.0) -> dict[str, list[str]]:
@@ -110,26 +128,49 @@ def resolve_modules(
     declared: Iterable[str],
 ) -> dict[str, Resolved]:
     """Resolve each dotted module name through the chain; pure."""
-    declared_names = {canonicalize_name(d) for d in declared}
+    declared_names = frozenset(canonicalize_name(d) for d in declared)
     out: dict[str, Resolved] = {}
     for module in sorted(set(modules)):
-        dist: str | None = _prefix_lookup(user_mapping, module)
-        via = "mapping"
-        if dist is None and environment is not None:
-            dist, via = environment.lookup(module), f"environment ({environment.source})"
-        if dist is None and wheels is not None:
-            dist, via = wheels.lookup(module), "wheel metadata"
-        if dist is None:
-            dist, via = table.known_distribution(module), "bundled table"
-        if dist is None:
-            top = canonicalize_name(module.split(".")[0])
-            if top in declared_names and not table.is_namespace_root(module.split(".")[0]):
-                dist, via = top, "declared name"
-        if dist is None:
-            out[module] = Resolved(module, None, "unresolved")
-        else:
-            out[module] = Resolved(module, canonicalize_name(dist), via)
+        out[module] = _resolve_one(module, user_mapping, environment, wheels, declared_names)
     return out
+
+
+def _resolve_one(
+    module: str,
+    user_mapping: Mapping[str, str],
+    environment: ModuleIndex | None,
+    wheels: ModuleIndex | None,
+    declared_names: frozenset[str],
+) -> Resolved:
+    """One module through the chain (see the module docstring)."""
+    mapped = _prefix_lookup(user_mapping, module)
+    if mapped is not None:
+        return Resolved(module, canonicalize_name(mapped), "mapping")
+    steps: list[tuple[str, tuple[str, ...]]] = []
+    if environment is not None:
+        steps.append((f"environment ({environment.source})", environment.lookup_all(module)))
+    if wheels is not None:
+        steps.append(("wheel metadata", wheels.lookup_all(module)))
+    steps.append(("bundled table", tuple(canonicalize_name(d) for d in table.providers(module))))
+    for via, dists in steps:  # a declared provider wins wherever it is known
+        chosen = table.by_rank(d for d in dists if d in declared_names)
+        if chosen:
+            return Resolved(module, chosen[0], via, table.by_rank(dists) if len(dists) > 1 else ())
+    for via, dists in steps:
+        if len(dists) == 1:
+            return Resolved(module, dists[0], via)
+        if len(dists) > 1 and via == "bundled table":
+            return Resolved(module, None, "several distributions", table.by_rank(dists))
+    top = module.split(".")[0]
+    if canonicalize_name(top) in declared_names and not table.is_namespace_root(top):
+        return Resolved(module, canonicalize_name(top), "declared name")
+    several = next((dists for _, dists in steps if len(dists) > 1), ())
+    if several:
+        return Resolved(module, None, "several distributions", table.by_rank(several))
+    popular = table.popular_distribution(module)
+    if popular is not None:
+        return Resolved(module, popular, POPULAR)
+    return Resolved(module, None, "unresolved")
 
 
 def wheel_index(cache: Path, declared: Sequence[str]) -> ModuleIndex | None:

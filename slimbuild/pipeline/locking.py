@@ -130,19 +130,28 @@ def _audit(path: Path, env: Mapping[str, str]) -> tuple[Vulnerability, ...]:
 
 
 def _relock(
-    settings: Settings, path: Path, inputs: Sequence[str], current: Lock, *, locked: bool, env: Mapping[str, str]
+    settings: Settings,
+    path: Path,
+    inputs: Sequence[str],
+    current: Lock,
+    request: _Request,
+    pins: Sequence[Pin],
+    env: Mapping[str, str],
 ) -> tuple[Lock, tuple[Path, ...]]:
     """Lock ``inputs`` again (from ``current``'s pins) and fetch the wheels, once third-party evidence kept more."""
     from slimbuild.locking.lockfile import compile_lock, write_lock
     from slimbuild.locking.wheels import fetch_wheels
 
-    if locked:
+    if request.locked:
         raise ResolutionError(
             f"{path.name} is stale (its wheels import declared distributions it lacks); --locked refuses to re-lock",
             hint="run 'slimbuild lock' and commit the lock",
         )
     target = target_of(settings)
-    new = compile_lock(inputs, target, previous=current.text, env=env, allow_sdist=settings.allow_sdist)
+    new = compile_lock(
+        inputs, target, previous=current.text, env=env, allow_sdist=settings.allow_sdist,
+        pins=_effective(pins, request.ignored), pins_ignored=request.ignored,
+    )
     write_lock(path, new)
     return new, fetch_wheels(new, target, cache_dir(env), env=env, allow_sdist=settings.allow_sdist)
 
@@ -341,7 +350,10 @@ def lock(
         kept = _kept_by_wheels(settings, a, wheel_paths, env)
         if kept.required != a.required:  # the fetched wheels import declared distributions (SB017): lock them too
             a, fresh = kept, False
-            current, wheel_paths = _relock(settings, path, lock_inputs(a, constraints), current, locked=locked, env=env)
+            inputs = lock_inputs(a, constraints)
+            pins, more = choose_pins(inputs, sources.for_declared(declared) if sources is not None else ())
+            pin_findings = tuple(dict.fromkeys((*pin_findings, *more)))
+            current, wheel_paths = _relock(settings, path, inputs, current, request, pins, env)
         provides = wheel_modules(cache, wheel_paths)
         findings = pin_findings + verify_provides(a, current, provides)
         vulns = _audit(path, env) if audit or settings.audit else None

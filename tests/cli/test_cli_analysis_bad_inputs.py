@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import slimbuild
+from slimbuild.analysis import mapping
 from tests.conftest import Run
 from tests.constants import ANALYSIS, FINDINGS, OK, RESOLUTION, USAGE
 
@@ -851,8 +852,11 @@ A19_SRC = (
 def test_A19_import_names_map_to_normalised_distributions(run_cli: RunCli, project: Project) -> None:
     root = project({"main.py": A19_SRC})
     a = entry(ok_json(run_cli("analyze", str(root), "--json")))
-    assert names(a["required"]) == ["google-cloud-storage", "opencv-python", "pillow", "pyyaml", "scikit-learn"]
-    assert a["unresolved"] == []
+    assert names(a["required"]) == ["google-cloud-storage", "pyyaml", "scikit-learn"]
+    # cv2 and PIL have several providers and none is declared: named, never picked
+    assert modules(a["unresolved"]) == ["PIL", "cv2"]
+    several = [f for f in a["findings"] if f["code"] == "SB001" and "several distributions" in f["message"]]
+    assert len(several) == 2
 
 
 def test_A19_declared_distribution_no_missing_unused_contradiction(run_cli: RunCli, project: Project) -> None:
@@ -1075,3 +1079,56 @@ def test_A23_in_process_runs_identical(run_cli: RunCli, project: Project) -> Non
     assert first.code == FINDINGS
     doc = json.loads(first.out)
     assert doc["required"] == sorted(doc["required"], key=lambda r: r["name"])
+
+
+# ---------------------------------------------------------------- A38-A40 resolution from data
+
+
+def test_A38_popular_same_name_resolves_but_never_over_own_code_or_a_namespace(run_cli: RunCli, project: Project) -> None:
+    root = project({
+        "main.py": "import utils\nimport timm\nimport pytorch_lightning as pl\nimport google\nimport acme_internal_xyz\n",
+        "utils.py": "X = 1\n",  # 'utils' is also a popular PyPI project: the project's own module wins
+        "requirements.txt": "timm\n",
+    })
+    a = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    by_name = {r["name"]: r for r in a["required"]}
+    assert sorted(by_name) == ["pytorch-lightning", "timm"]
+    assert by_name["pytorch-lightning"]["via"] == ["popular distribution of the same name"]
+    assert by_name["timm"]["declared"] and names(a["missing"]) == ["pytorch-lightning"]
+    assert modules(a["unresolved"]) == ["acme_internal_xyz", "google"]  # unknown names and namespace roots
+    assert "utils.py" in a["files"]
+    run = run_cli("check", str(root))
+    assert run.code == FINDINGS and "Traceback" not in run.err
+    assert "'pytorch_lightning' needs distribution 'pytorch-lightning'" in run.err
+    assert "popular distribution of the same name" in run.err
+
+
+def test_A39_several_providers_none_declared_named_by_rank(run_cli: RunCli, project: Project) -> None:
+    root = project({"main.py": "import cv2\ntry:\n    import magic\nexcept ImportError:\n    magic = None\n"})
+    a = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    assert a["required"] == [] and modules(a["unresolved"]) == ["cv2", "magic"]
+    sb001 = {f["message"].split("'")[1]: f for f in codes(a, "SB001")}
+    assert sb001["cv2"]["severity"] == "error" and sb001["magic"]["severity"] == "warning"  # optional import
+    listed = sb001["cv2"]["message"].split(": ", 1)[1].split(" (most downloaded first)")[0].split(", ")
+    assert set(listed) == {"opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                           "opencv-contrib-python-headless"}
+    ranks = [mapping.popularity_rank(n) for n in listed]
+    assert ranks == sorted(ranks)  # type: ignore[type-var]
+    assert codes(a, "SB003") == []
+    run = run_cli("check", str(root))
+    assert run.code == FINDINGS and "opencv-python-headless" in run.err and "Traceback" not in run.err
+    declared = project({"main.py": "import cv2\n", "requirements.txt": "opencv-contrib-python-headless\n"})
+    b = entry(ok_json(run_cli("analyze", str(declared), "--json")))
+    assert names(b["required"]) == ["opencv-contrib-python-headless"] and b["unresolved"] == []
+    assert "SB001" not in run_cli("check", str(declared)).err
+
+
+def test_A40_two_declared_providers_warn_and_keep_one(run_cli: RunCli, project: Project) -> None:
+    root = project({"main.py": "import cv2\n", "requirements.txt": "opencv-python-headless\nopencv-python\n"})
+    a = entry(ok_json(run_cli("analyze", str(root), "--json")))
+    ranks = {d: mapping.popularity_rank(d) or 0 for d in ("opencv-python", "opencv-python-headless")}
+    chosen = min(ranks, key=lambda d: ranks[d])
+    assert names(a["required"]) == [chosen]
+    (rival,) = codes(a, "SB019")
+    assert rival["severity"] == "warning" and ", ".join(sorted(ranks, key=lambda d: ranks[d])) in rival["message"]
+    assert [u["name"] for u in a["unused"]] == [d for d in ranks if d != chosen]

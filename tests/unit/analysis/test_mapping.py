@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 
 import pytest
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from slimbuild.analysis import mapping
 
@@ -306,13 +306,15 @@ def _is_mismatch(module: str, dist: str) -> bool:
 
 @pytest.mark.parametrize(("module", "dist"), REQUIRED)
 def test_required_entries(module: str, dist: str) -> None:
-    assert mapping.table().get(module) == dist
-    assert mapping.known_distribution(module) == dist
+    assert dist in mapping.table()[module]
+    assert dist in mapping.providers(module)
+    single = len(mapping.table()[module]) == 1
+    assert mapping.known_distribution(module) == (dist if single else None)
 
 
 @pytest.mark.parametrize(("module", "dist"), LONGEST_PREFIX)
 def test_longest_prefix(module: str, dist: str) -> None:
-    assert mapping.known_distribution(module) == dist
+    assert dist in mapping.providers(module)
 
 
 @pytest.mark.parametrize("module", NAMESPACE_ROOTS)
@@ -357,12 +359,12 @@ def test_table_is_read_only_and_cached() -> None:
 def test_table_matches_file() -> None:
     modules = _file_data()["modules"]
     assert isinstance(modules, dict)
-    assert dict(mapping.table()) == modules
+    assert dict(mapping.table()) == {k: (v,) if isinstance(v, str) else tuple(v) for k, v in modules.items()}
 
 
 def test_table_size() -> None:
     entries = mapping.table()
-    mismatches = [k for k, v in entries.items() if _is_mismatch(k, v)]
+    mismatches = [k for k, v in entries.items() if any(_is_mismatch(k, d) for d in v)]
     assert len(entries) >= 150
     assert len(mismatches) >= 100
 
@@ -382,7 +384,8 @@ def test_keys_are_dotted_identifiers() -> None:
 def test_values_are_valid_distribution_names() -> None:
     bad = [
         dist
-        for dist in mapping.table().values()
+        for dists in mapping.table().values()
+        for dist in dists
         if not DIST_NAME_RE.match(dist)
         or canonicalize_name(canonicalize_name(dist)) != canonicalize_name(dist)
     ]
@@ -407,7 +410,7 @@ def test_namespace_roots_sorted_and_unique_in_file() -> None:
     assert roots == sorted(set(roots), key=str.lower)
 
 
-def _installed_cases() -> list[tuple[str, str]]:
+def _installed_cases() -> list[tuple[str, tuple[str, ...]]]:
     """Table entries whose top-level import name an installed distribution provides."""
     provided = importlib.metadata.packages_distributions()
     return sorted(
@@ -426,14 +429,75 @@ def _installed_dists() -> set[str]:
     }
 
 
-@pytest.mark.parametrize(("module", "dist"), _installed_cases())
-def test_agrees_with_installed_metadata(module: str, dist: str) -> None:
+@pytest.mark.parametrize(("module", "dists"), _installed_cases())
+def test_agrees_with_installed_metadata(module: str, dists: tuple[str, ...]) -> None:
     providers = importlib.metadata.packages_distributions()[module.split(".")[0]]
     canonical = {canonicalize_name(p) for p in providers}
+    listed = {canonicalize_name(d) for d in dists}
     table = mapping.table()
     shared = "." in module or any(other.startswith(module + ".") for other in table)
-    if shared and canonicalize_name(dist) not in _installed_dists():
+    if shared and not listed & _installed_dists():
         # A namespace shared by several distributions (google, azure, mpl_toolkits):
         # other members being installed says nothing about this entry.
-        pytest.skip(f"{dist} not installed; {module.split('.')[0]} is shared")
-    assert canonicalize_name(dist) in canonical, (module, dist, sorted(canonical))
+        pytest.skip(f"{sorted(listed)} not installed; {module.split('.')[0]} is shared")
+    assert listed & canonical, (module, sorted(listed), sorted(canonical))
+
+
+# ---------------------------------------------------------------- providers, sources, popular names
+
+
+def _popular_file() -> list[str]:
+    return (files("slimbuild.analysis") / "data" / "popular.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_popular_names_are_canonical_unique_and_ranked_in_file_order() -> None:
+    names = [line for line in _popular_file() if not line.startswith("#")]
+    assert len(names) > 10_000
+    assert all(n == canonicalize_name(n) and DIST_NAME_RE.match(n) for n in names)
+    assert len(set(names)) == len(names)
+    assert [mapping.popularity_rank(n) for n in names[:3]] == [1, 2, 3]
+    assert mapping.popularity_rank(names[-1]) == len(names)
+    assert mapping.popularity_rank(names[0].upper().replace("-", "_")) == 1  # looked up by canonical name
+
+
+def test_popular_file_says_where_and_when_it_was_taken() -> None:
+    header = " ".join(line for line in _popular_file() if line.startswith("#"))
+    assert "Source:" in header and re.search(r"\b20\d\d\b", header)
+
+
+def test_several_providers_are_distinct_valid_names() -> None:
+    several = {k: v for k, v in mapping.table().items() if len(v) > 1}
+    assert {"cv2", "PIL", "thop", "jwt", "magic"} <= set(several)
+    for key, dists in several.items():
+        assert len({canonicalize_name(d) for d in dists}) == len(dists), key
+
+
+def test_sources_name_wheels_of_listed_providers() -> None:
+    table = mapping.table()
+    assert mapping.sources(), "some entries are checked against wheels"
+    for key, source in mapping.sources().items():
+        assert key in table, key
+        listed = {canonicalize_name(d) for d in table[key]}
+        for part in source.split(";"):
+            kind, _, filename = part.strip().partition(" ")
+            assert kind == "wheel" and filename.endswith(".whl"), (key, source)
+            assert canonicalize_name(parse_wheel_filename(filename)[0]) in listed, (key, filename)
+
+
+def test_sources_sorted_in_file() -> None:
+    sources = _file_data()["sources"]
+    assert isinstance(sources, dict)
+    assert list(sources) == sorted(sources, key=str.lower)
+
+
+@pytest.mark.parametrize(("module", "dist"), [("paddle", "paddlepaddle"), ("skimage", "scikit-image"),
+                                              ("tflite_runtime", "tflite-runtime")])
+def test_issue_entries(module: str, dist: str) -> None:
+    assert mapping.known_distribution(module) == dist
+
+
+def test_by_rank_orders_by_downloads_then_name() -> None:
+    popular = sorted(["thop", "ultralytics-thop", "pyyaml"], key=lambda n: mapping.popularity_rank(n) or 0)
+    assert mapping.by_rank(["thop", "Ultralytics_Thop", "PyYAML", "zz-not-popular", "aa-not-popular"]) == (
+        *popular, "aa-not-popular", "zz-not-popular"
+    )
