@@ -294,3 +294,33 @@ def suppresses_import_error(node: ast.With | ast.AsyncWith) -> bool:
         if is_suppress and any(_names_import_error(arg) for arg in call.args if not isinstance(arg, ast.Starred)):
             return True
     return False
+
+
+def import_flags(body: list[ast.stmt]) -> frozenset[str]:
+    """Names a guarded ``try`` body sets to ``True`` beside its imports: ``HAS_X = True`` after ``import x``.
+
+    Such a flag is true only when the imports before it succeeded, so an ``if HAS_X:`` block depends on them:
+    its imports are as optional as the guarded ones (requests' ``has_simplejson``).
+    """
+    if not any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in body):
+        return frozenset()
+    out: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant) and stmt.value.value is True:
+            out.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+    return frozenset(out)
+
+
+def flag_branch(test: ast.expr, flags: frozenset[str]) -> str | None:
+    """Which branch of ``if test:`` runs only when an import flag is true: ``"body"`` (``if HAS_X``,
+    ``if HAS_X and ...``), ``"orelse"`` (``if not HAS_X``), or None (the test is no such check)."""
+    if not flags:
+        return None
+    if isinstance(test, ast.Name) and test.id in flags:
+        return "body"
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        if any(isinstance(v, ast.Name) and v.id in flags for v in test.values):
+            return "body"
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and isinstance(test.operand, ast.Name):
+        return "orelse" if test.operand.id in flags else None
+    return None

@@ -292,6 +292,7 @@ class _Visitor:
         self.hints: list[tuple[Location, str, str]] = []
         self.findings: list[Finding] = []
         self.conditions: tuple[conditions.Cond, ...] = ()  # the sys.version_info/sys.platform checks around the walk
+        self.flags: frozenset[str] = frozenset()  # names set True only when a guarded import succeeded (HAS_X)
 
     def run(self, tree: ast.Module) -> ParsedSource:
         """Walk the module's body once; what it says about imports."""
@@ -363,22 +364,8 @@ class _Visitor:
                 )
             )
             return
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            self._exprs(node.test, optional, type_checking)
-            self._body(node.body, optional=optional, type_checking=True)
-            self._body(node.orelse, optional=optional, type_checking=type_checking)
+        if isinstance(node, ast.If) and self._if(node, optional, type_checking):
             return
-        if isinstance(node, ast.If):
-            cond = conditions.from_test(node.test)
-            if cond is not None:  # a check of the running Python: the trace decides for its target
-                self._exprs(node.test, optional, type_checking)
-                outer = self.conditions
-                self.conditions = (*outer, cond)
-                self._body(node.body, optional=optional, type_checking=type_checking)
-                self.conditions = (*outer, ("not", cond))
-                self._body(node.orelse, optional=optional, type_checking=type_checking)
-                self.conditions = outer
-                return
         if isinstance(node, (ast.With, ast.AsyncWith)) and conditions.suppresses_import_error(node):
             for item in node.items:
                 self._exprs(item, optional, type_checking)
@@ -386,6 +373,8 @@ class _Visitor:
             return
         if isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
             guarded = any(conditions.catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
+            if guarded:
+                self.flags |= conditions.import_flags(node.body)  # type: ignore[attr-defined]
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
             for h in node.handlers:  # type: ignore[attr-defined]
                 self._body(h.body, optional=optional or guarded, type_checking=type_checking)
@@ -404,6 +393,30 @@ class _Visitor:
             elif isinstance(value, ast.AST):
                 self._walk_any(value, optional, type_checking)
             del field_name
+
+    def _if(self, node: ast.If, optional: bool, type_checking: bool) -> bool:
+        """Walk an ``if`` that is a TYPE_CHECKING, import-flag or version/platform check; False for any other."""
+        if _is_type_checking(node.test):
+            self._exprs(node.test, optional, type_checking)
+            self._body(node.body, optional=optional, type_checking=True)
+            self._body(node.orelse, optional=optional, type_checking=type_checking)
+            return True
+        if (branch := conditions.flag_branch(node.test, self.flags)) is not None:
+            self._exprs(node.test, optional, type_checking)
+            self._body(node.body, optional=optional or branch == "body", type_checking=type_checking)
+            self._body(node.orelse, optional=optional or branch == "orelse", type_checking=type_checking)
+            return True
+        cond = conditions.from_test(node.test)
+        if cond is not None:  # a check of the running Python: the trace decides for its target
+            self._exprs(node.test, optional, type_checking)
+            outer = self.conditions
+            self.conditions = (*outer, cond)
+            self._body(node.body, optional=optional, type_checking=type_checking)
+            self.conditions = (*outer, ("not", cond))
+            self._body(node.orelse, optional=optional, type_checking=type_checking)
+            self.conditions = outer
+            return True
+        return False
 
     def _walk_any(self, node: ast.AST, optional: bool, type_checking: bool) -> None:
         if isinstance(node, ast.stmt):

@@ -111,3 +111,37 @@ def test_A42_fuzz_guard_like_text_never_a_traceback(src: str) -> None:
         parse_source(src, "m.py")
     except SlimbuildError:
         pass
+
+
+FLAG = "try:\n    import fast\n    HAS_FAST = True\nexcept ImportError:\n    HAS_FAST = False\n"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "if HAS_FAST:\n    from fast import speedup\n",
+        "if HAS_FAST and x:\n    from fast import speedup\n",
+        "if not HAS_FAST:\n    pass\nelse:\n    from fast import speedup\n",
+        "def f():\n    if HAS_FAST:\n        import fast.more\n",
+    ],
+    ids=["if-flag", "if-flag-and", "if-not-flag-else", "in-function"],
+)
+def test_A42_import_under_a_flag_set_by_a_guarded_import_is_optional(tail: str) -> None:
+    """requests' pattern: `has_simplejson = True` beside a guarded import, then `if has_simplejson: from simplejson ...`."""
+    sites = [i for i in parse_source(FLAG + tail, "m.py").imports if (i.module or "").startswith("fast")]
+    assert len(sites) == 2 and all(i.optional for i in sites)
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        FLAG + "if not HAS_FAST:\n    import slow\n",  # runs when the guarded import failed: not guarded by it
+        "HAS_FAST = True\nif HAS_FAST:\n    import slow\n",  # a flag no guarded import sets
+        "try:\n    HAS_FAST = True\nexcept ImportError:\n    pass\nif HAS_FAST:\n    import slow\n",  # no import in the try
+        "try:\n    import fast\n    HAS_FAST = True\nexcept ValueError:\n    pass\nif HAS_FAST:\n    import slow\n",
+        FLAG + "if OTHER:\n    import slow\n",
+    ],
+    ids=["not-flag-body", "unguarded-flag", "try-without-import", "not-an-import-guard", "another-name"],
+)
+def test_A42_import_under_no_import_flag_stays_required(src: str) -> None:
+    assert _optional(src)["slow"] is False
