@@ -93,3 +93,14 @@ def index_dir(wheel_dir: Path, tmp_path: Path) -> Iterator[Path]:
     for wheel in wheel_dir.glob("*.whl"):
         shutil.copyfile(wheel, local / wheel.name)
     yield local
+
+
+@pytest.fixture
+def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point pip at the local index only (the real user's pip config would apply otherwise)."""
+    for key, value in clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index_dir)).items():
+        monkeypatch.setenv(key, value)
+    keep = {"PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}
+    for key in [k for k in os.environ if k.startswith("PIP_") and k not in keep]:
+        monkeypatch.delenv(key)
+    return index_dir

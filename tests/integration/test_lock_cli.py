@@ -20,22 +20,6 @@ pytestmark = pytest.mark.network
 CLI = Callable[..., Run]
 
 
-@pytest.fixture
-def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point pip at the local index only (the real user's pip config would apply otherwise)."""
-    for key, value in clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index_dir)).items():
-        monkeypatch.setenv(key, value)
-    import os
-
-    for key in [
-        k
-        for k in os.environ
-        if k.startswith("PIP_")
-        and k not in {"PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}
-    ]:
-        monkeypatch.delenv(key)
-    return index_dir
-
 
 def _proj(tmp_path: Path) -> Path:
     root = tmp_path / "proj"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,22 +10,11 @@ import pytest
 from slimbuild.locking.lockfile import parse_lock
 from tests.conftest import Run
 from tests.constants import OK
-from tests.integration.conftest import clean_env
 
 pytestmark = pytest.mark.network
 
 CLI = Callable[..., Run]
 
-
-@pytest.fixture
-def offline(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point pip at the local index only (which holds six 1.16.0 and 1.17.0)."""
-    for key, value in clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(index_dir)).items():
-        monkeypatch.setenv(key, value)
-    keep = {"PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_DISABLE_PIP_VERSION_CHECK"}
-    for key in [k for k in os.environ if k.startswith("PIP_") and k not in keep]:
-        monkeypatch.delenv(key)
-    return index_dir
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import pytest
 from slimbuild.locking.lockfile import parse_lock
 from tests.conftest import Run
 from tests.constants import FINDINGS, OK, RESOLUTION
-from tests.integration.test_lock_cli import offline  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.network
 
@@ -46,7 +45,7 @@ def _six(root: Path) -> str:
     return parse_lock((root / "slimbuild.lock").read_text()).by_name()["six"].version
 
 
-def test_C17_lock_pins_the_version_of_the_venv_and_upgrade_does_not(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
+def test_C17_lock_pins_the_version_of_the_venv_and_upgrade_does_not(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
     root = _proj(tmp_path)
     _venv_with(root, offline, "six==1.16.0")  # the index also has 1.17.0
     run = run_cli("lock", str(root))
@@ -65,7 +64,7 @@ def test_C17_lock_pins_the_version_of_the_venv_and_upgrade_does_not(offline: Pat
     assert "SB014 six: .venv has 1.16.0, slimbuild.lock pins 1.17.0" in check.err
 
 
-def test_C17_a_change_of_the_venv_makes_the_lock_stale(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
+def test_C17_a_change_of_the_venv_makes_the_lock_stale(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
     root = _proj(tmp_path)
     python = _venv_with(root, offline, "six==1.16.0")
     assert run_cli("lock", str(root)).code == OK
@@ -76,7 +75,7 @@ def test_C17_a_change_of_the_venv_makes_the_lock_stale(offline: Path, tmp_path: 
     assert run_cli("lock", str(root)).code == OK and _six(root) == "1.17.0"
 
 
-def test_C18_poetry_lock_pin_is_used_and_recorded(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
+def test_C18_poetry_lock_pin_is_used_and_recorded(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
     root = _proj(tmp_path)
     (root / "poetry.lock").write_text('[[package]]\nname = "six"\nversion = "1.16.0"\nfiles = []\n')
     run = run_cli("lock", str(root), "--json")
@@ -86,7 +85,7 @@ def test_C18_poetry_lock_pin_is_used_and_recorded(offline: Path, tmp_path: Path,
     assert json.loads(run.out)["locks"][0]["pins"] == [{"name": "six", "version": "1.16.0", "source": "poetry.lock"}]
 
 
-def test_C18_another_tools_lock_that_disagrees_is_reported_not_used(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
+def test_C18_another_tools_lock_that_disagrees_is_reported_not_used(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
     root = _proj(tmp_path, "six>=1.17")
     (root / "poetry.lock").write_text('[[package]]\nname = "six"\nversion = "1.16.0"\nfiles = []\n')
     run = run_cli("lock", str(root))
@@ -96,7 +95,7 @@ def test_C18_another_tools_lock_that_disagrees_is_reported_not_used(offline: Pat
     assert "pinned from" not in (root / "slimbuild.lock").read_text()
 
 
-def test_C19_a_pin_pip_compile_cannot_satisfy_is_exit_4_naming_it(offline: Path, tmp_path: Path, run_cli: CLI) -> None:  # noqa: F811
+def test_C19_a_pin_pip_compile_cannot_satisfy_is_exit_4_naming_it(offline: Path, tmp_path: Path, run_cli: CLI) -> None:
     root = _proj(tmp_path)
     (root / "uv.lock").write_text(
         'version = 1\n[[package]]\nname = "six"\nversion = "1.15.0"\nsource = { registry = "https://pypi.org/simple" }\n'
