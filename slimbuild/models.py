@@ -186,3 +186,4 @@ class Analysis:
     stdlib: tuple[str, ...] = ()
     never_run: tuple[ImportSite, ...] = ()
     entry: Entrypoint | None = None  # the resolved entrypoint, carried so that the build does not resolve it again
+    constraints: tuple[Declared, ...] = ()  # the `-c` constraints that apply to this entrypoint (they bound its lock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -72,38 +72,44 @@ def _reconciled(
     entry: Entrypoint,
     graph: ImportGraph,
     resolved: Mapping[str, Resolved],
-    declared: Sequence[Declared],
-    declaration_findings: Sequence[Finding] = (),
+    declarations: _Declarations,
 ) -> Analysis:
     """One entrypoint's analysis: its graph and resolutions against what the project declares (and the SB015s)."""
     analysis = reconcile(
         name=entry.name,
         graph=graph,
         resolved=resolved,
-        declared=declared,
+        declared=declarations.declared,
         keep=settings.keep,
         target_python=settings.target_python,
         project_name=str(settings.project.get("name", "")),
     )
     findings = sorted(
-        {*analysis.findings, *declaration_findings, *entry.notes},
+        {*analysis.findings, *declarations.findings, *entry.notes},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
-    return replace(analysis, entry=entry, findings=tuple(findings))
+    return replace(analysis, entry=entry, findings=tuple(findings), constraints=declarations.constraints)
 
 
-def _declarations(
-    settings: Settings, entries: Sequence[Entrypoint], consulted: set[Path]
-) -> dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]]:
+@dataclass(frozen=True)
+class _Declarations:
+    """What applies to one entrypoint: its declarations, its ``-c`` constraints and the SB015s of reading them."""
+
+    declared: tuple[Declared, ...]
+    constraints: tuple[Declared, ...]
+    findings: tuple[Finding, ...]
+
+
+def _declarations(settings: Settings, entries: Sequence[Entrypoint], consulted: set[Path]) -> dict[str, _Declarations]:
     """Each entrypoint's declarations (nearest its directory wins) and their findings; ``consulted`` gets the files read."""
-    declared_by_entry: dict[str, tuple[tuple[Declared, ...], tuple[Finding, ...]]] = {}
+    declared_by_entry: dict[str, _Declarations] = {}
     for entry in entries:
         found: list[Finding] = []
-        decls, _constraints = read_declared(
+        decls, constraints = read_declared(
             settings.root, settings.requirements, settings.optional_groups, consulted, settings.project,
             groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found,
         )
-        declared_by_entry[entry.name] = (decls, tuple(found))
+        declared_by_entry[entry.name] = _Declarations(decls, constraints, tuple(found))
     return declared_by_entry
 
 
@@ -240,7 +246,7 @@ def analyze(
     consulted: set[Path] = set()
     declared_by_entry = _declarations(settings, entries, consulted)
     env_index = environment_index(settings, env)
-    wheels_index = wheel_index(cache_dir(env), sorted({d.name for ds, _ in declared_by_entry.values() for d in ds}))
+    wheels_index = wheel_index(cache_dir(env), sorted({d.name for ds in declared_by_entry.values() for d in ds.declared}))
     cache_path = parsecache.cache_file(cache_dir(env), root)
     loaded: list[parsecache.Cache] = []  # the parse cache, read only when some graph must be traced
 
@@ -260,16 +266,16 @@ def analyze(
     )
     results = []
     for entry in entries:
-        declared, declaration_findings = declared_by_entry[entry.name]
+        declarations = declared_by_entry[entry.name]
         graph = trace(entry)
         resolved = resolve_modules(
             (s.module for s in (*graph.third_party, *graph.never_run)),
             user_mapping=settings.mapping,
             environment=env_index,
             wheels=wheels_index,
-            declared=(d.name for d in declared),
+            declared=(d.name for d in declarations.declared),
         )
-        analysis = _reconciled(settings, entry, graph, resolved, declared, declaration_findings)
+        analysis = _reconciled(settings, entry, graph, resolved, declarations)
         if analysis.unused:  # third-party code may import one of them: read it (wheels after a lock, the environment)
             wheels = _locked_wheels(settings, entry.name, cache_dir(env), record)
             analysis = keep_third_party(settings, analysis, wheels, env_index, wheels_index, cache_dir(env) / "thirdparty")

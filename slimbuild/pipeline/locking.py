@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
-from slimbuild.analysis.declared import read_declared
 from slimbuild.analysis.reconcile import lock_inputs, verify_provides
 from slimbuild.cache import replay
 from slimbuild.config import Settings
@@ -82,18 +81,6 @@ def _refuse_unlockable(a: Analysis) -> None:
             f"entrypoint {a.entrypoint_name}: undeclared distributions: {names}",
             hint="declare them in requirements.txt or [project.dependencies] ('slimbuild check' shows where they are imported)",
         )
-
-
-def _declared_for(
-    settings: Settings, a: Analysis, consulted: set[Path] | None = None
-) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
-    """The declarations and ``-c`` constraints that apply to one entrypoint: read from its directory up (nearest wins)."""
-    entry_dir = Path(a.entry.path).parent if a.entry is not None else None
-    declared, constraints = read_declared(
-        settings.root, settings.requirements, settings.optional_groups, consulted, settings.project,
-        groups=settings.groups, entry_dir=entry_dir,
-    )
-    return tuple(declared), tuple(constraints)
 
 
 def _read_lock(path: Path) -> Lock | None:
@@ -339,7 +326,7 @@ def lock(
     sources = None if upgrade else pin_sources(settings, env)
     outcomes = []
     for a in analyses:
-        declared, constraints = _declared_for(settings, a)
+        declared, constraints = a.declared, a.constraints
         _refuse_unhashable(a, declared)
         _refuse_unlockable(a)
         inputs = lock_inputs(a, constraints)
@@ -384,22 +371,23 @@ def lock_findings(
     env: Mapping[str, str] | None = None,
 ) -> tuple[Finding, ...]:
     """SB012 when a lock is missing (warning) or stale (error), SB014 when the environment runs other versions
-    than the lock, SB018 when a pin source disagrees with the declarations; offline, reads headers only."""
+    than the lock, SB018 when a pin source disagrees with the declarations; offline, reads headers only.
+
+    The declarations and constraints are the analyses' own (read once, by :func:`analyze`, which records them).
+    """
     from slimbuild.locking.lockfile import inputs_digest
     from slimbuild.locking.pins import choose_pins
 
     env = os.environ if env is None else env
     target = target_of(settings)
-    consulted: set[Path] = set()
     sources = pin_sources(settings, env, record)
     out: list[Finding] = []
     for a in analyses:
-        declared, constraints = _declared_for(settings, a, consulted)
         path = lock_path(settings, a.entrypoint_name)
         if record is not None:
             record.file(path)
-        inputs = lock_inputs(a, constraints)
-        pins, pin_findings = choose_pins(inputs, sources.for_declared(declared))
+        inputs = lock_inputs(a, a.constraints)
+        pins, pin_findings = choose_pins(inputs, sources.for_declared(a.declared))
         out.extend(pin_findings)
         try:
             existing = _read_lock(path)
@@ -412,7 +400,4 @@ def lock_findings(
             out.append(state)
         if existing is not None:
             out.extend(environment_drift(path, existing, sources.environment))
-    if record is not None:
-        for f in sorted(consulted):
-            record.file(f)
     return tuple(dict.fromkeys(out))
