@@ -57,6 +57,8 @@ class Settings:
     keep_sources: tuple[str, ...] = ("lightning", "numba", "pytorch_lightning", "taichi", "torch", "torchaudio",
                                      "torchvision", "triton")
     config_file: str = ""
+    lock_out: str = ""  # --lock-out: where the lock is read and written instead of the project
+    manifest_out: str = ""  # --manifest-out: where build writes the manifest instead of the project
     # pyproject.toml's [project] table, read once with the config: name, version, scripts, dependencies
     project: Mapping[str, Any] = field(default_factory=dict)
 

@@ -141,3 +141,9 @@ class Interrupted(SlimbuildError):
 
     exit_code = ExitCode.INTERRUPTED
     kind = "interrupted"
+
+
+class NoSuchImage(UsageError):
+    """An image reference (``inspect``'s target, ``--base-image``) that the engine does not have."""
+
+    kind = "no-such-image"

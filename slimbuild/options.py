@@ -48,6 +48,13 @@ analysis = _stack(
     as_json,
 )
 
+lock_out = click.option(
+    "--lock-out",
+    default=None,
+    metavar="PATH",
+    help="Read and write the lock here (a file, or a directory ending in '/') instead of the project.",
+)
+
 upgrade = click.option(
     "--upgrade",
     "-U",
@@ -57,6 +64,7 @@ upgrade = click.option(
 
 lock = _stack(
     upgrade,
+    lock_out,
     click.option("--upgrade-package", "-P", "upgrade_packages", multiple=True, metavar="NAME", help="Re-resolve this pin only."),
     click.option("--machine", type=click.Choice(["x86_64", "aarch64"]), default=None, help="The image's CPU (default x86_64)."),
     click.option("--audit", is_flag=True, help="Fail (exit 10) when pip-audit knows a vulnerability in the lock."),
@@ -68,6 +76,7 @@ build = _stack(
     click.option("--pyc/--no-pyc", default=None, help="Ship hash-based .pyc (faster start-up, larger image)."),
     click.option("--locked", is_flag=True, help="Refuse to re-lock: fail when the lock is missing or stale (CI)."),
     upgrade,
+    lock_out,
 )
 
 tags = _stack(
@@ -75,10 +84,16 @@ tags = _stack(
         "--tag", "-t", "tags", multiple=True, metavar="REF", help="Extra tag(s), applied only after the smoke run passes."
     ),
     click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar."),
+    click.option(
+        "--manifest-out",
+        default=None,
+        metavar="PATH",
+        help="Write the manifest here (a file, or a directory ending in '/') instead of beside the project.",
+    ),
 )
 
 # the option names that become settings overrides (the rest are the command's own arguments)
-SETTINGS_OPTIONS = ("target_python", "python", "allow_unparseable", "template", "pyc", "machine")
+SETTINGS_OPTIONS = ("target_python", "python", "allow_unparseable", "template", "pyc", "machine", "lock_out", "manifest_out")
 
 
 def settings_from(path: Path, options: dict[str, Any]) -> Any:

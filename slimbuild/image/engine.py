@@ -24,7 +24,7 @@ import docker.errors
 import docker.utils
 import urllib3.exceptions
 
-from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
+from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted, NoSuchImage
 from slimbuild.image.build_stream import (
     BuildOutcome,
     ProgressCallback,
@@ -117,6 +117,10 @@ class Engine(Protocol):
 
     def remove_image(self, image_id: str) -> None:
         """Remove an untagged image; tagged or missing images are left alone."""
+        ...
+
+    def untag(self, ref: str) -> None:
+        """Remove one tag (undoing a tag of this run); a missing ref is left alone."""
         ...
 
 
@@ -489,7 +493,7 @@ class DockerEngine:
         try:
             return dict(self._client.inspect_image(ref))
         except docker.errors.ImageNotFound:
-            raise BuildFailed(f"no such image: {ref}", "build the image first or check the reference") from None
+            raise NoSuchImage(f"no such image: {ref}", "build or pull it first, or check the reference") from None
         except OSError as exc:
             raise self._lost(exc) from None
 
@@ -498,7 +502,7 @@ class DockerEngine:
         try:
             return [dict(item) for item in self._client.history(image_id)]
         except docker.errors.ImageNotFound:
-            raise BuildFailed(f"no such image: {image_id}", "build the image first or check the reference") from None
+            raise NoSuchImage(f"no such image: {image_id}", "build or pull it first, or check the reference") from None
         except OSError as exc:
             raise self._lost(exc) from None
 
@@ -507,7 +511,7 @@ class DockerEngine:
         try:
             stream = self._client.get_image(image_id)
         except docker.errors.ImageNotFound:
-            raise BuildFailed(f"no such image: {image_id}", "build the image first or check the reference") from None
+            raise NoSuchImage(f"no such image: {image_id}", "build or pull it first, or check the reference") from None
         except OSError as exc:
             raise self._lost(exc) from None
         for chunk in stream:
@@ -525,5 +529,16 @@ class DockerEngine:
             if exc.status_code == 409:  # still used by a container or another image
                 return
             raise BuildFailed(f"cannot remove image {_short(image_id)}: {one_line(str(exc.explanation or exc))}", "") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+
+    def untag(self, ref: str) -> None:
+        """Remove the tag REF (the engine deletes the image when it was its last tag; the build cache stays)."""
+        try:
+            self._client.remove_image(ref, noprune=True)
+        except docker.errors.ImageNotFound:
+            return
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"cannot remove the tag {ref}: {one_line(str(exc.explanation or exc))}", "") from None
         except OSError as exc:
             raise self._lost(exc) from None

@@ -18,7 +18,7 @@ from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed, ConfigError, PolicyViolation, SlimbuildError
+from slimbuild.errors import BuildFailed, ConfigError, NoSuchImage, PolicyViolation, SlimbuildError
 from slimbuild.image import stage_venv
 from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
 from slimbuild.image.context import (
@@ -57,12 +57,14 @@ from slimbuild.image.plan import (
     smoke_imports,
     user_template_dir,
 )
+from slimbuild.image.reference import check_image, check_tag
 from slimbuild.image.render import render_dockerfile
 from slimbuild.locking.lockfile import Lock, LockedDist
 from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
+from slimbuild.pipeline import outputs
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
 from slimbuild.record import manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
@@ -125,9 +127,9 @@ def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tupl
         )
     try:
         info = engine.inspect_image(reference)
-    except BuildFailed:
-        raise BuildFailed(
-            f"base image {reference!r} is not available to the engine",
+    except NoSuchImage:
+        raise NoSuchImage(
+            f"no such image: base image {reference!r} is not available to the engine",
             hint=f"pull it first ('docker pull {reference}') or pass --base-image with a local image",
         ) from None
     name = reference.split("@")[0]
@@ -197,6 +199,8 @@ def prepare_build(
     ``connect`` is called only after the lock holds (a stale lock under --locked fails before any engine is needed).
     """
     env = os.environ if env is None else env
+    if base_image or settings.base_image:  # the default, python:<X.Y>-slim, is valid
+        check_image(base_image or settings.base_image, "--base-image" if base_image else "base-image")
     outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade)
     if engine is None and connect is not None:
         engine = connect()
@@ -299,7 +303,7 @@ def _deps_image(
         image_id = str(json.loads(record.read_text(encoding="utf-8"))["image_id"])
         if str(engine.inspect_image(image_id).get("Id")) == image_id:
             return image_id
-    except (OSError, ValueError, KeyError, TypeError, BuildFailed):
+    except (OSError, ValueError, KeyError, TypeError, BuildFailed, NoSuchImage):
         pass  # no record, or the engine no longer has that image (pruned, another engine): build it
     deps_files = [f for f in inputs.files if not f.arcname.startswith(APP_PREFIX)]
     outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
@@ -352,11 +356,16 @@ def build(
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
 ) -> tuple[BuildResult, ...]:
-    """Lock, render, build untagged, smoke-run, then tag and write the manifest.
+    """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
+    stage every manifest; then tag them all and commit the files, all or nothing (pipeline/outputs.py).
 
     Pass the ``engine``, or ``connect`` to reach one once the lock holds (analysis and lock run once either way).
     """
     env = os.environ if env is None else env
+    for t in tags:
+        check_tag(t)
+    cache = cache_dir(env)
+    outputs.check_writable(settings, cache=cache, lock=not locked, manifest=True, keep_context=keep_context, build=True)
     engines: list[Engine] = [] if engine is None else [engine]
 
     def reach() -> Engine:
@@ -369,13 +378,23 @@ def build(
     prepared = prepare_build(
         settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade
     )
-    results = []
-    several, cache = len(settings.entrypoints) > 1, cache_dir(env)
-    for inputs in prepared:
-        results.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache))
-    return tuple(results)
+    built: list[tuple[BuildResult, tuple[outputs.Staged, ...]]] = []
+    several = len(settings.entrypoints) > 1
+    try:
+        for inputs in prepared:
+            built.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache))
+        staged = [f for _, files in built for f in files]
+        outputs.publish(reach(), [(r.image_id, r.tags) for r, _ in built], staged)
+    except BaseException:
+        for result, files in built:  # publish undid the tags; no image of this run stays untagged
+            _discard(reach(), result.image_id)
+            for f in files:
+                f.discard()
+        raise
+    return tuple(r for r, _ in built)
 
 
+# long: one entrypoint's manifest before and after the build, around the build, the smoke run and the staging
 def _build_one(
     settings: Settings,
     inputs: BuildInputs,
@@ -385,8 +404,8 @@ def _build_one(
     keep_context: bool,
     several: bool,
     cache: Path,
-) -> BuildResult:
-    """Build one entrypoint's image untagged, smoke-run it, tag it with every ref, then write its manifest."""
+) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
+    """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged."""
     a = inputs.outcome.analysis
     app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
     pre = provenance.build_manifest(
@@ -407,32 +426,43 @@ def _build_one(
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)
-    if keep_context:
-        _keep_context(settings.root, files, inputs.source_date_epoch)
-    image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+    staged: list[outputs.Staged] = []
+    try:
+        if keep_context:
+            staged.append(_keep_context(settings.root, files, inputs.source_date_epoch))
+        image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+    except BaseException:
+        for f in staged:
+            f.discard()
+        raise
     try:
         smoke_results = _smoke(engine, inputs, image_id)
         info = engine.inspect_image(image_id)
         base_info = engine.inspect_image(inputs.base_reference)
         project = str(settings.project.get("name") or settings.root.name)
         refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
-        engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
+        final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+        path = outputs.manifest_file(settings, a.entrypoint_name, several)
+        manifest.validate_manifest(final, str(path))
+        data = manifest.manifest_bytes(final)
+        staged.append(outputs.stage(path, lambda fh: fh.write(data)))
     except BaseException:
         _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        for f in staged:
+            f.discard()
         raise
-    final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
-    path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
-    manifest.write_manifest(path, final)
     size = int(info.get("Size", 0))
-    return BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+    result = BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+    return result, tuple(staged)
 
 
-def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> None:
-    """--keep-context: the whole context (self-contained Dockerfile) as ``.slimbuild-context.tar`` in the project."""
+def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> outputs.Staged:
+    """--keep-context: the whole context (self-contained Dockerfile), staged as ``.slimbuild-context.tar``."""
     with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
         kept = Path(tmp) / "context.tar"
         _write_context(kept, files, epoch)
-        shutil.copyfile(kept, root / ".slimbuild-context.tar")
+        with kept.open("rb") as src:
+            return outputs.stage(root / ".slimbuild-context.tar", lambda fh: shutil.copyfileobj(src, fh))
 
 
 def _build_image(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slimbuild.errors import SlimbuildError
+from slimbuild.image.reference import check_image
 from slimbuild.record import image_tar, manifest
 
 if TYPE_CHECKING:  # inspecting a file never loads the Docker SDK
@@ -21,8 +22,9 @@ def inspect(target: str, connect: Callable[[], Engine]) -> dict[str, Any]:
     if path.is_file():
         with path.open("rb") as fh:
             return image_tar.read_manifest_from_image_tar(fh, source=target)
+    check_image(target, "image")  # exit 2 before the engine is asked
     engine = connect()
-    info = engine.inspect_image(target)
+    info = engine.inspect_image(target)  # NoSuchImage: exit 2
     doc = manifest.manifest_from_image_config(info, source=target)
     if doc.get("image") is None:
         base = doc["base_image"]["digest_or_id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from slimbuild.config import Settings
 from slimbuild.errors import ResolutionError, UsageError
 from slimbuild.models import Analysis, Declared, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
+from slimbuild.pipeline import outputs
 from slimbuild.pipeline.analyzing import analyze
 
 if TYPE_CHECKING:  # the lock machinery is imported only by the commands that lock
@@ -41,10 +42,8 @@ class LockOutcome:
 
 
 def lock_path(settings: Settings, name: str) -> Path:
-    """``slimbuild.lock``, or ``slimbuild.<name>.lock`` when the project has several entrypoints."""
-    if len(settings.entrypoints) > 1:
-        return settings.root / f"slimbuild.{name}.lock"
-    return settings.root / "slimbuild.lock"
+    """``slimbuild.lock``, or ``slimbuild.<name>.lock`` when the project has several entrypoints (or --lock-out's)."""
+    return outputs.lock_file(settings, name)
 
 
 def target_of(settings: Settings) -> Target:
@@ -276,12 +275,17 @@ def _current_lock(
     target = target_of(settings)
     path = lock_path(settings, a.entrypoint_name)
     existing = _read_lock(path)
+    seeded = existing is None and bool(settings.lock_out)  # --lock-out starts from the project's lock
+    if seeded:
+        existing = _read_lock(lock_path(replace(settings, lock_out=""), a.entrypoint_name))
     if (
         existing is not None
         and existing.inputs_sha256 == inputs_digest(inputs, target, _effective(pins, existing.pins_ignored))
         and not request.upgrade
         and not request.upgrade_packages
     ):
+        if seeded:
+            write_lock(path, existing)  # the fresh project lock, where --lock-out asked for it
         return existing, True
     if request.locked:
         why = "is missing" if existing is None else "is stale (the analysis, the declared versions or the pins changed)"
@@ -319,6 +323,7 @@ def lock(
     if locked and (upgrade or upgrade_packages):
         raise UsageError("--locked refuses to re-lock and --upgrade asks to", hint="pass one of them")
     env = os.environ if env is None else env
+    outputs.check_writable(settings, cache=cache_dir(env), lock=not locked, manifest=False)  # before any work
     request = _Request(upgrade, tuple(upgrade_packages), locked)
     analyses = analyze(settings, requested, env, single=True)  # one lock per entrypoint: several found is exit 2
     target = target_of(settings)

@@ -22,7 +22,7 @@ import pytest
 
 from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
-from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY
+from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY, USAGE
 from tests.docker.conftest import BASE_IMAGE
 from tests.docker.test_build_examples import SHARED_CACHE
 from tests.docker.test_image_properties import EPOCH, write_project
@@ -134,15 +134,15 @@ def test_E4_failing_smoke_command_exits_7_without_tag(
 # ----------------------------------------------------------------------------- base image missing / D4
 
 
-def test_E4_missing_base_image_exits_7_with_hint(
+def test_E4_E21_missing_base_image_exits_2_with_hint(
     engine: DockerEngine, make: Callable[..., tuple[Path, str]], run_cli: Callable[..., Run]
 ) -> None:
     root, name = make("base")
     ref = f"slimbuild-test/no-such-base-{RUN_ID}:1"
     run = run_cli("build", str(root), "--base-image", ref)
-    assert run.code == BUILD, run.err
+    assert run.code == USAGE, run.err
     line = _error_line(run)
-    assert ref in line and "not available" in line and f"docker pull {ref}" in line
+    assert f"no such image: base image {ref!r}" in line and f"docker pull {ref}" in line
     assert _repo_images(engine, name) == []
     assert not (root / "slimbuild.manifest.json").exists()
 
@@ -153,8 +153,8 @@ def test_D4_unpinned_latest_base_the_engine_lacks_is_a_clear_error(
     root, name = make("D4")
     ref = "python:latest" if not engine.client.images(name="python:latest") else f"slimbuild-test/unpinned-{RUN_ID}:latest"
     run = run_cli("build", str(root), "--base-image", ref)
-    # RELIABILITY D4 asks for exit 10 for `latest`; today an unavailable ref fails first with exit 7.
-    assert run.code in (BUILD, POLICY), run.err
+    # RELIABILITY D4 asks for exit 10 for `latest`; an unavailable ref may fail first with exit 2 (E21).
+    assert run.code in (USAGE, POLICY), run.err
     line = _error_line(run)
     assert ref in line
     assert "docker pull" in line or "@sha256:" in line  # says what to do

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted
+from slimbuild.errors import BuildFailed, EngineUnavailable, Interrupted, NoSuchImage
 from slimbuild.image.build_stream import ProgressEvent
 from slimbuild.image.engine import DockerEngine, RunOutcome, connect
 from tests.constants import BUILD, ENGINE, INTERRUPTED
@@ -340,7 +340,7 @@ def test_remove_image_leaves_tagged_images_alone(engine: DockerEngine, build: Bu
     untagged = build(f"RUN echo untagged-{nonce}\n")
     engine.remove_image(untagged.image_id)
     engine.remove_image(untagged.image_id)  # idempotent
-    with pytest.raises(BuildFailed, match="no such image"):
+    with pytest.raises(NoSuchImage, match="no such image"):
         engine.inspect_image(untagged.image_id)
 
 

@@ -18,15 +18,14 @@ from typing import Any
 import pytest
 
 from slimbuild.config import Settings, load_settings
-from slimbuild.errors import BuildFailed, ConfigError, EngineUnavailable, PolicyViolation
+from slimbuild.errors import BuildFailed, ConfigError, EngineUnavailable, NoSuchImage, PolicyViolation
 from slimbuild.image.build_stream import BuildOutcome
 from slimbuild.image.engine import Engine, EngineInfo, RunOutcome
 from slimbuild.locking.lockfile import Lock, LockedDist, inputs_digest, parse_lock, render_lock_text
 from slimbuild.locking.pins import Pin
 from slimbuild.locking.target import Target
-from slimbuild.pipeline import building
+from slimbuild.pipeline import building, outputs
 from slimbuild.pipeline.locking import LockOutcome, target_of
-from slimbuild.record import manifest as manifest_mod
 from tests.conftest import Run
 from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY
 
@@ -92,7 +91,7 @@ class FakeEngine:
         self.calls.append(("inspect_image", ref))
         found = self.images.get(self.refs.get(ref, ref))
         if found is None:
-            raise BuildFailed(f"no such image: {ref}", hint="")
+            raise NoSuchImage(f"no such image: {ref}", hint="")
         return dict(found)
 
     def history(self, image_id: str) -> list[dict[str, Any]]:
@@ -105,6 +104,10 @@ class FakeEngine:
         self.calls.append(("remove_image", image_id))
         if image_id not in self.refs.values():
             self.images.pop(image_id, None)
+
+    def untag(self, ref: str) -> None:
+        self.calls.append(("untag", ref))
+        self.refs.pop(ref, None)
 
     def kinds(self) -> list[str]:
         """The engine operations called, in order (inspections left out)."""
@@ -254,23 +257,29 @@ def _cli(*args: str, engine: FakeEngine | Callable[[], Any], monkeypatch: pytest
 # ----------------------------------------------------------------------------- the happy path
 
 
-def test_F12_smoke_runs_before_any_tag_and_the_manifest_after_tagging(
+def test_F12_E19_smoke_runs_before_any_tag_the_manifest_is_written_before_tagging_and_renamed_after(
     tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _write_project(tmp_path / "p")
     engine = FakeEngine()
-    written: list[list[str]] = []
-    real_write = manifest_mod.write_manifest
+    staged: list[list[str]] = []
+    committed: list[list[str]] = []
+    real_stage, real_commit = outputs.stage, outputs.Staged.commit
 
-    def write_manifest(path: Path, doc: Mapping[str, Any]) -> None:
-        written.append(engine.kinds())  # what the engine had done when the manifest was written
-        real_write(path, doc)
+    def stage(path: Path, write: Callable[[Any], None], mode: int = 0o644) -> outputs.Staged:
+        staged.append(engine.kinds())  # what the engine had done when the manifest was written in full
+        return real_stage(path, write, mode)
 
-    monkeypatch.setattr(manifest_mod, "write_manifest", write_manifest)
+    def commit(self: outputs.Staged) -> None:
+        committed.append(engine.kinds())  # ... and when it was renamed into place
+        real_commit(self)
+
+    monkeypatch.setattr(outputs, "stage", stage)
+    monkeypatch.setattr(outputs.Staged, "commit", commit)
     (result,) = _build(root, engine, tags=["team/orch:dev"])
     assert engine.kinds() == ["build", "build", "run", "tag"]  # deps image, app image, smoke, then every ref at once
     assert [t for t, _ in engine.contexts] == ["deps", ""]
-    assert written == [["build", "build", "run", "tag"]]
+    assert staged == [["build", "build", "run"]] and committed == [["build", "build", "run", "tag"]]
     (tag_call,) = [c for c in engine.calls if c[0] == "tag"]
     assert tag_call[1] == result.image_id and tag_call[2] == result.tags
     repo = "slimbuild/orch"
@@ -395,8 +404,8 @@ def test_E4_a_failing_tag_call_keeps_no_tag_and_records_no_success(
     tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _write_project(tmp_path / "p")
-    engine = FakeEngine(fail_tag=BuildFailed("cannot tag image as 'Bad/Ref'", hint="no tag of this run was kept"))
-    run = _cli("build", str(root), "--tag", "Bad/Ref", engine=engine, monkeypatch=monkeypatch)
+    engine = FakeEngine(fail_tag=BuildFailed("cannot tag image as 'team/orch:dev': engine error", hint="no tag was kept"))
+    run = _cli("build", str(root), "--tag", "team/orch:dev", engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD, run.err
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
     assert engine.kinds() == ["build", "build", "run", "tag", "remove_image"] and engine.refs == {}
@@ -460,7 +469,7 @@ def test_D4_a_tag_is_pinned_by_the_engine_s_registry_digest_or_local_id() -> Non
     assert building.resolve_base(_typed(engine), "python:3.11-slim") == ("python:3.11-slim@sha256:" + "d" * 64, False, ())
     ref, local_only, warnings = building.resolve_base(_typed(engine), "local/py:1")
     assert ref == "sha256:" + "e" * 64 and local_only and "local only" in warnings[0]
-    with pytest.raises(BuildFailed, match="not available to the engine"):
+    with pytest.raises(NoSuchImage, match=r"no such image: base image .missing/py:1. is not available"):
         building.resolve_base(_typed(engine), "missing/py:1")
 
 
