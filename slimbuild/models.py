@@ -109,6 +109,8 @@ class ImportGraph:
     findings: tuple[Finding, ...]
     unparsed: tuple[str, ...] = ()
     never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.analysis.conditions)
+    # (file, dotted module name) of every first-party file reached, in the order a run first imports them
+    modules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, order=True)
@@ -187,3 +189,4 @@ class Analysis:
     never_run: tuple[ImportSite, ...] = ()
     entry: Entrypoint | None = None  # the resolved entrypoint, carried so that the build does not resolve it again
     constraints: tuple[Declared, ...] = ()  # the `-c` constraints that apply to this entrypoint (they bound its lock)
+    modules: tuple[tuple[str, str], ...] = ()  # ImportGraph.modules: first-party (file, module), in import order

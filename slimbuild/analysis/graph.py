@@ -93,9 +93,9 @@ class _GraphBuilder:
         self.never_run: set[ImportSite] = set()
         self.deferred: list[tuple[RawImport, str]] = []  # third-party candidates re-checked after sys.path changes
         self.rel_of: dict[str, str | None] = {}  # every enqueued path -> its project-relative path (None: outside)
-        # path -> (file it imports, whether only under `except ImportError`): a module reached only through guarded
-        # imports is optional as a whole (if one of its imports fails, the guard catches it)
-        self.edges: dict[str, set[tuple[str, bool]]] = {}
+        # path -> (file it imports, whether only under `except ImportError`) -> where it first does: a module reached
+        # only through guarded imports is optional as a whole (if one of its imports fails, the guard catches it)
+        self.edges: dict[str, dict[tuple[str, bool], tuple[int, int, int]]] = {}
         self.stamps: dict[str, FileStamp | None] = {}
 
     def enqueue(self, p: str, module: str | None = None, package: str | None = None) -> str | None:
@@ -190,7 +190,9 @@ class _GraphBuilder:
         for f in files:
             rel = self.enqueue(f)
             if rel is not None:
-                self.edges.setdefault(path, set()).add((rel, site.optional))
+                where = (site.cell or 0, site.line, site.col)
+                known = self.edges.setdefault(path, {})
+                known[(rel, site.optional)] = min(known.get((rel, site.optional), where), where)
         if not finder.module_exists(dotted) and dotted.split(".")[0] not in finder.virtual:
             self.findings.add(
                 Finding(Location(path, site.line, site.col, site.cell), "SB011",
@@ -291,6 +293,7 @@ class _GraphBuilder:
             findings=tuple(sorted(findings)),
             unparsed=tuple(sorted(self.unparsed)),
             never_run=tuple(sorted(self.never_run)),
+            modules=_import_order(starts, self.edges, self.names),
         )
 
     def fill(self, evidence: TraceEvidence) -> None:
@@ -301,7 +304,27 @@ class _GraphBuilder:
         evidence.roots.update(self.finder.root_checks)
 
 
-def _reached_unguarded(starts: list[str], edges: dict[str, set[tuple[str, bool]]]) -> set[str]:
+def _import_order(
+    starts: list[str], edges: dict[str, dict[tuple[str, bool], tuple[int, int, int]]], names: dict[str, tuple[str, str | None]]
+) -> tuple[tuple[str, str], ...]:
+    """Each first-party file reached and its module name, in the order a run first imports them: depth first from
+    the starts, each file's imports in statement order (deterministic: worker timing plays no part)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    stack = list(reversed(starts))
+    while stack:
+        f = stack.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        order.append(f)
+        targets = sorted(edges.get(f, {}).items(), key=lambda item: item[1])
+        stack.extend(t for (t, _optional), _where in reversed(targets) if t not in seen)
+    order.extend(sorted(set(names) - seen))
+    return tuple((f, names[f][0]) for f in order if f in names)
+
+
+def _reached_unguarded(starts: list[str], edges: dict[str, dict[tuple[str, bool], tuple[int, int, int]]]) -> set[str]:
     """Files reached from ``starts`` through imports not guarded by ``except ImportError``."""
     reached = set(starts)
     todo = list(starts)

@@ -93,6 +93,7 @@ def reconcile(
         unparsed=graph.unparsed,
         stdlib=graph.stdlib,
         never_run=graph.never_run,
+        modules=graph.modules,
     )
 
 

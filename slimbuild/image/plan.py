@@ -5,7 +5,9 @@ Also the build context's layout that the templates expect (``CONTEXT_*``).
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import keyword
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -143,25 +145,117 @@ def smoke_imports(a: Analysis) -> tuple[str, ...]:
     return tuple(sorted({s.module.split(".")[0] for r in a.required for s in r.imports if not s.optional}))
 
 
-def smoke_argv(a: Analysis) -> tuple[str, ...]:
-    """The default smoke command: import every required top-level module."""
-    return smoke_commands(a, ())[0]
+def smoke_argv(a: Analysis, first_party: FirstParty | None = None) -> tuple[str, ...]:
+    """The default smoke command: import every required top-level module, then the project's own (``first_party``)."""
+    return smoke_commands(a, (), first_party)[0]
 
 
 _PYTHON_EXE = re.compile(r"python(3(\.\d+)?)?")
+SMOKE_RUN_NAME = "__slimbuild_smoke__"  # the entrypoint's module name when the smoke run loads it: never "__main__"
 
 
-def smoke_commands(a: Analysis, user: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+@dataclass(frozen=True)
+class FirstParty:
+    """What the default smoke run imports of the project's own code, on the sys.path the entrypoint runs with.
+
+    ``path0`` is that sys.path[0] (``""``: the working directory, /app); ``modules`` are imported by name, in the
+    order a run first imports them; ``load`` is the entrypoint's own file or module, run under another name than
+    ``__main__`` so its ``if __name__ == "__main__":`` block is skipped (``""``: not loaded: its top level is the
+    program itself, or a runner serves it).
+    """
+
+    path0: str = ""
+    modules: tuple[str, ...] = ()
+    load_path: str = ""
+    load_module: str = ""
+
+
+def has_main_guard(source: bytes) -> bool:
+    """Whether a module's top level has an ``if __name__ == "__main__":`` block (what an import does not run)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False  # a grammar this interpreter lacks: the entrypoint is not loaded, its modules still are
+    return any(isinstance(node, ast.If) and _is_main_test(node.test) for node in tree.body)
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = (test.left, test.comparators[0])
+    return any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides) and any(
+        isinstance(x, ast.Constant) and x.value == "__main__" for x in sides
+    )
+
+
+def _importable_name(path: str, module: str, roots: Sequence[str]) -> bool:
+    """Whether ``module`` is ``path``'s name below one of ``roots`` (relative to /app, ``""`` for /app itself)."""
+    parts = module.split(".")
+    if not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts) or parts[-1] == "__main__":
+        return False
+    stem = PurePosixPath(path).with_suffix("").parts
+    if stem and stem[-1] == "__init__":
+        stem = stem[:-1]
+    if len(stem) < len(parts) or tuple(stem[len(stem) - len(parts) :]) != tuple(parts):
+        return False
+    return "/".join(stem[: len(stem) - len(parts)]) in roots
+
+
+def first_party_smoke(a: Analysis, launch: Launch, entry_guarded: bool) -> FirstParty:
+    """The first-party part of the default smoke run: the modules the analysis reached that the image's sys.path
+    finds by name (one found only through a ``sys.path`` edit is imported by the module that makes the edit), and
+    the entrypoint loaded without its ``__main__`` block when it has one."""
+    entry = a.entry
+    if entry is None:
+        return FirstParty()
+    as_main = entry.kind == "notebook" or not entry.function  # the file the image runs as __main__
+    runs_path = entry.runner != "" or (as_main and entry.kind in {"script", "notebook"})
+    folder = PurePosixPath(entry.path).parent.as_posix()
+    folder = "" if folder == "." else folder
+    roots = [folder if runs_path else ""]
+    roots += [p.removeprefix(APP_DIR).lstrip("/") for p in launch.pythonpath if p == APP_DIR or p.startswith(f"{APP_DIR}/")]
+    modules = tuple(
+        m for f, m in a.modules
+        if f.endswith(".py") and not (as_main and f == entry.path) and _importable_name(f, m, roots)
+    )  # fmt: skip
+    path0 = f"{APP_DIR}/{folder}".rstrip("/") if runs_path else ""
+    loadable = as_main and entry_guarded and not entry.runner and entry.kind != "notebook"
+    if loadable and entry.kind == "script":
+        return FirstParty(path0, modules, load_path=f"{APP_DIR}/{entry.path}")
+    if loadable:
+        return FirstParty(path0, modules, load_module=entry.module)
+    return FirstParty(path0, modules)
+
+
+def _first_party_lines(fp: FirstParty) -> list[str]:
+    lines = []
+    if fp.load_path:
+        lines.append(f"sys.argv = [{fp.load_path!r}]; runpy.run_path({fp.load_path!r}, run_name={SMOKE_RUN_NAME!r})")
+    if fp.load_module:
+        lines.append(f"runpy.run_module({fp.load_module!r}, run_name={SMOKE_RUN_NAME!r})")
+    if fp.modules:
+        lines.append("import " + ", ".join(fp.modules))
+    return lines
+
+
+def smoke_commands(
+    a: Analysis, user: Sequence[str], first_party: FirstParty | None = None
+) -> tuple[tuple[str, ...], ...]:
     """The smoke run: the import check and, in the same interpreter when it is Python, the config's command.
 
     One container and one import of the heavy modules instead of two: a ``python SCRIPT ...`` or
     ``python -m MODULE ...`` smoke command runs through runpy after the imports; anything else runs
-    in a second container.
+    in a second container. With no command configured, the check also imports the project's own modules
+    (``first_party``), so an image whose code fails at import is never tagged.
     """
     mods = smoke_imports(a)
     lines = ["import runpy, sys"]
+    fp = first_party if first_party is not None and not user else FirstParty()
+    if fp.path0:
+        lines.append(f"sys.path[0] = {fp.path0!r}")
     if mods:
         lines.append("import " + ", ".join(mods))
+    lines.extend(_first_party_lines(fp))
     lines.append("print('slimbuild smoke: ok', flush=True)")
     if not user:
         return ((VENV_PYTHON, "-c", "; ".join(lines)),)
@@ -308,9 +402,9 @@ def context_content_tag(lock_text: bytes, dockerfile: str, base_reference: str, 
 
 
 def image_refs(repository: str, tag: str, git: Mapping[str, object] | None, user_tags: Sequence[str]) -> list[str]:
-    """Every ref the built image gets: the content tag, ``git-<sha>`` in a repository, then the user's tags."""
+    """Every ref the built image gets: the content tag, ``git-<sha>`` in a clean repository, then the user's tags."""
     refs = [f"{repository}:{tag}"]
-    if git:
+    if git and not git.get("dirty"):
         refs.append(f"{repository}:git-{str(git['commit'])[:7]}")
     refs.extend(user_tags)
     return refs

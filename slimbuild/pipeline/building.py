@@ -47,6 +47,8 @@ from slimbuild.image.plan import (
     backend_lock_line,
     context_content_tag,
     deps_key,
+    first_party_smoke,
+    has_main_guard,
     image_refs,
     make_plan,
     oci_labels,
@@ -65,13 +67,14 @@ from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline import outputs
+from slimbuild.pipeline.base_python import base_python, check_target
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
 from slimbuild.record import manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
 __all__ = [
     "APP_PREFIX", "DEPS_STAGE", "MANIFEST_IN_APP", "BuildInputs", "BuildResult", "build", "deps_key", "git_state",
-    "prepare_build", "resolve_base", "sensitive_names", "source_date_epoch",
+    "pin_base", "prepare_build", "resolve_base", "sensitive_names", "source_date_epoch",
 ]  # fmt: skip
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
@@ -147,6 +150,26 @@ def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tupl
 
 
 @dataclass(frozen=True)
+class _Base:
+    """The base pinned by digest (or a local image's id) and its Python version (``""``: not known, no engine)."""
+
+    reference: str
+    local_only: bool
+    python: str
+    warnings: tuple[str, ...]
+
+
+def pin_base(settings: Settings, engine: Engine | None, base_image: str, env: Mapping[str, str]) -> _Base:
+    """Pin the base and refuse it (exit 2) when its Python is not the target's: before any wheel is fetched."""
+    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
+    pinned, local_only, warnings = resolve_base(engine, reference)
+    python = base_python(engine, pinned, cache_dir(env))
+    if python:
+        check_target(settings.target_python, python, reference)
+    return _Base(pinned, local_only, python, warnings)
+
+
+@dataclass(frozen=True)
 class _RunValues:
     """What every entrypoint of one build shares: target, caches, pip's wheel, git, epoch and the pinned base."""
 
@@ -169,18 +192,16 @@ def _fetch_one(dist: LockedDist, run_target: Target, cache: Path, env: Mapping[s
     return path
 
 
-def _run_values(settings: Settings, engine: Engine | None, base_image: str, env: Mapping[str, str]) -> _RunValues:
-    """Fetch pip's wheel, read git, take the epoch and pin the base: once per build, in this order."""
+def _run_values(settings: Settings, base: _Base, env: Mapping[str, str]) -> _RunValues:
+    """Fetch pip's wheel, read git and take the epoch: once per build, in this order."""
     target = target_of(settings)
     cache = cache_dir(env)
     pip_path = _fetch_one(PIP_WHEEL, target, cache, env)
     git = git_state(settings.root)
     epoch = source_date_epoch(env, git)
-    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
-    base_ref, local_only, warnings = resolve_base(engine, reference)
     project = str(settings.project.get("name") or settings.root.name)
     version = str(settings.project.get("version") or "")
-    return _RunValues(target, cache, env, pip_path, git, epoch, base_ref, local_only, warnings, project, version)
+    return _RunValues(target, cache, env, pip_path, git, epoch, base.reference, base.local_only, base.warnings, project, version)
 
 
 def prepare_build(
@@ -196,15 +217,25 @@ def prepare_build(
 ) -> tuple[BuildInputs, ...]:
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine.
 
-    ``connect`` is called only after the lock holds (a stale lock under --locked fails before any engine is needed).
+    ``connect`` is called only after the lock holds (a stale lock under --locked fails before any engine is needed),
+    and the base is pinned and its Python checked right then, before the first wheel is fetched.
     """
     env = os.environ if env is None else env
     if base_image or settings.base_image:  # the default, python:<X.Y>-slim, is valid
         check_image(base_image or settings.base_image, "--base-image" if base_image else "base-image")
-    outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade)
-    if engine is None and connect is not None:
-        engine = connect()
-    run = _run_values(settings, engine, base_image, env)
+    engines = [] if engine is None else [engine]
+    bases: list[_Base] = []
+
+    def pin() -> None:
+        if bases:
+            return
+        if not engines and connect is not None:
+            engines.append(connect())
+        bases.append(pin_base(settings, engines[0] if engines else None, base_image, env))
+
+    outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade, before_wheels=pin)
+    pin()  # a lock stage that fetched nothing
+    run = _run_values(settings, bases[0], env)
     return tuple(_prepare_one(settings, o, run) for o in outcomes)
 
 
@@ -220,6 +251,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     large = large_file_warnings(project_files, APP_PREFIX)
     excluded = sensitive_names(settings.root)
     app = (*project_files, *_notebook_files(settings.root, entry, launch))
+    git = provenance.with_context(run.git, settings.root, _shipped_paths(settings.root, project_files, a.files))
     lock_text = o.lock.text.encode()
     wheel_files = [(p.name, p) for p in o.wheels]
     sdists = sdist_names(o.wheels)
@@ -229,7 +261,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
         build_files = [ContextFile(CONTEXT_BUILD_LOCK, None, backend_lock_line(), 0o644)]
         wheel_files.append((backend.name, backend))
     # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
-    labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=run.git)
+    labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=git)
     app_files = app_file_list(app, MANIFEST_IN_APP)
     plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
     files = (
@@ -244,12 +276,33 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     )
     ordered = with_digests(sorted(files, key=lambda f: f.arcname))
     tag = context_content_tag(lock_text, dockerfile, run.base_reference, ordered)
-    smoke = tuple(smoke_commands(a, settings.smoke))
+    smoke = tuple(smoke_commands(a, settings.smoke, first_party_smoke(a, launch, _main_guarded(settings.root, entry))))
     warnings = (*run.warnings, *o.warnings, *large)
     return BuildInputs(
-        o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, run.git, tag,
+        o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
         smoke, warnings, template_dir,
     )  # fmt: skip
+
+
+def _shipped_paths(root: Path, project_files: Sequence[ContextFile], files: Sequence[str]) -> list[str]:
+    """The project-relative files whose content the image holds: every app file (and a symlink's target in the
+    project), and each notebook a generated script comes from."""
+    out = [f.arcname[len(APP_PREFIX) :] for f in project_files]
+    real = root.resolve()
+    for f in project_files:
+        if f.source is not None and f.source.resolve().is_relative_to(real):
+            out.append(f.source.resolve().relative_to(real).as_posix())
+    return [*out, *(f for f in files if f.endswith(".ipynb"))]
+
+
+def _main_guarded(root: Path, entry: Entrypoint) -> bool:
+    """Whether the entrypoint's file has an ``if __name__ == "__main__":`` block (the smoke run may then load it)."""
+    if entry.kind == "notebook" or not entry.path.endswith(".py"):
+        return False
+    try:
+        return has_main_guard((root / entry.path).read_bytes())
+    except OSError:
+        return False  # the trace read it: a file gone since is not loaded, the build fails on it elsewhere
 
 
 def _notebook_files(root: Path, entry: Entrypoint, launch: Launch) -> tuple[ContextFile, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -314,9 +314,11 @@ def lock(
     locked: bool = False,
     audit: bool = False,
     env: Mapping[str, str] | None = None,
+    before_wheels: Callable[[], None] | None = None,
 ) -> tuple[LockOutcome, ...]:
     """Analyse, then lock each entrypoint's required set for the target (pinned to the versions the user ran,
-    unless --upgrade) and fetch its wheels."""
+    unless --upgrade) and fetch its wheels. ``before_wheels`` runs before each fetch (``build`` pins and checks
+    the base there: once the lock holds, before the wheelhouse)."""
     from slimbuild.locking.pins import choose_pins
     from slimbuild.locking.wheels import fetch_wheels, wheel_modules
 
@@ -338,6 +340,8 @@ def lock(
         pins, pin_findings = choose_pins(inputs, sources.for_declared(declared) if sources is not None else ())
         current, fresh = _current_lock(settings, a, inputs, pins, request, env)
         path = lock_path(settings, a.entrypoint_name)
+        if before_wheels is not None:
+            before_wheels()
         wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
         kept = _kept_by_wheels(settings, a, wheel_paths, env)
         if kept.required != a.required:  # the fetched wheels import declared distributions (SB017): lock them too

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from slimbuild.locking.audit import Vulnerability
 
 
-def _git(root: Path, *args: str) -> str | None:
+def _git(root: Path, *args: str, strip: bool = True) -> str | None:
     try:
         proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() if strip else proc.stdout
 
 
 def git_state(root: Path) -> dict[str, object] | None:
@@ -46,6 +48,46 @@ def git_state(root: Path) -> dict[str, object] | None:
         "time": int(_git(root, "log", "-1", "--format=%ct") or 0),
         "remote": remote,
     }
+
+
+def not_at_commit(status_z: str) -> tuple[str, ...]:
+    """The repository paths ``git status --porcelain=v1 -z`` names (untracked, ignored, changed; a directory ends
+    with ``/``); a rename's or copy's source is left out (its new path is what the work tree holds)."""
+    fields = status_z.split("\0")
+    out: list[str] = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        out.append(entry[3:])
+        if entry[0] in "RC" or entry[1] in "RC":
+            i += 1  # the field after a rename or copy is where it came from
+    return tuple(out)
+
+
+def dirty_paths(paths: Iterable[str], prefix: str, listed: Iterable[str]) -> tuple[str, ...]:
+    """The project-relative ``paths`` (below the repository path ``prefix``) that a listed path or directory covers."""
+    covers = [p.rstrip("/") for p in listed if p.rstrip("/")]
+    found = []
+    for rel in paths:
+        full = prefix + rel
+        if any(full == c or full.startswith(c + "/") for c in covers):
+            found.append(rel)
+    return tuple(sorted(set(found)))
+
+
+def with_context(git: Mapping[str, object] | None, root: Path, paths: Iterable[str]) -> Mapping[str, object] | None:
+    """``git`` made dirty when a file that goes into the image is not at the commit: untracked, ignored but
+    included, or changed (a change to any tracked file already makes it dirty). One ``git status`` call."""
+    if git is None or git.get("dirty"):
+        return git
+    prefix = _git(root, "rev-parse", "--show-prefix")
+    status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--ignored=matching", strip=False)
+    if prefix is None or status is None:
+        return {**git, "dirty": True}  # git could not say: never claim the commit holds what the image holds
+    return {**git, "dirty": bool(dirty_paths(paths, prefix, not_at_commit(status)))}
 
 
 def source_date_epoch(env: Mapping[str, str], git: Mapping[str, object] | None) -> int:

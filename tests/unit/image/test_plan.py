@@ -9,8 +9,12 @@ import pytest
 
 from slimbuild.errors import ConfigError
 from slimbuild.image.plan import (
+    SMOKE_RUN_NAME,
     VENV_PYTHON,
+    FirstParty,
     content_tag,
+    first_party_smoke,
+    has_main_guard,
     make_plan,
     parse_source_date_epoch,
     plan_launch,
@@ -18,7 +22,7 @@ from slimbuild.image.plan import (
     smoke_argv,
     smoke_commands,
 )
-from slimbuild.models import Analysis, ImportSite, Location, Requirement
+from slimbuild.models import Analysis, Entrypoint, ImportSite, Location, Requirement
 
 
 @pytest.mark.parametrize(
@@ -166,3 +170,70 @@ def test_deps_key_ignores_the_app_files_and_needs_a_deps_stage() -> None:
     assert key is not None and key == deps_key(dockerfile, [wheel, changed_app]) == deps_key(dockerfile, [wheel])
     assert deps_key(dockerfile, [wheel, ContextFile("wheels/b.whl", None, b"x", 0o644)]) != key
     assert deps_key("FROM python:3.11-slim AS venv\nFROM venv\n", [wheel]) is None
+
+
+# ----------------------------------------------------------------------------- E24: the project's own modules
+
+
+def _reached(entry: Entrypoint, modules: tuple[tuple[str, str], ...]) -> Analysis:
+    return Analysis(
+        entry.name, entry.path, "3.11", tuple(f for f, _ in modules), required=(), missing=(), unused=(), optional=(),
+        unresolved=(), dynamic_unresolved=(), type_checking=(), pip_hints=(), findings=(), entry=entry, modules=modules,
+    )
+
+
+def test_E24_a_script_s_reached_modules_are_imported_by_name_on_its_own_sys_path() -> None:
+    entry = Entrypoint("train", "scripts/train.py", "script", "scripts/train.py", "__main__", None)
+    modules = (
+        ("scripts/train.py", "__main__"), ("scripts/features.py", "features"), ("scripts/util/__init__.py", "util"),
+        ("scripts/util/io.py", "util.io"), ("lib/vendored.py", "vendored"),  # found only through a sys.path edit
+        ("src/core.py", "src.core"),  # found below the project root, which a script's sys.path lacks
+        ("scripts/my-tool.py", "my-tool"), ("scripts/pkg/__main__.py", "pkg.__main__"),
+    )
+    a = _reached(entry, modules)
+    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files)
+    fp = first_party_smoke(a, launch, entry_guarded=True)
+    assert fp.path0 == "/app/scripts" and fp.modules == ("features", "util", "util.io")
+    assert fp.load_path == "/app/scripts/train.py" and not fp.load_module
+    (argv,) = smoke_commands(a, (), fp)
+    code = argv[2]
+    assert code.index("sys.path[0] = '/app/scripts'") < code.index("runpy.run_path('/app/scripts/train.py'")
+    assert f"run_name={SMOKE_RUN_NAME!r}" in code and "'__main__'" not in code
+    assert code.index("run_path") < code.index("import features, util, util.io") < code.index("slimbuild smoke: ok")
+    # without a __main__ block the script's top level is the program: it is not run, its modules are imported
+    unguarded = first_party_smoke(a, launch, entry_guarded=False)
+    assert not unguarded.load_path and unguarded.modules == fp.modules
+    # a configured smoke command runs the program itself: the import check stays as it was
+    (user,) = smoke_commands(a, ("python", "/app/scripts/train.py"), fp)
+    assert "import features" not in user[2] and "__slimbuild_smoke__" not in user[2]
+
+
+def test_E24_a_package_main_is_loaded_as_a_module_and_a_runner_s_script_never() -> None:
+    entry = Entrypoint("app", "app/__main__.py", "package", "app/__main__.py", "app.__main__", "app")
+    a = _reached(entry, (("app/__main__.py", "app.__main__"), ("app/__init__.py", "app"), ("app/cli.py", "app.cli")))
+    fp = first_party_smoke(a, plan_launch("package", entry.path, entry.module, "", a.files), entry_guarded=True)
+    assert fp == FirstParty("", ("app", "app.cli"), load_module="app.__main__")
+    served = Entrypoint("st", "streamlit run ui.py", "script", "ui.py", "__main__", None, runner="streamlit")
+    b = _reached(served, (("ui.py", "__main__"), ("widgets.py", "widgets")))
+    launch = plan_launch("script", "ui.py", "__main__", "", b.files, "streamlit")
+    assert first_party_smoke(b, launch, entry_guarded=True) == FirstParty("/app", ("widgets",))
+    # module:function: the module is imported (the image imports it too), nothing runs as __main__
+    func = Entrypoint("f", "src/churn/cli.py:main", "module", "src/churn/cli.py", "churn.cli", "churn", function="main")
+    c = _reached(func, (("src/churn/cli.py", "churn.cli"), ("src/churn/__init__.py", "churn")))
+    launch = plan_launch("module", func.path, func.module, "main", c.files)
+    assert first_party_smoke(c, launch, entry_guarded=True) == FirstParty("", ("churn.cli", "churn"))
+
+
+@pytest.mark.parametrize(
+    ("source", "guarded"),
+    [
+        (b'import x\nif __name__ == "__main__":\n    x.run()\n', True),
+        (b"if '__main__' == __name__:\n    pass\n", True),
+        (b"def f():\n    if __name__ == '__main__':\n        pass\n", False),  # not at the top level
+        (b"if __name__ != '__main__':\n    pass\n", False),
+        (b"print('the program')\n", False),
+        (b"def broken(:\n", False),
+    ],
+)
+def test_E24_the_main_block_is_found_at_the_top_level_only(source: bytes, guarded: bool) -> None:
+    assert has_main_guard(source) is guarded

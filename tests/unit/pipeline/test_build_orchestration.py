@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,9 +29,10 @@ from slimbuild.locking.target import Target
 from slimbuild.pipeline import building, outputs
 from slimbuild.pipeline.locking import LockOutcome, target_of
 from tests.conftest import Run
-from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY
+from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY, USAGE
 
 BASE = "python:3.11-slim@sha256:" + "b" * 64
+BASE_PYTHON = "3.11.9"  # what the base's image config says (python:*-slim sets PYTHON_VERSION)
 REPO = Path(__file__).resolve().parents[3]
 APP = building.APP_PREFIX
 APP_MEMBERS = {"Dockerfile", f"{APP}helper.py", f"{APP}main.py", f"{APP}{building.MANIFEST_IN_APP}"}
@@ -58,7 +61,9 @@ class FakeEngine:
         self.smoke_exit, self.fail_run, self.fail_tag = smoke_exit, fail_run, fail_tag
         self.calls: list[tuple[Any, ...]] = []
         self.contexts: list[tuple[str, bytes]] = []  # (target, context tar bytes) of each build
-        self.images: dict[str, dict[str, Any]] = {BASE: {"Id": "sha256:" + "b" * 64, "Size": 100_000}}
+        self.images: dict[str, dict[str, Any]] = {
+            BASE: {"Id": "sha256:" + "b" * 64, "Size": 100_000, "Config": {"Env": [f"PYTHON_VERSION={BASE_PYTHON}"]}}
+        }
         self.refs: dict[str, str] = {}  # ref -> image id
 
     def info(self) -> EngineInfo:
@@ -305,13 +310,54 @@ def test_the_app_context_carries_the_manifest_and_never_a_secret(tmp_path: Path,
     assert b"FROM sha256:" in app["Dockerfile"]  # built on the deps image
 
 
-def test_a_git_repository_adds_a_git_tag(tmp_path: Path, fake_lock: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _write_project(tmp_path / "p")
-    state = {"commit": "abcdef1234567890", "dirty": False, "time": 1_700_000_000, "remote": ""}
-    monkeypatch.setattr(building, "git_state", lambda _root: state)
+def _git(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "HOME": str(root), "PATH": os.environ["PATH"]}  # fmt: skip
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def _committed_project(root: Path, extra: str = "", ignore: str = "") -> str:
+    """The project in a fresh repository, everything committed; the commit's sha."""
+    _write_project(root, extra)
+    (root / ".gitignore").write_text(f".env\n{ignore}", encoding="utf-8")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "init")
+    return _git(root, "rev-parse", "HEAD").strip()
+
+
+def test_a_git_repository_adds_a_git_tag(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = tmp_path / "p"
+    sha = _committed_project(root)
+    (root / "scratch.py").write_text("print('never imported')\n", encoding="utf-8")  # untracked, not in the image
     (result,) = _build(root, FakeEngine(), tags=["x/y:z"])
-    assert result.tags[1:] == ("slimbuild/orch:git-abcdef1", "x/y:z")
-    assert result.manifest["git"] == {"commit": "abcdef1234567890", "dirty": False}
+    assert result.tags[1:] == (f"slimbuild/orch:git-{sha[:7]}", "x/y:z")
+    assert result.manifest["git"] == {"commit": sha, "dirty": False}
+
+
+@pytest.mark.parametrize("change", ["untracked", "ignored", "modified", "untracked-dir"])
+def test_E23_a_shipped_file_not_at_the_commit_makes_the_build_dirty_and_untagged_by_sha(
+    tmp_path: Path, fake_lock: list[int], change: str
+) -> None:
+    root = tmp_path / "p"
+    extra, ignore = {
+        "untracked": ('include = ["data.txt"]\n', ""),
+        "ignored": ('include = ["data.txt"]\n', "data.txt\n"),
+        "modified": ("", ""),
+        "untracked-dir": ('include = ["conf/data.txt"]\n', ""),
+    }[change]
+    sha = _committed_project(root, extra, ignore)
+    if change == "modified":
+        (root / "helper.py").write_text("def double(x):\n    return x + x\n", encoding="utf-8")
+    else:
+        target = root / ("conf/data.txt" if change == "untracked-dir" else "data.txt")
+        target.parent.mkdir(exist_ok=True)
+        target.write_text("not in the commit\n", encoding="utf-8")
+    (result,) = _build(root, FakeEngine())
+    assert result.manifest["git"] == {"commit": sha, "dirty": True}
+    assert not any(":git-" in t for t in result.tags) and len(result.tags) == 1
+    if change != "modified":
+        assert any(f["path"].endswith("data.txt") for f in result.manifest["files"])  # it does go into the image
 
 
 # ----------------------------------------------------------------------------- the deps image, reused
@@ -471,6 +517,37 @@ def test_D4_a_tag_is_pinned_by_the_engine_s_registry_digest_or_local_id() -> Non
     assert ref == "sha256:" + "e" * 64 and local_only and "local only" in warnings[0]
     with pytest.raises(NoSuchImage, match=r"no such image: base image .missing/py:1. is not available"):
         building.resolve_base(_typed(engine), "missing/py:1")
+
+
+def test_E22_a_target_python_the_base_lacks_is_exit_2_before_any_wheel_or_build(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _write_project(tmp_path / "p", 'python = "3.12"\n')
+    fetched: list[str] = []
+
+    def lock(settings: Settings, requested: str = "", *, before_wheels: Callable[[], None], **_kw: Any) -> Any:
+        before_wheels()  # the lock holds: the base is pinned and checked here, before the wheelhouse
+        fetched.append("wheels")
+        raise AssertionError("the build went on past a base of another Python")
+
+    monkeypatch.setattr(building, "lock", lock)
+    engine = FakeEngine()
+    run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
+    assert run.code == USAGE and "Traceback" not in run.err, run.err
+    (line,) = [x for x in run.err.splitlines() if x.startswith("slimbuild: error:")]
+    assert "3.12" in line and BASE_PYTHON in line and BASE in line
+    assert "--base-image" in run.err and 'python = "3.11"' in run.err
+    assert fetched == [] and engine.kinds() == []  # nothing fetched, built or run
+    assert not (root / "slimbuild.manifest.json").exists()
+
+
+def test_F12_E24_the_default_smoke_run_imports_the_project_s_own_modules(tmp_path: Path, fake_lock: list[int]) -> None:
+    root = _write_project(tmp_path / "p")
+    engine = FakeEngine()
+    _build(root, engine)
+    (smoke,) = [c[2] for c in engine.calls if c[0] == "run"]
+    assert "import tinypkg" in smoke[2] and "import helper" in smoke[2]
+    assert "run_path" not in smoke[2]  # main.py has no __main__ block: its top level is the program, never run
 
 
 # ----------------------------------------------------------------------------- --keep-context
