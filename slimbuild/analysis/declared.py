@@ -7,8 +7,8 @@ includes), ``[project]``, Poetry, ``[dependency-groups]``, Pipfile, conda ``envi
 
 from __future__ import annotations
 
-import json
 import configparser
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path

@@ -70,7 +70,7 @@ def _parse(line: int, indent: str, rest: str) -> RunMagic:
         words = shlex.split(rest, comments=False, posix=True)
     except ValueError as exc:
         return RunMagic(line, indent, rest.strip(), error=f"cannot read '%run {rest.strip()}' ({exc})")
-    module = interactive = False
+    interactive = False
     i = 0
     while i < len(words) and words[i].startswith("-") and len(words[i]) > 1:
         flags = words[i][1:]
