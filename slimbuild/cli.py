@@ -227,9 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(rv) if isinstance(rv, int) else int(ExitCode.OK)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `slimbuild` alone: the help, not an error line
         return int(ExitCode.USAGE)
+    except click.ClickException as exc:
+        args = list(argv) if argv is not None else sys.argv[1:]
+        _State.json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        return _report(_usage_error(exc, args))
     except (KeyboardInterrupt, click.exceptions.Abort):
         return _report(Interrupted("interrupted", hint="nothing was left half-written"))
     except SlimbuildError as exc:
@@ -245,6 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _usage_error(exc: click.ClickException, args: Sequence[str]) -> SlimbuildError:
+    """A click usage error (unknown option, missing argument, bad choice ...) as one ``slimbuild: error:`` line."""
+    from slimbuild.errors import UsageError
+
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command is not cli:
+        command = ctx.command_path
+    else:  # raised while the group parsed a command's arguments (an option missing its value): name the command
+        name = next((a for a in args if a in cli.commands), None)  # type: ignore[attr-defined]
+        command = f"slimbuild {name}" if name else "slimbuild"
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    if message[1:2].islower():
+        message = message[:1].lower() + message[1:]  # "No such option" -> "no such option", as our other errors
+    return UsageError(message, hint=f"see '{command} --help'")
 
 
 def _report(err: SlimbuildError) -> int:

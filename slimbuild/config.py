@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -93,12 +95,21 @@ _KEYS: dict[str, tuple[str, type]] = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name}: invalid TOML: {exc}", hint="fix the file's syntax") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path.name}: cannot read: {exc.strerror}", hint="check the file's permissions") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path.name}:{line}: not UTF-8: cannot decode byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            hint="TOML files are UTF-8: save it as UTF-8",
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: invalid TOML: {exc}", hint="fix the file's syntax") from None
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -127,16 +138,29 @@ def read_project_table(root: Path, pyproject: Mapping[str, Any] | None = None) -
     return {}, ""
 
 
+def _config_text(root: Path, source: str) -> str:
+    """The text of the config file (decoded before: read_project_table read it), '' when there is none."""
+    if not source:
+        return ""
+    try:
+        return (root / source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def _ensure_table(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a table", hint="see README.md, 'Configuration'")
     return value
 
 
-def _coerce(key: str, value: object, kind: type, where: str) -> object:
+def _coerce(key: str, value: object, kind: type, where: str, strict: bool = False) -> object:
     if kind is list:
+        if isinstance(value, str) and strict:  # TOML: a string is no list (smoke = "python x.py" is not one argv)
+            example = f"{key} = {json.dumps(_words(value) if key in _ARGV_KEYS else [value])}"
+            raise ConfigError(f"{where}: '{key}' must be a list of strings, not a string", hint=f"e.g. {example}")
         if isinstance(value, str):
-            value = [value]
+            value = [value]  # an environment variable holds one string: one item
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: '{key}' must be a list of strings", hint=f'e.g. {key} = ["..."]')
         return tuple(value)
@@ -164,7 +188,8 @@ def _coerce(key: str, value: object, kind: type, where: str) -> object:
     return value
 
 
-def _apply(values: dict[str, object], table: Mapping[str, object], where: str) -> None:
+def _apply(values: dict[str, object], table: Mapping[str, object], where: str, text: str = "") -> None:
+    """Settings from one source; ``text``: the TOML file's text (its lines are named in errors, a string is no list)."""
     for raw_key, value in table.items():
         key = raw_key.replace("_", "-")
         if key not in _KEYS:
@@ -172,11 +197,30 @@ def _apply(values: dict[str, object], table: Mapping[str, object], where: str) -
             hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(_KEYS))}"
             raise ConfigError(f"{where}: unknown key '{raw_key}'", hint=hint)
         name, kind = _KEYS[key]
-        coerced = _coerce(key, value, kind, where)
+        coerced = _coerce(key, value, kind, _key_line(text, raw_key, where) if text else where, strict=bool(text))
         if key == "entrypoint":
             spec = str(coerced)
             coerced = {_entry_name(spec) or "default": spec}
         values[name] = coerced
+
+
+_ARGV_KEYS = frozenset({"smoke", "healthcheck"})
+
+
+def _words(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:  # unbalanced quotes
+        return [command]
+
+
+def _key_line(text: str, key: str, where: str) -> str:
+    """``FILE:LINE`` of the first ``key = ...`` line of the text (of ``[tool.slimbuild]`` when it has one)."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if re.match(r"\s*\[\s*tool\s*\.\s*slimbuild\s*\]", ln)), 0)
+    rx = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    number = next((i + 1 for i in range(start, len(lines)) if rx.match(lines[i])), 0)
+    return f"{where}:{number}" if number else where
 
 
 def _entry_name(spec: str) -> str:
@@ -199,7 +243,7 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
     pyproject = read_pyproject(root)
     table, source = read_project_table(root, pyproject)
     values: dict[str, object] = {}
-    _apply(values, table, source or "config")
+    _apply(values, table, source or "config", _config_text(root, source))
     env_table = {
         k[len("SLIMBUILD_") :].lower(): v
         for k, v in env.items()

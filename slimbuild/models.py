@@ -83,6 +83,7 @@ class ParsedSource:
     findings: tuple[Finding, ...] = ()
     runtime_hints: tuple[tuple[Location, str, str], ...] = ()
     fallback: bool = False
+    run_scripts: tuple[tuple[Location, str], ...] = ()  # a notebook's `%run SCRIPT`: where, and SCRIPT as written
 
 
 @dataclass(frozen=True, order=True)

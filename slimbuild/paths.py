@@ -21,14 +21,35 @@ WHEEL_MODULES_FILE = "wheel-modules.json"  # in the cache: wheel file name -> th
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$SLIMBUILD_CACHE``, else the platform's user cache dir + ``/slimbuild``."""
+    """``$SLIMBUILD_CACHE``, else the platform's user cache dir + ``/slimbuild``; a file there is exit 2."""
     env = os.environ if env is None else env
     if env.get("SLIMBUILD_CACHE"):
-        return Path(env["SLIMBUILD_CACHE"]).expanduser()
+        return _usable(Path(env["SLIMBUILD_CACHE"]).expanduser(), "SLIMBUILD_CACHE")
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "slimbuild"
+        return _usable(Path.home() / "Library" / "Caches" / "slimbuild", "the user cache directory")
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "slimbuild"
+    return _usable(Path(base) / "slimbuild", "XDG_CACHE_HOME" if env.get("XDG_CACHE_HOME") else "~/.cache")
+
+
+def _usable(path: Path, source: str) -> Path:
+    """``path``, unless it (or the nearest part of it that exists) is not a directory: a cache cannot live there."""
+    for part in (path, *path.parents):
+        try:
+            if part.is_dir():
+                return path
+            if part.exists():
+                break
+        except OSError:
+            return path  # unreadable: the cache's own writes say so (a read-only cache is a slow cache)
+    else:
+        return path
+    from slimbuild.errors import ConfigError
+
+    where = "" if part == path else f" ({part} is not a directory)"
+    raise ConfigError(
+        f"cache directory {path} (from {source}) is not a directory{where}",
+        hint="point SLIMBUILD_CACHE at a directory, or unset it",
+    )
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:

@@ -8,6 +8,7 @@ includes), ``[project]``, Poetry, ``[dependency-groups]``, Pipfile, conda ``envi
 from __future__ import annotations
 
 import configparser
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -199,7 +200,13 @@ def _parse_list(
 ) -> list[Declared]:
     """A list of PEP 508 strings; with ``lines``, each gets the line that quotes it."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ConfigError(f"{where}: dependencies must be a list of strings", hint='e.g. dependencies = ["pandas>=2"]')
+        at = lines.at(table, key) if lines is not None and table else where
+        name = f"[{table}] {key}" if table else "dependencies"
+        got = "a string" if isinstance(values, str) else "a list holding non-strings" if isinstance(values, list) else (
+            f"a {type(values).__name__}"
+        )
+        example = f'{key or "dependencies"} = {json.dumps([values] if isinstance(values, str) else ["pandas>=2"])}'
+        raise ConfigError(f"{at}: {name} must be a list of strings, not {got}", hint=f"e.g. {example}")
     return [parse_pep508(spec, lines.string_at(spec, table, key) if lines else where) for spec in values]
 
 

@@ -102,6 +102,11 @@ class ModuleFinder:
     def _is_file(self, d: str, name: str) -> bool:
         return name in self._listing(d)[0]
 
+    def has_file(self, path: str) -> bool:
+        """True when the directory listing of an absolute, normalised ``path``'s parent names it as a file."""
+        d, _, name = path.rpartition("/")
+        return bool(name) and self._is_file(d or "/", name)
+
     def _is_dir(self, d: str, name: str) -> bool:
         return name in self._listing(d)[1]
 

@@ -8,6 +8,7 @@ as soon as they are discovered, and parse results are cached by content hash
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,7 @@ class _GraphBuilder:
     # slots: the per-import methods read these attributes in the trace's hot loop
     __slots__ = (
         "deferred", "dynamic", "edges", "entry", "finder", "findings", "main_file", "names", "never_run", "parser",
-        "pip_hints", "read_digest", "rel_of", "root", "root_prefix", "runtime", "seen", "stamp", "stamps", "std",
+        "pip_hints", "read_digest", "rel_of", "root", "root_prefix", "run_mains", "runtime", "seen", "stamp", "stamps", "std",
         "stdlib", "target", "third", "unparsed",
     )
 
@@ -78,6 +79,7 @@ class _GraphBuilder:
         self.target = conditions.version_of(target_python)
         # the file the image starts runs as __main__ (unless a function of it is called); files it imports do not
         self.main_file = entry.path if entry.kind == "notebook" or not entry.function else None
+        self.run_mains: set[str] = set()  # scripts a notebook runs with %run: each runs as __main__ too
         root_s = str(root)
         self.root_prefix = root_s if root_s.endswith("/") else root_s + "/"
 
@@ -178,8 +180,34 @@ class _GraphBuilder:
             for entry_dir in parsed.sys_path_entries:
                 for cand in (root / entry_dir, (root / path).parent / entry_dir):
                     finder.add_root(cand)
+            for loc, target in parsed.run_scripts:
+                self._run_script(loc, target, path)
             for imp in parsed.imports:
                 classify(imp, path)
+
+    def _run_script(self, loc: Location, target: str, path: str) -> None:
+        """Follow a notebook's ``%run SCRIPT`` (relative to the notebook's directory, as Jupyter runs it), or say
+        why not: the script runs as ``__main__`` with its directory first on ``sys.path``."""
+        base = os.path.dirname(os.path.join(str(self.root), path))
+        cand = os.path.normpath(os.path.join(base, os.path.expanduser(target)))
+        where = f"'%run {target}'"
+        if not os.path.realpath(cand).startswith(self.root_prefix):
+            message = f"{where} runs a script outside the project: it is not traced and not in the image"
+            self.findings.add(Finding(loc, "SB011", message, Severity.WARNING))
+            return
+        has_file = self.finder.has_file
+        found = cand if has_file(cand) else cand + ".py" if not cand.endswith(".py") and has_file(cand + ".py") else None
+        if found is None:
+            message = f"{where}: no such script in the project, so nothing is traced for it (the run fails there too)"
+            self.findings.add(Finding(loc, "SB011", message, Severity.WARNING))
+            return
+        self.finder.add_root(Path(found).parent)  # the script's directory is first on sys.path while it runs
+        rel = self.enqueue(found)
+        if rel is not None:
+            self.run_mains.add(rel)
+            at = (loc.cell or 0, loc.line, loc.col)
+            known = self.edges.setdefault(path, {})
+            known[(rel, False)] = min(known.get((rel, False), at), at)
 
     def follow(self, dotted: str, site: RawImport, path: str) -> bool:
         """Enqueue the files importing first-party ``dotted`` runs, with an edge from ``path`` to each."""
@@ -210,7 +238,9 @@ class _GraphBuilder:
 
     def classify(self, imp: RawImport, path: str) -> None:
         """Follow a first-party import, note a standard-library one, defer a third-party one (see :meth:`run`)."""
-        if imp.conditions and conditions.never_runs(imp.conditions, self.target, is_main=path == self.main_file):
+        if imp.conditions and conditions.never_runs(
+            imp.conditions, self.target, is_main=path == self.main_file or path in self.run_mains
+        ):
             self._never_runs(imp, path)
             return
         # A first-party module imported for type checkers only is not run: its file and imports stay out.

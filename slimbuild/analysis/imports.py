@@ -18,7 +18,7 @@ import tokenize
 from collections import deque
 from collections.abc import Iterator
 
-from slimbuild.analysis import conditions
+from slimbuild.analysis import aliases, conditions
 from slimbuild.errors import AnalysisError
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 
@@ -237,7 +237,11 @@ def parse_source(
         raise AnalysisError(f"{path}: not Python source ({exc})", hint="check the file's type") from None
     try:
         lines, exprs = scan_triggers(text)
-        visitor = _Visitor(path, cell, scan_exprs=exprs, lines=lines)
+        found = aliases.find_aliases(tree) if aliases.may_alias(text) else aliases.NONE
+        if found.functions:  # a call through `im = import_module` names no trigger word: its lines count too
+            exprs = True
+            lines = None if lines is None else aliases.with_lines(text, lines, found.functions)
+        visitor = _Visitor(path, cell, scan_exprs=exprs, lines=lines, aliases=found)
         parsed = visitor.run(tree)
     except RecursionError:
         raise AnalysisError(
@@ -281,8 +285,12 @@ def _literal_str(node: ast.expr | None) -> str | None:
 class _Visitor:
     """Walks a module once, tracking guarded blocks (try/except ImportError, contextlib.suppress) and TYPE_CHECKING."""
 
-    def __init__(self, path: str, cell: int | None, scan_exprs: bool = True, lines: list[int] | None = None) -> None:
+    def __init__(
+        self, path: str, cell: int | None, scan_exprs: bool = True, lines: list[int] | None = None,
+        aliases: aliases.Aliases = aliases.NONE,
+    ) -> None:
         self.path = path
+        self.aliases = aliases  # other names of importlib and its import functions (analysis/aliases.py)
         self.cell = cell
         self.scan_exprs = scan_exprs
         self.lines = lines  # see scan_triggers(); None walks every statement
@@ -480,10 +488,11 @@ class _Visitor:
     def _call(self, node: ast.Call, optional: bool, type_checking: bool) -> None:
         func = node.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if name in _DYNAMIC_FUNCS:
+        if name in _DYNAMIC_FUNCS or (isinstance(func, ast.Name) and name in self.aliases.functions):
             if isinstance(func, ast.Attribute) and name == "import_module":
                 base = func.value
-                if not (isinstance(base, ast.Name) and base.id == "importlib"):
+                known = ("importlib", *self.aliases.modules)
+                if not (isinstance(base, ast.Name) and base.id in known):
                     # e.g. self.import_module(...) on some other object: not importlib's
                     if not (isinstance(base, ast.Attribute) and base.attr == "importlib"):
                         return

@@ -13,11 +13,11 @@ import shlex
 from dataclasses import dataclass
 
 from slimbuild.analysis.imports import DEFAULT_MAX_BYTES, NOTEBOOK_SIZE_FACTOR, parse_source
+from slimbuild.analysis.notebook_run import PYTHON_CELL_MAGICS, RUN_HELPER, RunMagic, render_call, run_magics
 from slimbuild.errors import AnalysisError
 from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
 
-# Cell magics whose body is Python: parse the body; every other %% cell is skipped.
-_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "python", "python3", "debug", "pypy"})
+_PYTHON_CELL_MAGICS = PYTHON_CELL_MAGICS  # cell magics whose body is Python: parse the body; other %% cells are skipped
 # Line magics whose argument is a Python statement.
 _PYTHON_LINE_MAGICS = frozenset({"time", "timeit", "prun"})
 _INSTALLERS = re.compile(r"^(?:%|!)\s*(?:(?:python3?|\S*/python3?)\s+-m\s+)?(pip3?|conda|mamba|micromamba)\s+install\b(.*)$")
@@ -34,6 +34,7 @@ class NotebookCell:
     index: int
     source: str
     skipped: str = ""
+    runs: tuple[RunMagic, ...] = ()  # its %run lines (neutralised to `pass` in ``source``)
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,22 @@ class Notebook:
     cells: tuple[NotebookCell, ...]
     pip_hints: tuple[tuple[Location, str], ...]
     written_modules: tuple[str, ...]
+    problems: tuple[tuple[int, str], ...] = ()  # (cell, why it cannot be read): SB008 each
 
 
-def _text(value: object) -> str:
+def _text(value: object) -> str | None:
+    """A cell's source (a string, or a list of strings); None when it is neither."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "".join(value)
-    return ""
+    return None
+
+
+def _shape(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
 
 
 def _language(nb: dict[str, object]) -> str:
@@ -95,22 +104,7 @@ def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * N
         raise AnalysisError(f"{path}: notebook JSON is nested too deeply", hint="re-save it from Jupyter") from None
     if not isinstance(nb, dict):
         raise AnalysisError(f"{path}: not a Jupyter notebook (top level is not an object)", hint="check the file")
-    major = nb.get("nbformat")
-    raw_cells: list[object]
-    if major == 4 or (major is None and isinstance(nb.get("cells"), list)):
-        raw_cells = nb.get("cells") if isinstance(nb.get("cells"), list) else []  # type: ignore[assignment]
-        source_key = "source"
-    elif major == 3:
-        raw_cells = []
-        for ws in nb.get("worksheets") or []:  # type: ignore[union-attr]
-            if isinstance(ws, dict) and isinstance(ws.get("cells"), list):
-                raw_cells.extend(ws["cells"])
-        source_key = "input"
-    else:
-        raise AnalysisError(
-            f"{path}: unsupported nbformat {major!r}",
-            hint="convert it with 'jupyter nbconvert --to notebook --nbformat 4'",
-        )
+    raw_cells, source_key, major = _raw_cells(nb, path)
     language = _language(nb)
     if major == 3 and not language:
         langs = {str(c.get("language", "")).lower() for c in raw_cells if isinstance(c, dict) and c.get("cell_type") == "code"}
@@ -118,18 +112,55 @@ def load_notebook(data: bytes, path: str, max_bytes: int = DEFAULT_MAX_BYTES * N
     cells: list[NotebookCell] = []
     hints: list[tuple[Location, str]] = []
     written: list[str] = []
+    problems: list[tuple[int, str]] = []
     for i, cell in enumerate(raw_cells, start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        if not isinstance(cell, dict):
+            problems.append((i, f"cell is {_shape(cell)}, not an object"))
+            continue
+        if cell.get("cell_type") != "code":
             continue
         if _raises_on_purpose(cell):
             cells.append(NotebookCell(i, "", RAISES_TAG))  # a teaching cell that fails on purpose never runs
             continue
-        src = _text(cell.get(source_key))
+        src = _text(cell.get(source_key, ""))
+        if src is None:
+            problems.append((i, f"'{source_key}' is {_shape(cell.get(source_key))} holding non-strings: not code"))
+            continue
         code, skipped, cell_hints, cell_written = neutralise_cell(src, Location(path, 0, 0, i))
         hints.extend(cell_hints)
         written.extend(cell_written)
-        cells.append(NotebookCell(i, code, skipped))
-    return Notebook(path, language, tuple(cells), tuple(hints), tuple(written))
+        cells.append(NotebookCell(i, code, skipped, () if skipped else run_magics(src)))
+    return Notebook(path, language, tuple(cells), tuple(hints), tuple(written), tuple(problems))
+
+
+_CONVERT = "convert it to nbformat 4: jupyter nbconvert --to notebook --nbformat 4 --output NEW.ipynb {path}"
+
+
+def _raw_cells(nb: dict[str, object], path: str) -> tuple[list[object], str, object]:
+    """The notebook's cells, the key of a cell's code, and the nbformat; exit 3 for a shape no nbformat has."""
+    major = nb.get("nbformat")
+    cells = nb.get("cells")
+    if major == 4 or (major is None and "worksheets" not in nb and "cells" in nb):
+        if cells is None:
+            return [], "source", major  # no cells: nothing to trace
+        if not isinstance(cells, list):
+            raise AnalysisError(
+                f"{path}: notebook 'cells' is {_shape(cells)}, not a list", hint="re-save it from Jupyter"
+            )
+        return cells, "source", major
+    if major == 3 or (major is None and "worksheets" in nb):
+        # nbformat 3 (IPython 1-2): cells in worksheets, code in "input"; read when well formed, else refused
+        worksheets = nb.get("worksheets", [])
+        if isinstance(worksheets, list) and all(
+            isinstance(w, dict) and isinstance(w.get("cells", []), list) for w in worksheets
+        ):
+            return [c for w in worksheets for c in w.get("cells", [])], "input", 3
+        raise AnalysisError(
+            f"{path}: nbformat 3 notebook whose 'worksheets' slimbuild cannot read (nbformat 3 is supported only "
+            "as IPython wrote it)",
+            hint=_CONVERT.format(path=path),
+        )
+    raise AnalysisError(f"{path}: unsupported nbformat {major!r}", hint=_CONVERT.format(path=path))
 
 
 RAISES_TAG = "raises-exception"  # Jupyter's (and nbval's, nbconvert's) tag for a cell that fails on purpose
@@ -261,8 +292,10 @@ def parse_notebook(
 ) -> ParsedSource:
     """Imports of a notebook's code cells; one broken cell is a finding, not a failure."""
     nb = load_notebook(data, path, max_bytes)
+    broken = [Finding(Location(path, 0, 0, i), "SB008", f"cell skipped: {why}", Severity.ERROR) for i, why in nb.problems]
     if not any(c.source.strip() for c in nb.cells) and not nb.written_modules:
-        return ParsedSource(path=path, pip_hints=nb.pip_hints)  # no code: nothing to trace, whatever its kernel
+        # no code: nothing to trace, whatever its kernel
+        return ParsedSource(path=path, pip_hints=nb.pip_hints, findings=tuple(broken))
     if nb.language and nb.language != "python":
         raise AnalysisError(
             f"{path}: notebook kernel language is {nb.language!r}, not Python",
@@ -276,11 +309,13 @@ def parse_notebook(
     imports: list[RawImport] = []
     dynamic: list[Location] = []
     sys_path: list[str] = []
-    findings: list[Finding] = []
+    findings: list[Finding] = broken
     runtime: list[tuple[Location, str, str]] = []
+    runs: list[tuple[Location, str]] = []
     for cell in nb.cells:
         if not cell.source.strip():
             continue
+        runs.extend(_runs(cell, path, imports, findings))
         try:
             parsed = parse_source(cell.source, path, cell=cell.index, allow_unparseable=allow_unparseable)
         except AnalysisError as exc:
@@ -301,14 +336,51 @@ def parse_notebook(
         written_modules=nb.written_modules,
         findings=tuple(findings),
         runtime_hints=tuple(runtime),
+        run_scripts=tuple(runs),
     )
+
+
+def _runs(cell: NotebookCell, path: str, imports: list[RawImport], findings: list[Finding]) -> list[tuple[Location, str]]:
+    """A cell's %run lines: the scripts to trace (the graph finds them), ``-m`` modules as imports, findings for the rest."""
+    scripts: list[tuple[Location, str]] = []
+    for run in cell.runs:
+        loc = Location(path, run.line, len(run.indent) + 1, cell.index)
+        if run.error:
+            findings.append(Finding(loc, "SB011", f"{run.error}: nothing is traced for it", Severity.WARNING))
+        elif run.variable:
+            message = f"'%run {run.target}' names its script through a variable: not traced, its imports do not count"
+            findings.append(Finding(loc, "SB004", message, Severity.WARNING))
+        elif run.module:
+            imports.append(RawImport(loc.line, loc.col, run.target, (), 0, False, False, False, cell.index))
+        elif run.target.endswith(".ipynb"):
+            message = (
+                f"'%run {run.target}' runs a notebook: slimbuild traces and ships only Python scripts run so; "
+                "convert it (jupyter nbconvert --to script) and %run the .py"
+            )
+            findings.append(Finding(loc, "SB011", message, Severity.WARNING))
+        else:
+            scripts.append((loc, run.target))
+    return scripts
 
 
 def notebook_script(data: bytes, path: str) -> str:
     """The notebook's code cells as one Python script (for running it in an image)."""
     nb = load_notebook(data, path)
     parts = [f"# Generated by slimbuild from {path}: code cells in order, IPython syntax neutralised.\n"]
+    if any(c.runs and not c.skipped for c in nb.cells):
+        parts.append(RUN_HELPER)
     for cell in nb.cells:
         if cell.source.strip() and not cell.skipped:
-            parts.append(f"\n# --- cell {cell.index} ---\n{cell.source}")
+            parts.append(f"\n# --- cell {cell.index} ---\n{_with_runs(cell)}")
     return "".join(parts)
+
+
+def _with_runs(cell: NotebookCell) -> str:
+    """A cell's code with each %run line (``pass`` for the trace) doing what IPython does."""
+    if not cell.runs:
+        return cell.source
+    lines = cell.source.split("\n")
+    for run in cell.runs:
+        if not run.error:
+            lines[run.line - 1] = render_call(run)
+    return "\n".join(lines)

@@ -12,7 +12,9 @@ from slimbuild.cache.evidence import code_stamp
 from slimbuild.models import ImportGraph, ParsedSource
 from slimbuild.paths import atomic_write
 
-_FORMAT = 4  # 3: catch-all handlers and contextlib.suppress make imports optional; 4: import flags (HAS_X)
+# 3: catch-all handlers and contextlib.suppress make imports optional; 4: import flags (HAS_X);
+# 5: aliases of importlib and its import functions, a notebook's %run scripts (ParsedSource.run_scripts), SB008 cells
+_FORMAT = 5
 _MAX_ENTRIES = 50_000
 Cache = dict[tuple[str, str], ParsedSource]
 

@@ -190,7 +190,15 @@ def _resolve_inside(root: str, rel: str) -> _Resolved:
         try:
             st = os.lstat(candidate)
         except FileNotFoundError:
-            raise ConfigError(f"{rel}: dangling symlink or missing file", hint="fix or remove the link") from None
+            if hops:  # reached through a link: the link's target is what is missing
+                missing = os.path.relpath(candidate, root).replace(os.sep, "/")
+                raise ConfigError(
+                    f"{rel}: dangling symlink (its target {missing} does not exist)", hint="fix or remove the link"
+                ) from None
+            raise ConfigError(
+                f"{rel}: no such file or directory in the project",
+                hint="fix the path (include in [tool.slimbuild] is relative to the project root), or create it",
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{rel}: cannot resolve ({exc.strerror})", hint="fix the path or its permissions") from None
         if stat.S_ISLNK(st.st_mode):
