@@ -73,7 +73,7 @@ def _run(*args: str) -> Run:
 @settings(max_examples=300, deadline=None)
 @given(_lines(), st.sampled_from(["{}", "see {} (x)", "'{}'", '["{}"]', "Looking in indexes: {}, https://x.org/s"]))
 def test_B16_redact_masks_every_url_form_in_text_and_json_values(case: tuple[str, str], frame: str) -> None:
-    line, secret = case
+    line, _ = case
     text = frame.format(line)
     assert "SNTL" not in redact(text)
     assert redact(redact(text)) == redact(text)  # idempotent: edges may stack

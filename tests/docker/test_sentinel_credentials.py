@@ -56,9 +56,10 @@ class _Index:
 
 def _handler(index: _Index) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             header = self.headers.get("Authorization", "")
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":") if header.startswith("Basic ") else ("", "", "")
+            basic = base64.b64decode(header[6:]).decode() if header.startswith("Basic ") else ""
+            user, _, password = basic.partition(":")
             if user != USER or not password.startswith(SENTINEL):
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="sentinel"')
@@ -97,7 +98,7 @@ def _handler(index: _Index) -> type[BaseHTTPRequestHandler]:
 def _cached_wheel(filename: str, requirement: str) -> Path:
     """A wheel from the shared test wheels or the docker tier's shared cache; downloaded once from PyPI when missing."""
     shared = Path(os.environ.get("SLIMBUILD_TEST_WHEELS", "~/.cache/slimbuild-test-wheels")).expanduser()
-    found = [shared / filename] + sorted((SHARED_CACHE / "wheels").glob(f"sha256/*/{filename}"))
+    found = [shared / filename, *sorted((SHARED_CACHE / "wheels").glob(f"sha256/*/{filename}"))]
     for path in found:
         if path.is_file():
             return path
