@@ -1,7 +1,12 @@
-"""The click layer: parse options, call one pipeline function, render, return an exit code."""
+"""The click layer: parse options, call one pipeline function, render, return an exit code.
+
+Everything it prints goes through ``_echo``, which redacts URL credentials (slimbuild/redact.py, B16): results,
+warnings, progress lines, errors (slimbuild's, click's usage errors and internal errors alike).
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -14,10 +19,12 @@ import click
 
 from slimbuild import __version__, options
 from slimbuild.errors import ExitCode, Interrupted, SlimbuildError
+from slimbuild.redact import redact
 
 if TYPE_CHECKING:  # imported where used: a replayed warm check loads neither the pipeline nor its models
     from slimbuild.cache.replay import Output, Recorder
     from slimbuild.config import Settings
+
 
 class _State:
     debug = False
@@ -63,8 +70,8 @@ def _replayable(command: str, settings: Settings, entrypoint: str, as_json: bool
         output = _output(command, settings, entrypoint, as_json, record)
         if key is not None:
             replay.store(cache, key, record, output)
-    click.echo(output.stdout, nl=False)
-    click.echo(output.stderr, nl=False, err=True)
+    _echo(output.stdout, nl=False)
+    _echo(output.stderr, nl=False, err=True)
     return output.exit_code
 
 
@@ -85,9 +92,14 @@ def _output(command: str, settings: Settings, entrypoint: str, as_json: bool, re
     return Output("", report.findings_text(findings) + report.check_summary(findings), code)
 
 
+def _echo(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """The one way out of the CLI: TEXT with every URL credential masked, to stdout (or stderr)."""
+    click.echo(redact(text), err=err, nl=nl)
+
+
 def _warn(warnings: Sequence[str]) -> None:
     for w in warnings:
-        click.echo(f"slimbuild: warning: {w}", err=True)
+        _echo(f"slimbuild: warning: {w}", err=True)
 
 
 @cli.command("lock")
@@ -105,8 +117,8 @@ def lock_cmd(
     outcomes = pipeline.lock(settings, entrypoint, upgrade=upgrade, upgrade_packages=upgrade_packages, audit=audit)
     for o in outcomes:
         _warn(o.warnings)
-        click.echo(report.findings_text(o.findings), nl=False, err=True)
-    click.echo(report.locks_json(outcomes) if as_json else report.locks_text(outcomes), nl=False)
+        _echo(report.findings_text(o.findings), nl=False, err=True)
+    _echo(report.locks_json(outcomes) if as_json else report.locks_text(outcomes), nl=False)
     return int(ExitCode.OK)
 
 
@@ -139,16 +151,16 @@ def dockerfile_cmd(
     )
     for p in prepared:
         _warn(p.warnings)
-    click.echo(report.dockerfiles_json(prepared) if as_json else "".join(p.dockerfile for p in prepared), nl=False)
+    _echo(report.dockerfiles_json(prepared) if as_json else report.dockerfiles_text(prepared), nl=False)
     return int(ExitCode.OK)
 
 
 def _progress(event: Any) -> None:
     if event.kind == "step":
-        text = " ".join(event.message.split())
-        click.echo(f"slimbuild: {text[:117] + '...' if len(text) > 120 else text}", err=True)
+        text = redact(" ".join(event.message.split()))  # before the cut: a cut URL could not be masked
+        _echo(f"slimbuild: {text[:117] + '...' if len(text) > 120 else text}", err=True)
     elif event.kind == "context" and event.total_bytes:
-        click.echo(f"slimbuild: sending context {event.total_bytes / 1e6:.1f} MB", err=True)
+        _echo(f"slimbuild: sending context {event.total_bytes / 1e6:.1f} MB", err=True)
 
 
 @cli.command("build")
@@ -178,7 +190,7 @@ def build_cmd(
     )
     for r in results:
         _warn(r.warnings)
-    click.echo(report.builds_json(results) if as_json else report.builds_text(results), nl=False)
+    _echo(report.builds_json(results) if as_json else report.builds_text(results), nl=False)
     return int(ExitCode.OK)
 
 
@@ -191,7 +203,7 @@ def inspect_cmd(target: str, as_json: bool) -> int:
 
     _State.json = as_json
     doc = pipeline.inspect(target, _connect)
-    click.echo(report.inspect_json(doc) if as_json else report.inspect_text(doc), nl=False)
+    _echo(report.inspect_json(doc) if as_json else report.inspect_text(doc), nl=False)
     return int(ExitCode.OK)
 
 
@@ -205,7 +217,7 @@ def diff_cmd(old: Path, new: Path, include_volatile: bool) -> int:
 
     changes = pipeline.diff(old, new, include_volatile=include_volatile)
     for c in changes:
-        click.echo(c.render())
+        _echo(c.render())
     return int(ExitCode.FINDINGS if changes else ExitCode.OK)
 
 
@@ -228,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()  # `slimbuild` alone: the help, not an error line
+        shown = io.StringIO()  # `slimbuild` alone: the help, not an error line
+        exc.show(file=shown)
+        _echo(shown.getvalue(), err=True, nl=False)
         return int(ExitCode.USAGE)
     except click.ClickException as exc:
         args = list(argv) if argv is not None else sys.argv[1:]
@@ -240,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc)
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into exit 70
         if _State.debug:
-            traceback.print_exc()
+            _echo(traceback.format_exc(), err=True, nl=False)
         err = SlimbuildError(
             f"internal error: {type(exc).__name__}: {exc}",
             hint="please report it; rerun with --debug for a traceback",
@@ -269,12 +283,12 @@ def _usage_error(exc: click.ClickException, args: Sequence[str]) -> SlimbuildErr
 
 def _report(err: SlimbuildError) -> int:
     if _State.debug and sys.exc_info()[0] is not None:
-        traceback.print_exc()
+        _echo(traceback.format_exc(), err=True, nl=False)
     if _State.json:
         from slimbuild.report import error_json
 
-        click.echo(error_json(err), nl=False)
-    click.echo(f"slimbuild: error: {err.one_line()}", err=True)
+        _echo(error_json(err), nl=False)
+    _echo(f"slimbuild: error: {err.one_line()}", err=True)
     return int(err.exit_code)
 
 

@@ -1,11 +1,16 @@
-"""Results as human text or as a versioned JSON object; pure (returns strings)."""
+"""Results as human text or as a versioned JSON object; pure (returns strings).
+
+Every rendering leaves here redacted (slimbuild/redact.py: URL credentials masked as ``***``, B16): the JSON
+envelope redacts each value before it is dumped, and each public text rendering is ``@_redacted``.
+"""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 if TYPE_CHECKING:
     from slimbuild.pipeline.building import BuildInputs, BuildResult
@@ -13,13 +18,25 @@ if TYPE_CHECKING:
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
+from slimbuild.redact import redact
 
 SCHEMA_VERSION = 1
+_P = ParamSpec("_P")
+
+
+def _redacted(render: Callable[_P, str]) -> Callable[_P, str]:
+    """A text rendering whose result has every URL credential masked."""
+
+    @functools.wraps(render)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        return redact(render(*args, **kwargs))
+
+    return wrapper
 
 
 def envelope(kind: str, body: Mapping[str, Any], *, ascii_only: bool = True) -> str:
     """The versioned JSON object every ``--json`` output is: ``{"version", "kind", ...body}``, keys sorted."""
-    doc = {"version": SCHEMA_VERSION, "kind": kind, **body}
+    doc = redact({"version": SCHEMA_VERSION, "kind": kind, **body})
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=ascii_only) + "\n"
 
 
@@ -126,6 +143,7 @@ def _sites_text(sites: Sequence[ImportSite], limit: int = 3) -> str:
     return ", ".join(locs) + more
 
 
+@_redacted
 def analysis_text(a: Analysis) -> str:
     """Human-readable report of one entrypoint."""
     out = [f"entrypoint {a.entrypoint_name}: {a.entrypoint} (target Python {a.target_python})"]
@@ -172,11 +190,13 @@ def analysis_text(a: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
+@_redacted
 def findings_text(findings: Iterable[Finding]) -> str:
     """Lint-style lines, one per finding."""
     return "".join(f"{f.render()}\n" for f in findings)
 
 
+@_redacted
 def check_summary(findings: Sequence[Finding]) -> str:
     """The closing line of ``check``."""
     errors = sum(1 for f in findings if f.severity is Severity.ERROR)
@@ -215,6 +235,7 @@ def locks_json(outcomes: Sequence[LockOutcome]) -> str:
     return envelope("lock", {"locks": [_lock_dict(o) for o in outcomes]})
 
 
+@_redacted
 def locks_text(outcomes: Sequence[LockOutcome]) -> str:
     """One line per lock."""
     lines = []
@@ -244,6 +265,7 @@ def builds_json(results: Sequence[BuildResult]) -> str:
     return envelope("build", {"images": [_build_dict(r) for r in results]})
 
 
+@_redacted
 def builds_text(results: Sequence[BuildResult]) -> str:
     """One block per image."""
     out = []
@@ -253,6 +275,12 @@ def builds_text(results: Sequence[BuildResult]) -> str:
         out.extend(f"  tag {t}" for t in r.tags)
         out.append(f"  manifest {r.manifest_path}")
     return "\n".join(out) + "\n"
+
+
+@_redacted
+def dockerfiles_text(prepared: Sequence[BuildInputs]) -> str:
+    """What ``dockerfile`` prints: each entrypoint's Dockerfile."""
+    return "".join(p.dockerfile for p in prepared)
 
 
 def dockerfiles_json(prepared: Sequence[BuildInputs]) -> str:
@@ -265,6 +293,7 @@ def inspect_json(manifest: Mapping[str, Any]) -> str:
     return envelope("inspect", {"manifest": manifest}, ascii_only=False)
 
 
+@_redacted
 def inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
     """What ``inspect`` prints."""
     return _render_inspect_text(manifest, declared_left_out=declared_left_out)

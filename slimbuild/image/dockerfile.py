@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from slimbuild.errors import ConfigError, PolicyViolation
-from slimbuild.redact import has_credentials
+from slimbuild.redact import has_credentials, redact
 
 if TYPE_CHECKING:
     from slimbuild.image.plan import BuildPlan
@@ -258,6 +258,11 @@ def validate_dockerfile(text: str) -> None:
     last_user: Instruction | None = None
     for ins in instructions:
         where = f"Dockerfile line {ins.line}"
+        if redact(ins.value) != ins.value:  # B16: an image never holds a credential (its history shows every line)
+            raise PolicyViolation(
+                f"{where}: {ins.keyword} carries a URL credential ({redact(ins.value)[:100]})",
+                hint="pass credentials at run time (docker run -e NAME=...), never in the image",
+            )
         if ins.keyword == "ADD":
             raise PolicyViolation(f"{where}: ADD is not allowed", hint="use COPY (ADD fetches URLs and unpacks archives)")
         if ins.keyword == "FROM":

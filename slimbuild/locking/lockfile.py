@@ -61,7 +61,7 @@ from slimbuild.locking.pins import Pin
 from slimbuild.locking.pip import PipRun, index_sources_and_warnings, index_unreachable, run_pip_tool, unreachable
 from slimbuild.locking.target import Target, parse_target
 from slimbuild.paths import atomic_write
-from slimbuild.redact import mask_url
+from slimbuild.redact import mask_url, redact
 
 __all__ = [
     "Lock",
@@ -312,7 +312,7 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
 def render_lock_text(
     body: str, target: Target, inputs_sha256: str, pins: Sequence[Pin] = (), pins_ignored: Sequence[str] = ()
 ) -> str:
-    """pip-compile's output with slimbuild's header lines in front: target, inputs digest, and where each pin came from."""
+    """pip-compile's output with slimbuild's header lines in front: target, inputs digest, where each pin came from."""
     ours = (TARGET_HEADER, INPUTS_HEADER, _GENERATED_HEADER, PINNED_HEADER, PINS_IGNORED_HEADER)
     kept = [line for line in body.splitlines() if not line.startswith(ours)]
     while kept and not kept[0].strip():
@@ -325,7 +325,9 @@ def render_lock_text(
         *([f"{PINS_IGNORED_HEADER}{' '.join(sorted(set(pins_ignored)))}"] if pins_ignored else []),
         "",
     ]
-    return "\n".join(header + kept).rstrip("\n") + "\n"
+    # B16: URL requirements are refused (C8) and pip-compile emits no index, find-links or options, so no URL
+    # reaches the lock; the redaction makes sure none with a credential ever does.
+    return redact("\n".join(header + kept).rstrip("\n") + "\n")
 
 
 # --------------------------------------------------------------------------- I/O edge (pip-compile through locking/pip.py)

@@ -45,7 +45,7 @@ from slimbuild.errors import ExitCode, IntegrityError, SlimbuildError, UsageErro
 from slimbuild.locking.target import Target
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
-from slimbuild.redact import mask_url
+from slimbuild.redact import mask_url, redact
 
 SCHEMA_VERSION = 1
 MANIFEST_PATH_IN_IMAGE = "/app/.slimbuild/manifest.json"  # travels with the app files
@@ -262,8 +262,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    """The canonical bytes: sorted keys, two-space indent, UTF-8, one trailing newline."""
-    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """The canonical bytes: sorted keys, two-space indent, UTF-8, one trailing newline; URL credentials masked (B16)."""
+    return (json.dumps(redact(manifest), sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
@@ -272,7 +272,7 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(redact(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def manifest_labels(manifest: Mapping[str, Any]) -> dict[str, str]:
