@@ -3,7 +3,8 @@
 The names come from ``secret_files.toml`` (beside this module): Dockle's credential list (CIS-DI-0010), gitleaks' path rule
 and shhgit's signatures, each rule naming the list it came from. ``is_sensitive`` matches a project path against
 them. ``scan_contents`` runs detect-secrets' regex plugins (the list is in the same file) over every text file
-of the context in memory, line by line as detect-secrets does, plus a check for cloud service-account JSON; a file
+of the context in memory, line by line as detect-secrets does, plus checks for cloud service-account JSON and
+kubeconfig credentials under any name; a file
 over ``max-bytes`` or with a NUL byte in its first block is not read further. ``allow-secrets`` globs
 (gitignore style, relative to the project root) lift both checks for the files they match, except the
 ``never-ship`` rules (``.git``, ``__pycache__``).
@@ -225,10 +226,26 @@ def _service_account(text: str) -> bool:
     return isinstance(data, dict) and data.get("type") == "service_account" and bool(data.get("private_key"))
 
 
+_KUBE_KIND = re.compile(r"^kind:[ \t]*[\"']?Config[\"']?[ \t]*$", re.MULTILINE)
+_KUBE_CREDENTIAL = re.compile(r"^[ \t-]*(?:client-key-data|token|password):[ \t]*[^\s#]", re.MULTILINE)
+
+
+def _kubeconfig_line(text: str) -> int:
+    """The line of a kubeconfig's first credential (a YAML document of kind Config), or 0."""
+    if "kind:" not in text or _KUBE_KIND.search(text) is None:
+        return 0
+    match = _KUBE_CREDENTIAL.search(text)
+    return 0 if match is None else text.count("\n", 0, match.start()) + 1
+
+
 def _scan_text(path: str, text: str) -> list[SecretFinding]:
     found: list[SecretFinding] = []
+    content = _data()["content"]
     if _service_account(text):
-        found.append(SecretFinding(path, 1, f"cloud service-account JSON ({_data()['content']['service-account']})"))
+        found.append(SecretFinding(path, 1, f"cloud service-account JSON ({content['service-account']})"))
+    kube = _kubeconfig_line(text)
+    if kube:
+        found.append(SecretFinding(path, kube, f"kubeconfig credentials ({content['kubeconfig']})"))
     lines: list[str] | None = None
     for detector in _detectors():
         if not detector.may_match(text):

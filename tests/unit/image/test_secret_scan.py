@@ -145,6 +145,13 @@ _SERVICE_ACCOUNT = json.dumps(
 )  # fmt: skip
 
 
+_KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {server: 'https://10.0.0.1'}\n  name: c\nusers:\n- name: u\n"
+    "  user:\n    token: " + "eyJhbGciOi" + "JSUzI1NiJ9x\n"
+)
+_KUBE_LINE = 9
+
+
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
@@ -153,17 +160,18 @@ _SERVICE_ACCOUNT = json.dumps(
         (f"SLACK = '{_SLACK}'\n", "SlackDetector"),
         (_KEY, "PrivateKeyDetector"),
         (_SERVICE_ACCOUNT, "service-account JSON"),
+        (_KUBECONFIG, "kubeconfig credentials"),
     ],
-    ids=["aws", "github", "slack", "private-key", "service-account"],
+    ids=["aws", "github", "slack", "private-key", "service-account", "kubeconfig"],
 )
 def test_B19_a_secret_in_a_shipped_file_is_exit_10_naming_file_line_and_rule(text: str, rule: str) -> None:
-    body = text if text.startswith("{") else "# config\n\n" + text  # a JSON document is the whole file
+    body = text if text.startswith(("{", "apiVersion")) else "# config\n\n" + text  # a document is the whole file
     entries = [("analysis/ok.py", None, b"x = 1\n"), ("analysis/settings_local.py", None, body.encode())]
     with pytest.raises(PolicyViolation) as info:
         secrets.check_contents(entries)
     err = info.value
     assert err.exit_code == POLICY
-    line = 1 if rule == "service-account JSON" else 3
+    line = {"service-account JSON": 1, "kubeconfig credentials": _KUBE_LINE}.get(rule, 3)
     assert err.message.startswith(f"analysis/settings_local.py:{line}: ") and rule in err.message
     assert "allow-secrets" in err.hint and "ok.py" not in err.message
 
@@ -180,6 +188,17 @@ def test_B19_the_scan_reads_source_files_bounded_and_skips_binaries(tmp_path: Pa
     )
     found = secrets.scan_contents((p, root / p, None) for p in ("small.txt", "blob.bin", "big.csv"))
     assert [(f.path, f.line) for f in found] == [("small.txt", 1)]
+
+
+def test_B19_documents_near_the_credential_shapes_are_not_findings() -> None:
+    near = {
+        "conf/kube.yaml": "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token:\n",  # no value
+        "conf/app.yaml": "kind: Deployment\ntoken: abc\n",  # a token key, but no kubeconfig
+        "conf/sa.json": json.dumps({"type": "service_account", "client_email": "a@p.iam"}),  # no private key
+        "conf/other.json": json.dumps({"type": "user", "private_key": "x"}),
+        "train.py": 'API_URL = "https://api.example.com/v1"\npassword = os.environ["DB_PASSWORD"]\n',
+    }
+    assert secrets.scan_contents((p, None, t.encode()) for p, t in near.items()) == ()
 
 
 def test_B19_the_examples_and_ordinary_code_have_no_finding() -> None:
