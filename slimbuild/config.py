@@ -53,6 +53,7 @@ class Settings:
     smoke: tuple[str, ...] = ()
     pyc: bool = True  # hash-based .pyc: start-up 0.7 s vs 1.5-2.2 s without (scripts/spike/NOTES.md)
     allow_sdist: tuple[str, ...] = ()
+    allow_secrets: tuple[str, ...] = ()  # globs (gitignore style) the secret checks let into the image (B20)
     audit: bool = False
     healthcheck: tuple[str, ...] = ()
     strip_sources: bool = True
@@ -86,6 +87,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "smoke": ("smoke", list),
     "pyc": ("pyc", bool),
     "allow-sdist": ("allow_sdist", list),
+    "allow-secrets": ("allow_secrets", list),
     "audit": ("audit", bool),
     "healthcheck": ("healthcheck", list),
     "strip-sources": ("strip_sources", bool),

@@ -3,8 +3,9 @@
 ``collect_project_files`` picks the project files an image needs. It never follows a
 symlink out of the project (PolicyViolation, the link's content is never read), stops
 on loops and dangling links, dereferences links that stay inside, never opens FIFOs,
-sockets or devices, and leaves out sensitive files (``.env``, keys, ``.git/`` ...):
-explicitly wanting one is a PolicyViolation. ``write_context_tar`` streams a PAX tar
+sockets or devices, and leaves out sensitive files (``.env``, keys, ``.git/`` ...: the
+rules of :mod:`slimbuild.image.secrets`): explicitly wanting one is a PolicyViolation,
+and a link to one is named to ``on_skip``. ``write_context_tar`` streams a PAX tar
 with sorted members, one mtime, owner 0:0 and fixed modes; ``validate_context_tar``
 checks any tar against those rules.
 
@@ -24,7 +25,6 @@ anchored at the root). Known divergences from Docker's matcher (moby/patternmatc
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
 import os
@@ -41,10 +41,10 @@ from typing import BinaryIO
 import pathspec
 
 from slimbuild.errors import ConfigError, PolicyViolation
-from slimbuild.paths import IGNORED_DIRS, file_digest
+from slimbuild.image.secrets import is_sensitive, sensitive_names
+from slimbuild.paths import file_digest
 
 __all__ = [
-    "SENSITIVE_NAMES",
     "ContextFile",
     "build_context_tar",
     "check_archive",
@@ -60,27 +60,6 @@ __all__ = [
     "write_context_tar",
 ]
 
-# Dockle's credential list plus what never belongs in an image (checked per path component, case-insensitively).
-SENSITIVE_NAMES: tuple[str, ...] = (
-    ".env",
-    ".env.*",
-    "*.pem",
-    "*.key",
-    "*.p12",
-    "id_rsa*",
-    "id_ed25519*",
-    "credentials.json",
-    ".netrc",
-    ".pypirc",
-    ".npmrc",
-    "pip.conf",
-    ".aws",
-    ".ssh",
-    ".git",
-    ".ipynb_checkpoints",
-    "__pycache__",
-)
-_SENSITIVE_SUFFIXES: tuple[tuple[str, ...], ...] = ((".docker", "config.json"),)
 _MAX_LINK_HOPS = 40
 _CHUNK = 1 << 20
 _FILE_MODE = 0o644
@@ -103,34 +82,6 @@ class ContextFile:
 
 
 # ---------------------------------------------------------------- policy
-
-
-def is_sensitive(relpath: str) -> bool:
-    """Whether any component of the relative POSIX path RELPATH names a secret or never-ship file."""
-    parts = [p.lower() for p in relpath.split("/") if p]
-    if any(fnmatch.fnmatchcase(part, pattern) for part in parts for pattern in SENSITIVE_NAMES):
-        return True
-    return any(tuple(parts[i : i + len(sfx)]) == sfx for sfx in _SENSITIVE_SUFFIXES for i in range(len(parts)))
-
-
-def sensitive_names(root: Path, limit: int = 200) -> tuple[str, ...]:
-    """Secret-like files and dirs in the project, by relative name only (B5: listed, never read, never shipped)."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        rel = "" if rel_dir == "." else f"{rel_dir}/"
-        keep = []
-        for d in sorted(dirnames):
-            # a sensitive dir (.git, .env) is listed before the skip check: it is named, never walked
-            if is_sensitive(f"{rel}{d}"):
-                found.append(f"{rel}{d}/")
-            elif d not in IGNORED_DIRS:
-                keep.append(d)
-        dirnames[:] = keep
-        found.extend(f"{rel}{f}" for f in sorted(filenames) if is_sensitive(f"{rel}{f}"))
-        if len(found) >= limit:
-            break
-    return tuple(sorted(found)[:limit])
 
 
 def _docker_pattern(line: str) -> str | None:
@@ -260,12 +211,14 @@ def collect_project_files(
     dockerignore: bool = True,
     arc_prefix: str = "",
     on_skip: SkipCallback | None = None,
+    allow: pathspec.GitIgnoreSpec | None = None,
 ) -> tuple[tuple[ContextFile, ...], tuple[str, ...]]:
     """The files WANTED (relative paths; directories are walked) and the sorted names of sensitive files left out.
 
-    Arcnames are ``arc_prefix`` + the path in the project. Broken links, loops and special
-    files met while walking a directory are skipped and passed to ``on_skip(name, reason)``;
-    the same problems on an explicitly wanted path raise.
+    Arcnames are ``arc_prefix`` + the path in the project. Broken links, loops, special files and
+    links to a sensitive file met while walking a directory are skipped and passed to
+    ``on_skip(name, reason)``; the same problems on an explicitly wanted path raise. ALLOW
+    (``allow-secrets``) lifts the secret-name rules for the paths it matches.
     """
     real_root = os.path.realpath(root)
     if not os.path.isdir(real_root):
@@ -310,8 +263,12 @@ def collect_project_files(
                 continue
             is_dir = stat.S_ISDIR(resolved.st.st_mode)
             target_rel = os.path.relpath(resolved.real, real_root).replace(os.sep, "/")
-            if is_sensitive(rel) or is_sensitive(target_rel):
+            if is_sensitive(rel, is_dir=is_dir, allow=allow):
                 excluded.add(rel + "/" if is_dir else rel)
+                continue
+            if is_sensitive(target_rel, is_dir=is_dir, allow=allow):  # B21: never followed, and said
+                excluded.add(rel + "/" if is_dir else rel)
+                skip(rel, f"symlink to the sensitive {'directory' if is_dir else 'file'} {target_rel}: left out, not followed")
                 continue
             if is_dir:
                 if prune_ignored_dirs and ignored(rel, True):
@@ -331,22 +288,22 @@ def collect_project_files(
 
     for item in wanted:
         rel = _check_wanted(item)
-        if rel and is_sensitive(rel):
-            raise PolicyViolation(
-                f"sensitive file {rel!r} is needed by the analysis",
-                hint="move the secret out of the image and read it at run time",
-            )
         if not rel:
             root_st = os.stat(real_root)
             if (root_st.st_dev, root_st.st_ino) not in walked:
                 walked.add((root_st.st_dev, root_st.st_ino))
                 walk("", real_root)
             continue
-        resolved = _resolve_inside(real_root, rel)
-        target_rel = os.path.relpath(resolved.real, real_root).replace(os.sep, "/")
-        if is_sensitive(target_rel):
-            raise PolicyViolation(f"{rel!r} links to the sensitive file {target_rel!r}", hint="move the secret out of the image")
+        resolved = _resolve_inside(real_root, rel)  # lstat and readlink only: nothing is read before the checks
         mode = resolved.st.st_mode
+        target_rel = os.path.relpath(resolved.real, real_root).replace(os.sep, "/")
+        if is_sensitive(rel, is_dir=stat.S_ISDIR(mode), allow=allow):
+            raise PolicyViolation(
+                f"sensitive file {rel!r} is needed by the analysis",
+                hint="move the secret out of the image and read it at run time; a false positive: allow-secrets",
+            )
+        if is_sensitive(target_rel, is_dir=stat.S_ISDIR(mode), allow=allow):
+            raise PolicyViolation(f"{rel!r} links to the sensitive file {target_rel!r}", hint="move the secret out of the image")
         if stat.S_ISDIR(mode):
             if (resolved.st.st_dev, resolved.st.st_ino) not in walked:
                 walked.add((resolved.st.st_dev, resolved.st.st_ino))

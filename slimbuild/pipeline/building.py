@@ -61,6 +61,7 @@ from slimbuild.image.plan import (
 )
 from slimbuild.image.reference import check_image, check_tag
 from slimbuild.image.render import render_dockerfile
+from slimbuild.image.secrets import allow_spec, check_contents
 from slimbuild.locking.lockfile import Lock, LockedDist
 from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
@@ -247,10 +248,16 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
         raise TypeError("the analysis does not carry its resolved entrypoint")  # analyze() always sets it
     launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files, entry.runner, entry.args)
     sources = [f for f in a.files if not f.endswith(".ipynb")]
-    project_files, _ = collect_project_files(settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX)
+    allow = allow_spec(settings.allow_secrets)
+    skipped: list[str] = []
+    project_files, _ = collect_project_files(
+        settings.root, [*sources, *settings.include], arc_prefix=APP_PREFIX, allow=allow,
+        on_skip=lambda name, reason: skipped.append(f"{name}: {reason}"),
+    )  # fmt: skip
     large = large_file_warnings(project_files, APP_PREFIX)
-    excluded = sensitive_names(settings.root)
+    excluded = sensitive_names(settings.root, allow=allow)
     app = (*project_files, *_notebook_files(settings.root, entry, launch))
+    check_contents(((f.arcname.removeprefix(APP_PREFIX), f.source, f.data) for f in app), allow)  # B19: exit 10
     git = provenance.with_context(run.git, settings.root, _shipped_paths(settings.root, project_files, a.files))
     lock_text = o.lock.text.encode()
     wheel_files = [(p.name, p) for p in o.wheels]
@@ -277,7 +284,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     ordered = with_digests(sorted(files, key=lambda f: f.arcname))
     tag = context_content_tag(lock_text, dockerfile, run.base_reference, ordered)
     smoke = tuple(smoke_commands(a, settings.smoke, first_party_smoke(a, launch, _main_guarded(settings.root, entry))))
-    warnings = (*run.warnings, *o.warnings, *large)
+    warnings = (*run.warnings, *o.warnings, *large, *skipped)
     return BuildInputs(
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
         smoke, warnings, template_dir,
