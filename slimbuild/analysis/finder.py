@@ -21,10 +21,16 @@ class ModuleFinder:
     thousands of questions per trace, and ``pathlib`` objects would dominate its cost.
     """
 
-    def __init__(self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = ()) -> None:
+    def __init__(
+        self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = (), shadowed: Iterable[str] = ()
+    ) -> None:
         self.root = root
         self.roots: list[str] = []  # resolved search roots, in order
         self.virtual: set[str] = set(virtual)
+        # top-level names an installed regular package provides: a project directory without __init__.py of that
+        # name is a namespace portion the interpreter never uses (PEP 420), so it is not first-party
+        self.shadowed = frozenset(shadowed)
+        self.namespaces: set[str] = set()  # top-level names found as namespace portions only
         self._memo: dict[str, list[str] | None] = {}
         self._tops: dict[str, str | None] = {}
         self._dirs: dict[str, Listing] = {}
@@ -115,15 +121,20 @@ class ModuleFinder:
     def _find_top(self, top: str) -> str | None:
         if not top.isidentifier() or top in IGNORED_DIRS:
             return None
-        # Regular modules and packages win over namespace portions (PEP 420).
+        # importlib's FileFinder, root by root: a package directory, then a module; namespace portions (a directory
+        # without __init__.py) count only when no root has a regular one (PEP 420), and not when an installed
+        # regular package of that name wins over them (``shadowed``).
         for r in self.roots:
-            if self._is_file(r, f"{top}.py"):
-                return _join(r, f"{top}.py")
             if self._is_dir(r, top) and self._is_file(_join(r, top), "__init__.py"):
                 return _join(r, top)
+            if self._is_file(r, f"{top}.py"):
+                return _join(r, f"{top}.py")
+        if top in self.shadowed:
+            return None
         for r in self.roots:
             d = _join(r, top)
             if self._is_dir(r, top) and self._has_python(d):
+                self.namespaces.add(top)
                 return d
         return None
 
@@ -155,12 +166,10 @@ class ModuleFinder:
                 if i > 0:
                     if is_module:
                         break  # attribute of a module, not a submodule
-                    if self._is_file(current, f"{part}.py"):
-                        current, is_module = _join(current, f"{part}.py"), True
-                    elif part.isidentifier() and self._is_dir(current, part):
-                        current = _join(current, part)
-                    else:
+                    child = self._child(current, part)
+                    if child is None:
                         break
+                    current, is_module = child
                 if is_module:
                     files.append(current)
                 elif self._is_file(current, "__init__.py"):
@@ -187,13 +196,23 @@ class ModuleFinder:
         for part in parts[1:]:
             if is_module:
                 return False
-            if self._is_file(current, f"{part}.py"):
-                current, is_module = _join(current, f"{part}.py"), True
-            elif self._is_dir(current, part):
-                current = _join(current, part)
-            else:
+            child = self._child(current, part)
+            if child is None:
                 return False
+            current, is_module = child
         return True
+
+    def _child(self, current: str, part: str) -> tuple[str, bool] | None:
+        """Submodule ``part`` of the package directory ``current``: (path, is a module), as FileFinder finds it."""
+        if not part.isidentifier():
+            return None
+        if self._is_dir(current, part):
+            d = _join(current, part)
+            if self._is_file(d, "__init__.py") or not self._is_file(current, f"{part}.py"):
+                return d, False  # a package wins over a module; a namespace portion only when there is no module
+        if self._is_file(current, f"{part}.py"):
+            return _join(current, f"{part}.py"), True
+        return None
 
     def module_name(self, path: Path | str) -> tuple[str, str | None]:
         """Dotted name and package of a first-party file, from the deepest root it lies under (src/ beats the root)."""
