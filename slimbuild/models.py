@@ -109,6 +109,7 @@ class ImportGraph:
     findings: tuple[Finding, ...]
     unparsed: tuple[str, ...] = ()
     never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.analysis.conditions)
+    namespaces: tuple[str, ...] = ()  # top-level names traced as namespace portions (directories without __init__.py)
 
 
 @dataclass(frozen=True, order=True)

@@ -7,8 +7,8 @@ import difflib
 import keyword
 import os
 import shlex
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,20 +95,22 @@ def _module(
     files = finder.files_for(dotted)
     if not finder.module_exists(dotted):
         return None
+    rel = dotted.replace(".", "/")
     target = files[-1] if files else None
-    if target is None or finder.module_name(target)[0] != dotted:  # a namespace package: no file of its own
-        if function:
-            rel = dotted.replace(".", "/")
+    if target is None or not target.as_posix().endswith((f"/{rel}.py", f"/{rel}/__init__.py")):
+        if function:  # a namespace package: no file of its own
             raise AnalysisError(
                 f"entrypoint {spec!r}: {rel}/ has no __init__.py to define {function!r} in",
                 hint=f"name the module that defines it, e.g. {dotted}.cli:{function}",
             )
         return None
-    if target.name == "__init__.py" and (target.parent / "__main__.py").is_file() and not function:
+    is_package = target.name == "__init__.py"
+    package = dotted if is_package else dotted.rpartition(".")[0] or None
+    if is_package and (target.parent / "__main__.py").is_file() and not function:
         target = target.parent / "__main__.py"
-    mod, pkg = finder.module_name(target)
+        dotted = f"{dotted}.__main__"
     relp = target.relative_to(root.resolve()).as_posix()
-    return Entrypoint(name, spec, "module", relp, mod, pkg, function)
+    return Entrypoint(name, spec, "module", relp, dotted, package, function)
 
 
 def _streamlit(root: Path, name: str, spec: str) -> Entrypoint:

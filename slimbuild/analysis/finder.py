@@ -22,7 +22,8 @@ class ModuleFinder:
     """
 
     def __init__(
-        self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = (), shadowed: Iterable[str] = ()
+        self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = (), shadowed: Iterable[str] = (),
+        fallback: Iterable[Path] = (),
     ) -> None:
         self.root = root
         self.roots: list[str] = []  # resolved search roots, in order
@@ -38,8 +39,13 @@ class ModuleFinder:
         self._exists: dict[str, bool] = {}
         self._by_depth: list[str] | None = None
         self.root_checks: dict[str, tuple[str, bool]] = {}  # every candidate root asked about: (resolved, is a dir)
+        # directories an IDE or PYTHONPATH puts on sys.path and the interpreter does not (the project root, for a
+        # script in a subdirectory): searched last, and what is found only there is noted in ``off_path``
+        self.fallback: list[str] = []
+        self.off_path: dict[str, str] = {}  # top-level name -> the fallback directory it was found in
         for r in roots:
             self.add_root(r)
+        self.fallback = [f for f in dict.fromkeys(str(f.resolve()) for f in fallback) if f not in self.roots]
 
     def add_root(self, r: Path) -> bool:
         """Add a search root (e.g. from ``sys.path.append``); True when new."""
@@ -50,6 +56,9 @@ class ModuleFinder:
         self.root_checks[cand] = (resolved, is_dir)
         if resolved in self.roots or not is_dir:
             return False
+        if resolved in self.fallback:  # the code puts it on sys.path itself
+            self.fallback.remove(resolved)
+            self.off_path = {top: d for top, d in self.off_path.items() if d != resolved}
         try:
             rel = r.relative_to(self.root)
         except ValueError:
@@ -121,21 +130,30 @@ class ModuleFinder:
     def _find_top(self, top: str) -> str | None:
         if not top.isidentifier() or top in IGNORED_DIRS:
             return None
-        # importlib's FileFinder, root by root: a package directory, then a module; namespace portions (a directory
-        # without __init__.py) count only when no root has a regular one (PEP 420), and not when an installed
-        # regular package of that name wins over them (``shadowed``).
-        for r in self.roots:
+        found = self._search(top, self.roots)
+        if found is None and self.fallback:
+            found = self._search(top, self.fallback)
+            if found is not None:
+                self.off_path[top] = found[1]
+        return None if found is None else found[0]
+
+    def _search(self, top: str, roots: list[str]) -> tuple[str, str] | None:
+        """(path, root) of ``top`` as importlib's FileFinder finds it over ``roots``, root by root: a package
+        directory, then a module. Namespace portions (a directory without __init__.py) count only when no root has
+        a regular one (PEP 420), and not when an installed regular package of that name wins over them
+        (``shadowed``)."""
+        for r in roots:
             if self._is_dir(r, top) and self._is_file(_join(r, top), "__init__.py"):
-                return _join(r, top)
+                return _join(r, top), r
             if self._is_file(r, f"{top}.py"):
-                return _join(r, f"{top}.py")
+                return _join(r, f"{top}.py"), r
         if top in self.shadowed:
             return None
-        for r in self.roots:
+        for r in roots:
             d = _join(r, top)
             if self._is_dir(r, top) and self._has_python(d):
                 self.namespaces.add(top)
-                return d
+                return d, r
         return None
 
     def is_first_party(self, top: str) -> bool:
