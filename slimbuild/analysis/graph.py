@@ -201,7 +201,8 @@ class _GraphBuilder:
                 finder.virtual.add(Path(w).stem)
             for entry_dir in parsed.sys_path_entries:
                 if entry_dir.startswith(DYNAMIC_SYS_PATH):
-                    self.computed_path.add(Location(path, int(entry_dir[len(DYNAMIC_SYS_PATH):] or 0)))
+                    line = entry_dir[len(DYNAMIC_SYS_PATH):]
+                    self.computed_path.add(Location(path, int(line) if line.isdigit() else 0))
                     continue
                 for cand in (root / entry_dir, (root / path).parent / entry_dir):
                     finder.add_root(cand)
