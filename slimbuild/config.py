@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import posixpath
 import re
 import shlex
 import sys
@@ -45,6 +46,8 @@ class Settings:
     allow_unparseable: bool = False
     max_source_bytes: int = 10 * 1024 * 1024
     exclude: tuple[str, ...] = ()
+    # project directories on the image's sys.path (PYTHONPATH), e.g. "." for a script in scripts/ importing src.x
+    pythonpath: tuple[str, ...] = ()
     # lock and build settings (used by later stages)
     machine: str = "x86_64"
     include: tuple[str, ...] = ()
@@ -80,6 +83,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "allow-unparseable": ("allow_unparseable", bool),
     "max-source-bytes": ("max_source_bytes", int),
     "exclude": ("exclude", list),
+    "pythonpath": ("pythonpath", list),
     "machine": ("machine", str),
     "include": ("include", list),
     "template": ("template", str),
@@ -270,7 +274,25 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         )
     if settings.max_source_bytes <= 0:
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
-    return settings
+    return replace(settings, pythonpath=tuple(_pythonpath_entry(settings.root, p) for p in settings.pythonpath))
+
+
+def _pythonpath_entry(root: Path, entry: str) -> str:
+    """A ``pythonpath`` entry as a normalised project-relative directory ("." for the root); exit 2 otherwise."""
+    where = "[tool.slimbuild] pythonpath"
+    norm = posixpath.normpath(entry.replace("\\", "/")) if entry.strip() else ""
+    if not norm or "\0" in norm or norm.startswith("/") or norm == ".." or norm.startswith("../"):
+        raise ConfigError(
+            f"{where}: {entry!r} is not a directory inside the project",
+            hint='give project-relative directories, e.g. pythonpath = ["."]',
+        )
+    try:
+        is_dir = (root / norm).resolve().is_relative_to(root) and (root / norm).is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
+        raise ConfigError(f"{where}: {entry!r} is not a directory of the project", hint="create it, or remove the entry")
+    return norm
 
 
 def _admits(spec: SpecifierSet, version: str) -> bool:

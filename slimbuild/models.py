@@ -112,6 +112,7 @@ class ImportGraph:
     never_run: tuple[ImportSite, ...] = ()  # third-party imports the image never runs (see slimbuild.analysis.conditions)
     # (file, dotted module name) of every first-party file reached, in the order a run first imports them
     modules: tuple[tuple[str, str], ...] = ()
+    namespaces: tuple[str, ...] = ()  # top-level names traced as namespace portions (directories without __init__.py)
 
 
 @dataclass(frozen=True, order=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,18 +23,45 @@ if TYPE_CHECKING:
     from slimbuild.config import Settings
 
 
-def resolve_entrypoint(root: Path, name: str, spec: str) -> Entrypoint:
-    """Turn a config or CLI entrypoint spec into an :class:`Entrypoint`; a named function must exist (exit 3)."""
-    entry = _resolve(root, name, spec)
+def resolve_entrypoint(root: Path, name: str, spec: str, pythonpath: Sequence[str] = ()) -> Entrypoint:
+    """Turn a config or CLI entrypoint spec into an :class:`Entrypoint`; a named function must exist (exit 3).
+
+    ``pythonpath``: the project directories the image puts on ``sys.path`` (``[tool.slimbuild] pythonpath``).
+    """
+    try:
+        entry = _resolve(root, name, spec, tuple(pythonpath))
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"entrypoint {spec!r} is not a usable path: {reason}", hint="name a file inside the project") from None
     if entry.function and entry.kind != "notebook":
         check_function(root, entry)
     return entry
 
 
-def _resolve(root: Path, name: str, spec: str) -> Entrypoint:
+def search_roots(root: Path, pythonpath: Sequence[str] = ()) -> list[Path]:
+    """Where ``python -m``/``python -c`` in the image finds modules: the working directory (the project), the
+    configured ``pythonpath`` and ``src/``, in that order."""
+    return [root, *(root / p for p in pythonpath), root / "src"]
+
+
+def _is_dotted(name: str) -> bool:
+    return bool(name) and all(p.isidentifier() and not keyword.iskeyword(p) for p in name.split("."))
+
+
+def _resolve(root: Path, name: str, spec: str, pythonpath: tuple[str, ...] = ()) -> Entrypoint:
     if spec.split()[:2] == STREAMLIT_RUN.split():
         return _streamlit(root, name, spec)
-    module_part, _, function = spec.partition(":")
+    module_part, colon, function = spec.partition(":")
+    if colon and not function.isidentifier():
+        raise ConfigError(
+            f"entrypoint {spec!r}: {function!r} is not a function name",
+            hint="write module:function, e.g. tool.cli:main",
+        )
+    if function and _is_dotted(module_part):
+        # module:function means what importlib makes of the module, before any path is looked at
+        found = _module(root, name, spec, module_part, function, pythonpath)
+        if found is not None:
+            return found
     candidate = (root / module_part).resolve() if module_part else root
     try:
         rel = candidate.relative_to(root.resolve()).as_posix()
@@ -46,22 +75,42 @@ def _resolve(root: Path, name: str, spec: str) -> Entrypoint:
         raise ConfigError(f"entrypoint {spec!r} is not a .py file, a package or a notebook", hint="point it at Python code")
     if candidate.is_dir():
         return _package(root, name, spec, candidate, rel, function)
-    # dotted module, possibly module:function, searched in root and src/
-    dotted = module_part
-    if dotted and all(p.isidentifier() for p in dotted.split(".")):
-        finder = ModuleFinder(root.resolve(), [root, root / "src"])
-        files = finder.files_for(dotted)
-        if files and finder.module_exists(dotted):
-            target = files[-1]
-            if target.name == "__init__.py" and (target.parent / "__main__.py").is_file() and not function:
-                target = target.parent / "__main__.py"
-            mod, pkg = finder.module_name(target)
-            relp = target.relative_to(root.resolve()).as_posix()
-            return Entrypoint(name, spec, "module", relp, mod, pkg, function)
+    # a dotted module, searched as `python -m` searches it
+    if not function and _is_dotted(module_part):
+        found = _module(root, name, spec, module_part, function, pythonpath)
+        if found is not None:
+            return found
     raise AnalysisError(
         f"entrypoint {spec!r} not found in {root}",
         hint="name a .py file, a package with __main__.py, a module:function, or a .ipynb notebook",
     )
+
+
+def _module(
+    root: Path, name: str, spec: str, dotted: str, function: str, pythonpath: tuple[str, ...]
+) -> Entrypoint | None:
+    """``dotted`` resolved as importlib resolves it (a package's ``__init__.py``, else a module's ``.py``; src layout
+    too); None when the project has no such module."""
+    finder = ModuleFinder(root.resolve(), search_roots(root, pythonpath))
+    files = finder.files_for(dotted)
+    if not finder.module_exists(dotted):
+        return None
+    rel = dotted.replace(".", "/")
+    target = files[-1] if files else None
+    if target is None or not target.as_posix().endswith((f"/{rel}.py", f"/{rel}/__init__.py")):
+        if function:  # a namespace package: no file of its own
+            raise AnalysisError(
+                f"entrypoint {spec!r}: {rel}/ has no __init__.py to define {function!r} in",
+                hint=f"name the module that defines it, e.g. {dotted}.cli:{function}",
+            )
+        return None
+    is_package = target.name == "__init__.py"
+    package = dotted if is_package else dotted.rpartition(".")[0] or None
+    if is_package and (target.parent / "__main__.py").is_file() and not function:
+        target = target.parent / "__main__.py"
+        dotted = f"{dotted}.__main__"
+    relp = target.relative_to(root.resolve()).as_posix()
+    return Entrypoint(name, spec, "module", relp, dotted, package, function)
 
 
 def _streamlit(root: Path, name: str, spec: str) -> Entrypoint:
@@ -226,6 +275,9 @@ def select_entrypoints(
     if requested:
         if requested in settings.entrypoints:
             return [(requested, settings.entrypoints[requested], ())]
+        scripts = settings.project.get("scripts")
+        if isinstance(scripts, dict) and isinstance(scripts.get(requested), str) and scripts[requested]:
+            return [(requested, scripts[requested], ())]  # a [project.scripts] name: its module:function, never a path
         return [(entry_name(requested), requested, ())]
     if settings.entrypoints:
         return [(n, s, ()) for n, s in sorted(settings.entrypoints.items())]

@@ -21,10 +21,17 @@ class ModuleFinder:
     thousands of questions per trace, and ``pathlib`` objects would dominate its cost.
     """
 
-    def __init__(self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = ()) -> None:
+    def __init__(
+        self, root: Path, roots: Iterable[Path], virtual: Iterable[str] = (), shadowed: Iterable[str] = (),
+        fallback: Iterable[Path] = (),
+    ) -> None:
         self.root = root
         self.roots: list[str] = []  # resolved search roots, in order
         self.virtual: set[str] = set(virtual)
+        # top-level names an installed regular package provides: a project directory without __init__.py of that
+        # name is a namespace portion the interpreter never uses (PEP 420), so it is not first-party
+        self.shadowed = frozenset(shadowed)
+        self.namespaces: set[str] = set()  # top-level names found as namespace portions only
         self._memo: dict[str, list[str] | None] = {}
         self._tops: dict[str, str | None] = {}
         self._dirs: dict[str, Listing] = {}
@@ -32,8 +39,13 @@ class ModuleFinder:
         self._exists: dict[str, bool] = {}
         self._by_depth: list[str] | None = None
         self.root_checks: dict[str, tuple[str, bool]] = {}  # every candidate root asked about: (resolved, is a dir)
+        # directories an IDE or PYTHONPATH puts on sys.path and the interpreter does not (the project root, for a
+        # script in a subdirectory): searched last, and what is found only there is noted in ``off_path``
+        self.fallback: list[str] = []
+        self.off_path: dict[str, str] = {}  # top-level name -> the fallback directory it was found in
         for r in roots:
             self.add_root(r)
+        self.fallback = [f for f in dict.fromkeys(str(f.resolve()) for f in fallback) if f not in self.roots]
 
     def add_root(self, r: Path) -> bool:
         """Add a search root (e.g. from ``sys.path.append``); True when new."""
@@ -44,6 +56,9 @@ class ModuleFinder:
         self.root_checks[cand] = (resolved, is_dir)
         if resolved in self.roots or not is_dir:
             return False
+        if resolved in self.fallback:  # the code puts it on sys.path itself
+            self.fallback.remove(resolved)
+            self.off_path = {top: d for top, d in self.off_path.items() if d != resolved}
         try:
             rel = r.relative_to(self.root)
         except ValueError:
@@ -120,16 +135,30 @@ class ModuleFinder:
     def _find_top(self, top: str) -> str | None:
         if not top.isidentifier() or top in IGNORED_DIRS:
             return None
-        # Regular modules and packages win over namespace portions (PEP 420).
-        for r in self.roots:
-            if self._is_file(r, f"{top}.py"):
-                return _join(r, f"{top}.py")
+        found = self._search(top, self.roots)
+        if found is None and self.fallback:
+            found = self._search(top, self.fallback)
+            if found is not None:
+                self.off_path[top] = found[1]
+        return None if found is None else found[0]
+
+    def _search(self, top: str, roots: list[str]) -> tuple[str, str] | None:
+        """(path, root) of ``top`` as importlib's FileFinder finds it over ``roots``, root by root: a package
+        directory, then a module. Namespace portions (a directory without __init__.py) count only when no root has
+        a regular one (PEP 420), and not when an installed regular package of that name wins over them
+        (``shadowed``)."""
+        for r in roots:
             if self._is_dir(r, top) and self._is_file(_join(r, top), "__init__.py"):
-                return _join(r, top)
-        for r in self.roots:
+                return _join(r, top), r
+            if self._is_file(r, f"{top}.py"):
+                return _join(r, f"{top}.py"), r
+        if top in self.shadowed:
+            return None
+        for r in roots:
             d = _join(r, top)
             if self._is_dir(r, top) and self._has_python(d):
-                return d
+                self.namespaces.add(top)
+                return d, r
         return None
 
     def is_first_party(self, top: str) -> bool:
@@ -160,12 +189,10 @@ class ModuleFinder:
                 if i > 0:
                     if is_module:
                         break  # attribute of a module, not a submodule
-                    if self._is_file(current, f"{part}.py"):
-                        current, is_module = _join(current, f"{part}.py"), True
-                    elif part.isidentifier() and self._is_dir(current, part):
-                        current = _join(current, part)
-                    else:
+                    child = self._child(current, part)
+                    if child is None:
                         break
+                    current, is_module = child
                 if is_module:
                     files.append(current)
                 elif self._is_file(current, "__init__.py"):
@@ -192,13 +219,23 @@ class ModuleFinder:
         for part in parts[1:]:
             if is_module:
                 return False
-            if self._is_file(current, f"{part}.py"):
-                current, is_module = _join(current, f"{part}.py"), True
-            elif self._is_dir(current, part):
-                current = _join(current, part)
-            else:
+            child = self._child(current, part)
+            if child is None:
                 return False
+            current, is_module = child
         return True
+
+    def _child(self, current: str, part: str) -> tuple[str, bool] | None:
+        """Submodule ``part`` of the package directory ``current``: (path, is a module), as FileFinder finds it."""
+        if not part.isidentifier():
+            return None
+        if self._is_dir(current, part):
+            d = _join(current, part)
+            if self._is_file(d, "__init__.py") or not self._is_file(current, f"{part}.py"):
+                return d, False  # a package wins over a module; a namespace portion only when there is no module
+        if self._is_file(current, f"{part}.py"):
+            return _join(current, f"{part}.py"), True
+        return None
 
     def module_name(self, path: Path | str) -> tuple[str, str | None]:
         """Dotted name and package of a first-party file, from the deepest root it lies under (src/ beats the root)."""

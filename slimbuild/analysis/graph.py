@@ -10,12 +10,14 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slimbuild.analysis import conditions, mapping
 from slimbuild.analysis.finder import ModuleFinder
+from slimbuild.analysis.imports import DYNAMIC_SYS_PATH
 from slimbuild.analysis.parsing import Parser
 from slimbuild.analysis.stdlib import stdlib_modules
 from slimbuild.cache.evidence import FileStamp, TraceEvidence, file_stamp
@@ -34,18 +36,33 @@ def trace(
     parser: Parser,
     read_digest: Callable[[Path], str],
     evidence: TraceEvidence | None = None,
+    pythonpath: Sequence[str] = (),
+    shadowed: Iterable[str] = (),
 ) -> ImportGraph:
     """Follow first-party imports from ``entry`` and classify every import it reaches.
 
     ``evidence``, when given, is filled with what the graph depends on (see :class:`TraceEvidence`).
+    ``pythonpath``: project directories the image puts on ``sys.path``; ``shadowed``: top-level names an installed
+    regular package provides, whose namespace directories in the project the interpreter never imports.
     """
-    builder = _GraphBuilder(root.resolve(), entry, target_python, parser, read_digest, stamp=evidence is not None)
+    builder = _GraphBuilder(
+        root.resolve(), entry, target_python, parser, read_digest, stamp=evidence is not None,
+        search=_Search(tuple(pythonpath), frozenset(shadowed)),
+    )
     starts = builder.start()
     builder.run()
     graph = builder.graph(starts)
     if evidence is not None:
         builder.fill(evidence)
     return graph
+
+
+@dataclass(frozen=True)
+class _Search:
+    """Where the image's interpreter looks for modules beyond the entrypoint's own directory (see :func:`trace`)."""
+
+    pythonpath: tuple[str, ...] = ()
+    shadowed: frozenset[str] = frozenset()
 
 
 class _GraphBuilder:
@@ -56,25 +73,32 @@ class _GraphBuilder:
 
     # slots: the per-import methods read these attributes in the trace's hot loop
     __slots__ = (
-        "deferred", "dynamic", "edges", "entry", "finder", "findings", "main_file", "names", "never_run", "parser",
-        "pip_hints", "read_digest", "rel_of", "root", "root_prefix", "run_mains", "runtime", "seen", "stamp", "stamps", "std",
-        "stdlib", "target", "third", "unparsed",
+        "computed_path", "deferred", "dynamic", "edges", "entry", "finder", "findings", "main_file", "names",
+        "never_run", "off_path", "parser", "pip_hints", "read_digest", "rel_of", "root", "root_prefix", "run_mains", "runtime",
+        "seen", "stamp", "stamps", "std", "stdlib", "target", "third", "unparsed",
     )
 
     def __init__(
         self, root: Path, entry: Entrypoint, target_python: str, parser: Parser, read_digest: Callable[[Path], str],
-        *, stamp: bool,
+        *, stamp: bool, search: _Search = _Search(),
     ) -> None:
         self.root = root  # resolved
         self.entry = entry
         self.parser = parser
         self.read_digest = read_digest
         self.stamp = stamp  # take each file's stat identity, for the evidence
-        roots = [root]
+        # sys.path in the image: `python -m`/`-c` start in the project (its WORKDIR), a script or notebook in its
+        # own directory; then PYTHONPATH: the configured pythonpath, src/ (a search root only when it is a directory)
+        configured = [root / p for p in search.pythonpath]
+        fallback: list[Path] = []
         if entry.kind in {"script", "notebook"}:
-            roots.insert(0, (root / entry.path).parent)  # sys.path[0] is the script's directory
-        roots.append(root / "src")  # a search root only when it is a directory (add_root checks)
-        self.finder = ModuleFinder(root, roots)
+            roots = [(root / entry.path).parent, *configured, root / "src"]
+            fallback = [root]  # an IDE's or PYTHONPATH's, not the image's: what is found only there is SB023
+        else:
+            roots = [root, *configured, root / "src"]
+        self.finder = ModuleFinder(root, roots, shadowed=search.shadowed, fallback=fallback)
+        self.computed_path: set[Location] = set()  # sys.path.append/insert of a computed directory
+        self.off_path: set[tuple[str, str, Location]] = set()  # (top-level name, module, site) found only off sys.path
         self.stdlib = stdlib_modules(target_python)
         self.target = conditions.version_of(target_python)
         # the file the image starts runs as __main__ (unless a function of it is called); files it imports do not
@@ -178,6 +202,10 @@ class _GraphBuilder:
             for w in parsed.written_modules:
                 finder.virtual.add(Path(w).stem)
             for entry_dir in parsed.sys_path_entries:
+                if entry_dir.startswith(DYNAMIC_SYS_PATH):
+                    line = entry_dir[len(DYNAMIC_SYS_PATH):]
+                    self.computed_path.add(Location(path, int(line) if line.isdigit() else 0))
+                    continue
                 for cand in (root / entry_dir, (root / path).parent / entry_dir):
                     finder.add_root(cand)
             for loc, target in parsed.run_scripts:
@@ -255,6 +283,8 @@ class _GraphBuilder:
         if finder.is_first_party(top):
             if imp.type_checking or (top in finder.virtual and finder.file_paths(top) is None):
                 return
+            if finder.off_path and top in finder.off_path:
+                self.off_path.add((top, imp.module, Location(path, imp.line, imp.col, imp.cell)))
             self._follow_from(imp.module, imp, path)
             return
         if top in self.stdlib:
@@ -309,6 +339,7 @@ class _GraphBuilder:
         findings = self.findings
         for loc in self.dynamic:
             findings.add(Finding(loc, "SB004", "dynamic import with a non-literal name cannot be traced", Severity.WARNING))
+        findings.update(self._off_path_findings())
         for loc, pkg in self.pip_hints:
             message = f"'{pkg}' is installed by a pip/conda magic: declare it if the analysis needs it"
             findings.add(Finding(loc, "SB006", message, Severity.INFO))
@@ -324,7 +355,28 @@ class _GraphBuilder:
             unparsed=tuple(sorted(self.unparsed)),
             never_run=tuple(sorted(self.never_run)),
             modules=_import_order(starts, self.edges, self.names),
+            namespaces=tuple(sorted(self.finder.namespaces)),
         )
+
+    def _off_path_findings(self) -> list[Finding]:
+        """SB023: a first-party import the image's sys.path does not reach (an IDE's or PYTHONPATH's does)."""
+        out = []
+        script_dir = Path(self.entry.path).parent.as_posix()
+        for top, module, loc in sorted(self.off_path):
+            where = self.finder.off_path.get(top)
+            if where is None:  # the code put the directory on sys.path itself
+                continue
+            rel = Path(where).relative_to(self.root).as_posix() if where != str(self.root) else "."
+            shown = "the project root" if rel == "." else f"{rel}/"
+            fix = f"to put {shown} on the image's sys.path, set [tool.slimbuild] pythonpath = [\"{rel}\"]"
+            message = f"'{module}' is found only in {shown}, which is not on sys.path when the image runs {self.entry.path}"
+            if self.computed_path:  # the code may put the directory there itself: say so, do not refuse the build
+                message += f" (sys.path[0] is {script_dir}/) unless the computed entry at {min(self.computed_path)} adds it"
+                out.append(Finding(loc, "SB023", f"{message}; {fix}", Severity.WARNING))
+            else:
+                message += f" (sys.path[0] is {script_dir}/): it would fail with ModuleNotFoundError"
+                out.append(Finding(loc, "SB023", f"{message}; {fix}", Severity.ERROR))
+        return out
 
     def fill(self, evidence: TraceEvidence) -> None:
         """Add what the graph depends on to ``evidence``: the files read, their stamps, listings, root checks."""
@@ -379,6 +431,8 @@ def trace_cached(
     used: dict[tuple[str, str], ParsedSource],
     evidence_sink: TraceEvidence | None = None,
     grammar: Grammar | None = None,
+    pythonpath: Sequence[str] = (),
+    shadowed: Iterable[str] = (),
 ) -> ImportGraph:
     """:func:`trace`, or the graph saved by an earlier trace when nothing it depends on has changed.
 
@@ -386,10 +440,14 @@ def trace_cached(
     nothing. On a miss ``parse_cache()`` supplies the per-file parse cache, and the parse results used
     are added to ``used``. What the graph depends on is added to ``evidence_sink`` when given.
     ``grammar``: a target newer than this interpreter, and the interpreter that parses for it (analysis/grammar.py).
+    ``pythonpath``, ``shadowed``: as for :func:`trace`.
     """
     from slimbuild.cache import parsecache
 
-    key = parsecache.graph_key(root, entry, target_python, allow_unparseable, max_bytes, grammar.salt if grammar else "")
+    shadowed = tuple(sorted(set(shadowed)))
+    key = parsecache.graph_key(
+        root, entry, target_python, allow_unparseable, max_bytes, grammar.salt if grammar else "", (tuple(pythonpath), shadowed)
+    )
     graph_path = parsecache.graph_file(cache_root, key)
     hit = parsecache.load_graph(graph_path, key)
     if hit is not None and isinstance(hit[1], TraceEvidence) and hit[1].still_valid(read_digest):
@@ -402,7 +460,10 @@ def trace_cached(
         feature_version=older if older < sys.version_info[:2] else None,  # the grammar of a target older than this Python
     )
     evidence = TraceEvidence()
-    graph = trace(root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence)
+    graph = trace(
+        root, entry, target_python=target_python, parser=parser, read_digest=read_digest, evidence=evidence,
+        pythonpath=pythonpath, shadowed=shadowed,
+    )
     used.update(parser.used)
     parsecache.save_graph(graph_path, key, graph, evidence)
     if evidence_sink is not None:

@@ -519,9 +519,11 @@ class _Visitor:
             ):
                 arg = node.args[-1] if node.args else None
                 literal = _literal_str(arg)
-                if literal is not None:
-                    self.sys_path.append(literal)
+                # a computed entry (os.path.dirname(__file__), ...): where it points is unknown (SB023 says so)
+                self.sys_path.append(literal if literal is not None else f"{DYNAMIC_SYS_PATH}{node.lineno}")
 
+
+DYNAMIC_SYS_PATH = "<computed>:"  # a sys_path_entries item for a computed entry, with its line (never a root)
 
 _IMPORT_START = re.compile(r"^(\s*)(import|from)\b")
 

@@ -135,6 +135,36 @@ def resolve_modules(
     return out
 
 
+def shadowed_namespaces(
+    namespaces: Iterable[str],
+    *,
+    user_mapping: Mapping[str, str],
+    environment: ModuleIndex | None,
+    wheels: ModuleIndex | None,
+    declared: Iterable[str],
+    project: str = "",
+) -> frozenset[str]:
+    """The project's namespace directories (no ``__init__.py``) a distribution's regular package wins over; pure.
+
+    Under PEP 420 a regular package anywhere on ``sys.path`` beats namespace portions: ``from airflow import DAG``
+    beside a project folder ``airflow/dags/`` imports apache-airflow. A name counts when it resolves to a
+    distribution the user maps it to, the environment has installed, or the project declares; never by popularity
+    alone, never for a shared namespace root (``google``), never for the project's own distribution.
+    """
+    declared_names = frozenset(canonicalize_name(d) for d in declared)
+    own = canonicalize_name(project) if project else ""
+    out = set()
+    for top in namespaces:
+        if table.is_namespace_root(top):
+            continue
+        r = _resolve_one(top, user_mapping, environment, wheels, declared_names)
+        if r.distribution is None or r.distribution == own:
+            continue
+        if r.via == "mapping" or r.via.startswith("environment") or r.distribution in declared_names:
+            out.add(top)
+    return frozenset(out)
+
+
 def _resolve_one(
     module: str,
     user_mapping: Mapping[str, str],

@@ -14,7 +14,8 @@ from slimbuild.paths import atomic_write
 
 # 3: catch-all handlers and contextlib.suppress make imports optional; 4: import flags (HAS_X);
 # 5: aliases of importlib and its import functions, a notebook's %run scripts (ParsedSource.run_scripts), SB008 cells
-_FORMAT = 5
+# 6: computed sys.path entries
+_FORMAT = 6
 _MAX_ENTRIES = 50_000
 Cache = dict[tuple[str, str], ParsedSource]
 
@@ -54,7 +55,7 @@ def save(path: Path, old: Cache, used: Cache) -> None:
 
 # ----------------------------------------------------------------------------- whole graphs
 
-_GRAPH_FORMAT = 2
+_GRAPH_FORMAT = 3  # 3: the image's sys.path (pythonpath, shadowed namespaces) and ImportGraph.namespaces
 # The code that decides what a trace returns (a change there, in a development checkout, is a miss):
 # the analysis package, its mapping data, the shared value types, and this package (directory listings,
 # file stamps and digests come from cache/evidence.py).
@@ -62,13 +63,15 @@ _TRACE_CODE = ("analysis", "analysis/data", "", "cache")
 
 
 def graph_key(
-    project_root: Path, entry: object, target_python: str, allow_unparseable: bool, max_bytes: int, grammar: str = ""
+    project_root: Path, entry: object, target_python: str, allow_unparseable: bool, max_bytes: int, grammar: str = "",
+    search: object = (),
 ) -> tuple[object, ...]:
     """What a cached graph is for: the project, the resolved entrypoint, the options that change a trace
-    (``grammar``: the interpreter that parses for a target newer than this one, see analysis/grammar.py)."""
+    (``grammar``: the interpreter that parses for a target newer than this one, see analysis/grammar.py; ``search``:
+    where the image's interpreter looks for modules, see analysis/graph.py)."""
     return (
         _GRAPH_FORMAT, __version__, str(project_root.resolve()), repr(entry), target_python, allow_unparseable, max_bytes,
-        grammar,
+        grammar, repr(search),
     )
 
 

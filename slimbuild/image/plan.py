@@ -114,12 +114,21 @@ def notebook_script_path(notebook: str) -> str:
     return str(PurePosixPath(notebook).with_suffix(".py"))
 
 
+def image_pythonpath(pythonpath: Sequence[str]) -> tuple[str, ...]:
+    """The image's directories for the configured project-relative ``pythonpath`` entries ("." is the app dir)."""
+    return tuple(dict.fromkeys(APP_DIR if p in {"", "."} else f"{APP_DIR}/{p.strip('/')}" for p in pythonpath))
+
+
 def plan_launch(
     kind: str, entry_path: str, module: str, function: str, files: Sequence[str], runner: str = "",
-    args: Sequence[str] = (),
+    args: Sequence[str] = (), pythonpath: Sequence[str] = (),
 ) -> Launch:
-    """The exec-form command for an entrypoint of the given kind (``runner`` "streamlit": ``streamlit run``)."""
-    roots = sorted({f"{APP_DIR}/src"} if any(f.startswith("src/") for f in files) else set())
+    """The exec-form command for an entrypoint of the given kind (``runner`` "streamlit": ``streamlit run``).
+
+    ``pythonpath``: the configured project directories, first on PYTHONPATH (the analysis searched them there).
+    """
+    src = [f"{APP_DIR}/src"] if any(f.startswith("src/") for f in files) else []
+    roots = list(dict.fromkeys([*image_pythonpath(pythonpath), *src]))
     if runner == "streamlit":
         return Launch((VENV_PYTHON, "-m", "streamlit", "run", f"{APP_DIR}/{entry_path}", *args), tuple(roots))
     if kind == "notebook":
@@ -132,7 +141,9 @@ def plan_launch(
             raise ConfigError(f"entrypoint function {function!r} is not a Python identifier", hint="use module:function")
         if kind == "script":
             module = PurePosixPath(entry_path).stem
-            roots = sorted({*roots, f"{APP_DIR}/{PurePosixPath(entry_path).parent}".rstrip("/.")} - {""})
+            here = f"{APP_DIR}/{PurePosixPath(entry_path).parent}".rstrip("/.")
+            configured = image_pythonpath(pythonpath)
+            roots = [*configured, *sorted({*src, here} - {"", *configured})]
         code = f"import sys; from {module} import {function} as f; sys.exit(f())"
         return Launch((VENV_PYTHON, "-c", code), tuple(roots))
     # a package's __main__, or a module: run it as `python -m`

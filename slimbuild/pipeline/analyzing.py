@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -15,7 +15,7 @@ from slimbuild.analysis.grammar import find_grammar
 from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.mapping import is_namespace_root
 from slimbuild.analysis.reconcile import failing, reconcile
-from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, wheel_index
+from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, shadowed_namespaces, wheel_index
 from slimbuild.analysis.thirdparty import ChainReader, Reader, SiteReader, WheelReader, keep_evidenced, scan
 from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
@@ -56,9 +56,10 @@ def _entrypoints(
     root = settings.root
     evidence = record.evidence if record is not None else None
     if evidence is not None:
-        evidence.add_dirs((root, root / "src"))  # listed before anything is read: a later change is a miss
+        # listed before anything is read: a later change is a miss
+        evidence.add_dirs((root, *(root / p for p in settings.pythonpath), root / "src"))
     entries = [
-        replace(resolve_entrypoint(root, n, s), notes=notes)
+        replace(resolve_entrypoint(root, n, s, settings.pythonpath), notes=notes)
         for n, s, notes in select_entrypoints(settings, requested, record, single=single)
     ]
     if evidence is not None:
@@ -267,7 +268,7 @@ def analyze(
     results = []
     for entry in entries:
         declarations = declared_by_entry[entry.name]
-        graph = trace(entry)
+        graph = _traced(settings, trace, entry, env_index, wheels_index, declarations)
         resolved = resolve_modules(
             (s.module for s in (*graph.third_party, *graph.never_run)),
             user_mapping=settings.mapping,
@@ -286,6 +287,26 @@ def analyze(
         for f in sorted({*consulted, root / "pyproject.toml", root / "slimbuild.toml", cache_dir(env) / WHEEL_MODULES_FILE}):
             record.file(f)
     return tuple(results)
+
+
+def _traced(
+    settings: Settings, trace: Callable[..., ImportGraph], entry: Entrypoint, environment: ModuleIndex | None,
+    wheels: ModuleIndex | None, declarations: _Declarations,
+) -> ImportGraph:
+    """The entrypoint's graph over the image's sys.path; traced again while a project namespace directory turns out
+    to be shadowed by a distribution's regular package (PEP 420), which makes its imports third-party."""
+    shadowed: frozenset[str] = frozenset()
+    graph = trace(entry, pythonpath=settings.pythonpath)
+    for _ in range(8):  # each round only adds names; a project has few namespace directories
+        more = shadowed | shadowed_namespaces(
+            graph.namespaces, user_mapping=settings.mapping, environment=environment, wheels=wheels,
+            declared=(d.name for d in declarations.declared), project=str(settings.project.get("name") or ""),
+        )
+        if more == shadowed:
+            break
+        shadowed = more
+        graph = trace(entry, pythonpath=settings.pythonpath, shadowed=shadowed)
+    return graph
 
 
 def check(

@@ -246,7 +246,9 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     entry, name = a.entry, a.entrypoint_name
     if entry is None:
         raise TypeError("the analysis does not carry its resolved entrypoint")  # analyze() always sets it
-    launch = plan_launch(entry.kind, entry.path, entry.module, entry.function, a.files, entry.runner, entry.args)
+    launch = plan_launch(
+        entry.kind, entry.path, entry.module, entry.function, a.files, entry.runner, entry.args, settings.pythonpath
+    )
     sources = [f for f in a.files if not f.endswith(".ipynb")]
     allow = allow_spec(settings.allow_secrets)
     skipped: list[str] = []
@@ -483,6 +485,8 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=inputs.git,
         excluded=inputs.excluded,
+        # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
+        pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from slimbuild.analysis.reconcile import lock_inputs, verify_provides
 from slimbuild.cache import replay
 from slimbuild.config import Settings
-from slimbuild.errors import ResolutionError, UsageError
+from slimbuild.errors import AnalysisError, ResolutionError, UsageError
 from slimbuild.models import Analysis, Declared, Finding, Location, Severity
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline import outputs
@@ -66,6 +66,12 @@ def _refuse_unhashable(a: Analysis, declared: Sequence[Declared]) -> None:
 
 
 def _refuse_unlockable(a: Analysis) -> None:
+    off_path = [f for f in a.findings if f.code == "SB023" and f.severity is Severity.ERROR]
+    if off_path:  # the image would start and fail with ModuleNotFoundError: never built (A50)
+        f = off_path[0]
+        more = f" (and {len(off_path) - 1} more)" if len(off_path) > 1 else ""
+        what, _, fix = f.message.partition("; to put ")
+        raise AnalysisError(f"{f.location}: {what}{more}", hint=f"to put {fix}" if fix else "")
     blocking = [s for s in a.unresolved if not s.optional]
     if blocking:
         s = blocking[0]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -183,6 +183,7 @@ def make_manifest(
     image: ImageInfo | Mapping[str, Any] | None = None,
     audit: Iterable[Mapping[str, Any]] | None = None,
     pins: Iterable[Mapping[str, str]] = (),
+    pythonpath: Sequence[str] = (),
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
@@ -214,6 +215,8 @@ def make_manifest(
     pin_list = sorted((dict(p) for p in pins), key=lambda p: (p["name"], p["version"], p["source"]))
     if pin_list:  # optional: absent when nothing was pinned (manifests written before pins existed read the same)
         manifest["pins"] = pin_list
+    if pythonpath:  # optional: the image's PYTHONPATH, recorded when [tool.slimbuild] pythonpath sets it
+        manifest["pythonpath"] = list(pythonpath)
     result: dict[str, Any] = _sort_keys(manifest)
     validate_manifest(result, "new manifest")
     return result
@@ -325,7 +328,7 @@ _HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins"})
+_OPTIONAL_KEYS = frozenset({"pins", "pythonpath"})
 _SCHEMA: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -352,6 +355,8 @@ _SCHEMA: dict[str, Any] = {
     "lock_sha256": _HEX64,
     # where each pin of the lock came from (the environment, another tool's lock); optional, see _OPTIONAL_KEYS
     "pins": [{"name": str, "source": str, "version": str}],
+    # the image's PYTHONPATH when the configuration sets pythonpath (A50); optional, see _OPTIONAL_KEYS
+    "pythonpath": [str],
     "schema_version": int,
     "slimbuild_version": str,
     "smoke": [{"command": [str], "exit_code": int, "ok": bool}],

@@ -141,6 +141,7 @@ def build_manifest(
     source_date_epoch: int,
     git: Mapping[str, object] | None,
     excluded: Sequence[str],
+    pythonpath: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of a build before its image exists (embedded in the image, completed after tagging)."""
     return manifest.make_manifest(
@@ -165,6 +166,7 @@ def build_manifest(
         unparsed=list(analysis.unparsed),
         unresolved_dynamic=[str(loc) for loc in analysis.dynamic_unresolved],
         pins=[{"name": p.name, "version": p.version, "source": p.source} for p in lock.pins],
+        pythonpath=pythonpath,
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],
