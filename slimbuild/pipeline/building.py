@@ -404,6 +404,7 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=inputs.git,
         excluded=inputs.excluded,
+        index_sources=inputs.outcome.index_sources,
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)

@@ -99,8 +99,12 @@ def build_manifest(
     source_date_epoch: int,
     git: Mapping[str, object] | None,
     excluded: Sequence[str],
+    index_sources: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The manifest of a build before its image exists (embedded in the image, completed after tagging)."""
+    """The manifest of a build before its image exists (embedded in the image, completed after tagging).
+
+    ``index_sources`` are the indexes and find-links the lock was resolved and fetched from (G8); make_manifest
+    masks any credential in them."""
     return manifest.make_manifest(
         slimbuild_version=__version__,
         target={"python": target.python_version, "platform": target.describe()},
@@ -116,8 +120,8 @@ def build_manifest(
         source_date_epoch=source_date_epoch,
         git=({"commit": git["commit"], "dirty": git["dirty"]} if git else None),
         lock_sha256=hashlib.sha256(lock.text.encode()).hexdigest(),
-        # The user's pip configuration (index, proxy, credentials) is never recorded: it stays on the host.
-        index_sources=[],
+        # Where the distributions came from, credentials masked; the rest of pip's configuration stays on the host.
+        index_sources=list(index_sources),
         excluded_sensitive=list(excluded),
         entrypoint={"name": analysis.entrypoint_name, "path": analysis.entrypoint, "argv": list(argv)},
         unparsed=list(analysis.unparsed),
