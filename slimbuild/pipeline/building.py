@@ -404,7 +404,6 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=inputs.git,
         excluded=inputs.excluded,
-        index_sources=inputs.outcome.index_sources,
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)
@@ -422,6 +421,7 @@ def _build_one(
         _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
         raise
     final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+    final = provenance.with_index_sources(final, inputs.outcome.index_sources)
     path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
     manifest.write_manifest(path, final)
     size = int(info.get("Size", 0))

@@ -101,7 +101,8 @@ def _compile(a: Analysis, inputs: Sequence[str], target: Target, **kwargs: Any) 
     try:
         return compile_lock(inputs, target, index_options=a.index_options, hash_pins=hash_pins(a), **kwargs)
     except ResolutionError as exc:
-        where = declared_at(exc.message, a.declared, a.constraints)
+        resolving = exc.message.startswith(("pip-compile could not resolve", "no wheel of"))
+        where = declared_at(exc.message, a.declared, a.constraints) if resolving else ""
         if not where or type(exc) is not ResolutionError:
             raise
         raise ResolutionError(f"{exc.message} [declared: {where}]", hint=exc.hint) from None

@@ -18,7 +18,7 @@ from slimbuild.locking.lockfile import Lock
 from slimbuild.locking.target import Target
 from slimbuild.models import Analysis
 from slimbuild.record import manifest
-from slimbuild.redact import without_credentials
+from slimbuild.redact import mask_url, without_credentials
 
 if TYPE_CHECKING:
     from slimbuild.locking.audit import Vulnerability
@@ -99,12 +99,8 @@ def build_manifest(
     source_date_epoch: int,
     git: Mapping[str, object] | None,
     excluded: Sequence[str],
-    index_sources: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The manifest of a build before its image exists (embedded in the image, completed after tagging).
-
-    ``index_sources`` are the indexes and find-links the lock was resolved and fetched from (G8); make_manifest
-    masks any credential in them."""
+    """The manifest of a build before its image exists (embedded in the image, completed after tagging)."""
     return manifest.make_manifest(
         slimbuild_version=__version__,
         target={"python": target.python_version, "platform": target.describe()},
@@ -120,8 +116,9 @@ def build_manifest(
         source_date_epoch=source_date_epoch,
         git=({"commit": git["commit"], "dirty": git["dirty"]} if git else None),
         lock_sha256=hashlib.sha256(lock.text.encode()).hexdigest(),
-        # Where the distributions came from, credentials masked; the rest of pip's configuration stays on the host.
-        index_sources=list(index_sources),
+        # Where the distributions came from is recorded on the host only (with_index_sources): the image must not
+        # depend on the user's pip configuration (the same inputs make the same image, whatever the index).
+        index_sources=[],
         excluded_sensitive=list(excluded),
         entrypoint={"name": analysis.entrypoint_name, "path": analysis.entrypoint, "argv": list(argv)},
         unparsed=list(analysis.unparsed),
@@ -131,6 +128,15 @@ def build_manifest(
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],
     )
+
+
+def with_index_sources(final: Mapping[str, Any], sources: Sequence[str]) -> dict[str, Any]:
+    """The manifest written beside the project, with the indexes and find-links the lock uses (G8), credentials masked.
+
+    The image's own copy (and its labels) leave them out, so that an index or mirror changes no image."""
+    result = {**final, "index_sources": list(dict.fromkeys(mask_url(u) for u in sources))}
+    manifest.validate_manifest(result, "updated manifest")
+    return result
 
 
 def image_record(image_id: str, info: Mapping[str, Any], base_info: Mapping[str, Any], refs: Sequence[str]) -> dict[str, Any]:
