@@ -149,6 +149,18 @@ class Declared:
     specifier: str
     source: Location
     marker: str = ""
+    # the user's own ``--hash`` pins on that line (``sha256:HEX``, lower case); the lock must honour them
+    hashes: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, order=True)
+class IndexOption:
+    """An index option a requirements file gives pip (``--index-url``, ``--extra-index-url``, ``--find-links``,
+    ``--no-index``, ``--trusted-host``), where it is written; ``value`` may hold credentials: print it masked."""
+
+    option: str  # the long form: "--index-url", ...
+    value: str  # "" for --no-index
+    source: Location
 
 
 @dataclass(frozen=True)
@@ -192,3 +204,4 @@ class Analysis:
     entry: Entrypoint | None = None  # the resolved entrypoint, carried so that the build does not resolve it again
     constraints: tuple[Declared, ...] = ()  # the `-c` constraints that apply to this entrypoint (they bound its lock)
     modules: tuple[tuple[str, str], ...] = ()  # ImportGraph.modules: first-party (file, module), in import order
+    index_options: tuple[IndexOption, ...] = ()  # index options its requirements files give (they steer its lock)

@@ -31,6 +31,13 @@ from slimbuild.analysis.declared_formats import (
     read_poetry,
     read_setup_py,
 )
+from slimbuild.analysis.declared_lines import (
+    FileOptions,
+    ProjectReference,
+    index_option,
+    project_reference,
+    requirement_hashes,
+)
 from slimbuild.config import project_table, read_pyproject
 from slimbuild.errors import ConfigError
 from slimbuild.models import Declared, Finding, Location
@@ -98,11 +105,12 @@ def parse_requirements_file(
     _chain: tuple[Path, ...] = (),
     consulted: set[Path] | None = None,
     included_from: Location | None = None,
+    options: FileOptions | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
     """Requirements and constraints of one file, following ``-r``/``-c`` includes (each added to ``consulted``).
 
     An include loop is an error at the line that closes it; an include outside the project is read, and reported
-    by its absolute path.
+    by its absolute path. ``options`` gets the index options and the lines naming this project (``-e .``).
     """
     rel = _rel(path, root)
     resolved = path.resolve()
@@ -114,7 +122,7 @@ def parse_requirements_file(
     if len(_chain) > _MAX_INCLUDE_DEPTH:
         raise ConfigError(f"{included_from or rel}: requirement includes nest too deeply", hint="flatten the -r chain")
     lines = logical_lines(read_declaration_text(path, rel))
-    return parse_requirement_lines(lines, path.parent, rel, root, (*_chain, resolved), consulted)
+    return parse_requirement_lines(lines, path.parent, rel, root, (*_chain, resolved), consulted, options)
 
 
 def parse_requirement_lines(
@@ -124,10 +132,12 @@ def parse_requirement_lines(
     root: Path,
     chain: tuple[Path, ...] = (),
     consulted: set[Path] | None = None,
+    options: FileOptions | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
     """Requirement lines (of a file, or of an environment file's ``pip:`` section); includes are relative to ``base``."""
     reqs: list[Declared] = []
     cons: list[Declared] = []
+    sink = FileOptions() if options is None else options
     for line_no, line in lines:
         loc = Location(rel, line_no)
         words = line.split()
@@ -140,17 +150,32 @@ def parse_requirement_lines(
                 consulted.add(inc)
             if not inc.is_file():
                 raise ConfigError(f"{loc}: included file '{target}' not found", hint="fix the -r/-c path")
-            sub_r, sub_c = parse_requirements_file(inc, root, _chain=chain, consulted=consulted, included_from=loc)
+            sub_r, sub_c = parse_requirements_file(
+                inc, root, _chain=chain, consulted=consulted, included_from=loc, options=sink
+            )
             if words[0].startswith(("-c", "--constraint")):
                 cons.extend(sub_r + sub_c)
             else:
                 reqs.extend(sub_r)
                 cons.extend(sub_c)
             continue
-        decl = _declaration(words, loc)
+        opt = index_option(words, loc, base)
+        if opt is not None:
+            sink.index.append(opt)
+            continue
+        ref = project_reference(words, loc, base, root)
+        if ref is not None and ref.path == root.resolve():
+            sink.projects.append(ref)  # this project: its declarations are read where they are (pyproject.toml...)
+            continue
+        decl = _local_declaration(ref, root) if ref is not None else _declaration(words, loc)
         if decl is not None:
             reqs.append(decl)
     return tuple(reqs), tuple(cons)
+
+
+def _local_declaration(ref: ProjectReference, root: Path) -> Declared:
+    """A local directory that is not this project: kept as a URL declaration, which the lock refuses (C8)."""
+    return Declared(f"<local project {ref.text} ({_rel(ref.path, root)})>", "", ref.source, "url")
 
 
 def _include_target(words: list[str]) -> str | None:
@@ -176,7 +201,8 @@ def _declaration(words: list[str], loc: Location) -> Declared | None:
         return Declared(f"<editable {words[-1]}>", "", loc, "url")
     if opt.startswith("-"):
         return None  # index and pip options: not declarations
-    spec = " ".join(w for w in words if not w.startswith("--hash"))
+    hashes = requirement_hashes(words, loc)
+    spec = " ".join(w for i, w in enumerate(words) if not w.startswith("--hash") and (i == 0 or words[i - 1] != "--hash"))
     try:
         req = PepRequirement(spec)
     except InvalidRequirement as exc:
@@ -185,7 +211,7 @@ def _declaration(words: list[str], loc: Location) -> Declared | None:
         raise ConfigError(f"{loc}: invalid requirement {spec!r}: {exc}", hint="use PEP 508 syntax, e.g. pandas>=2") from None
     if req.url:  # PEP 508 direct reference: name @ URL
         return Declared(canonicalize_name(req.name), "", loc, "url")
-    return Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or ""))
+    return Declared(canonicalize_name(req.name), str(req.specifier), loc, str(req.marker or ""), hashes)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -211,7 +237,7 @@ def _parse_list(
 
 
 def _requirement_files(
-    root: Path, names: Iterable[str], consulted: set[Path] | None
+    root: Path, names: Iterable[str], consulted: set[Path] | None, options: FileOptions
 ) -> tuple[list[Declared], list[Declared]]:
     reqs: list[Declared] = []
     cons: list[Declared] = []
@@ -221,7 +247,7 @@ def _requirement_files(
             consulted.add(p)
         if not p.is_file():
             raise ConfigError(f"requirements file '{name}' not found", hint="fix 'requirements' in [tool.slimbuild]")
-        r, c = parse_requirements_file(p, root, consulted=consulted)
+        r, c = parse_requirements_file(p, root, consulted=consulted, options=options)
         reqs.extend(r)
         cons.extend(c)
     return reqs, cons
@@ -278,7 +304,7 @@ def _pyproject_declarations(
 
 
 def _environment_files(
-    directory: Path, root: Path, consulted: set[Path] | None, findings: list[Finding]
+    directory: Path, root: Path, consulted: set[Path] | None, findings: list[Finding], options: FileOptions
 ) -> tuple[list[Declared], list[Declared]]:
     """A directory's Pipfile and environment.yml (with its pip: section): requirements and constraints."""
     reqs: list[Declared] = []
@@ -292,7 +318,7 @@ def _environment_files(
         if (directory / name).is_file():
             rel = _rel(directory / name, root)
             decls, found, pip = read_environment(read_declaration_text(directory / name, rel), rel)
-            r, c = parse_requirement_lines(pip, directory, rel, root, consulted=consulted)
+            r, c = parse_requirement_lines(pip, directory, rel, root, consulted=consulted, options=options)
             reqs.extend((*decls, *r))
             cons.extend(c)
             findings.extend(found)
@@ -301,18 +327,38 @@ def _environment_files(
 
 def _other_tools(
     root: Path, extras: Sequence[str], consulted: set[Path] | None, findings: list[Finding]
-) -> tuple[list[Declared], list[Declared], set[str]]:
-    """Pipfile, environment.yml (with its pip: section), setup.py, setup.cfg: requirements, constraints, extras."""
+) -> tuple[list[Declared], set[str]]:
+    """setup.py and setup.cfg: requirements and the extras setup.py defines."""
     if consulted is not None:
         consulted.update(root / n for n in ("setup.py", "setup.cfg"))
-    reqs, cons = _environment_files(root, root, consulted, findings)
+    reqs: list[Declared] = []
     known: set[str] = set()
     if (root / "setup.py").is_file():
         decls, found, known = read_setup_py(read_declaration_bytes(root / "setup.py", "setup.py"), "setup.py", extras)
         reqs.extend(decls)
         findings.extend(found)
     reqs.extend(_setup_cfg(root))
-    return reqs, cons, known
+    return reqs, known
+
+
+def _this_project(root: Path, options: FileOptions, known_extras: set[str]) -> list[str]:
+    """The extras the lines naming this project select (``-e .[ml]``); such a line needs a project to name."""
+    refs = options.projects
+    if refs and not any((root / n).is_file() for n in ("pyproject.toml", "setup.py", "setup.cfg")):
+        raise ConfigError(
+            f"{refs[0].source}: '{refs[0].text}' names this project, which has no pyproject.toml, setup.py or setup.cfg",
+            hint="remove the line, or declare the project's dependencies in pyproject.toml [project]",
+        )
+    extras: list[str] = []
+    for ref in refs:
+        for extra in ref.extras:
+            if extra not in known_extras:
+                raise ConfigError(
+                    f"{ref.source}: '{ref.text}': this project has no extra '{extra}'",
+                    hint=f"extras: {', '.join(sorted(known_extras)) or 'none'}",
+                )
+            extras.append(extra)
+    return extras
 
 
 def _setup_cfg(root: Path) -> list[Declared]:
@@ -341,6 +387,7 @@ def read_declared(
     groups: Iterable[str] = (),
     entry_dir: Path | None = None,
     findings: list[Finding] | None = None,
+    options: FileOptions | None = None,
 ) -> tuple[tuple[Declared, ...], tuple[Declared, ...]]:
     """All runtime declarations and constraints of a project (for one entrypoint), sorted by name.
 
@@ -352,8 +399,11 @@ def read_declared(
     directory up to the root, unless ``requirement_files`` names the files: a distribution declared nearer the
     entrypoint shadows the farther ones.
     ``findings`` gets SB015 warnings (declarations that cannot be taken as PyPI distributions).
+    ``options`` gets the requirements files' index options and their lines naming this project (``-e .``): such
+    a line selects the project's own declarations (and its extras, ``-e .[ml]``), never a distribution.
     """
     extras, wanted_groups = list(optional_groups), list(groups)
+    opts = FileOptions() if options is None else options
     sink: list[Finding] = [] if findings is None else findings
     if consulted is not None:
         consulted.add(root / "pyproject.toml")
@@ -364,18 +414,23 @@ def read_declared(
         names = [str((stage / f).relative_to(root.resolve())) for f in DEFAULT_REQUIREMENT_FILES if (stage / f).is_file()]
         if consulted is not None:
             consulted.update(stage / f for f in DEFAULT_REQUIREMENT_FILES)
-        r, c = _requirement_files(root.resolve(), names, consulted)
-        env_r, env_c = _environment_files(stage, root, consulted, sink)
+        r, c = _requirement_files(root.resolve(), names, consulted, opts)
+        env_r, env_c = _environment_files(stage, root, consulted, sink, opts)
         levels.append([*r, *env_r])
         cons.extend((*c, *env_c))
     files = explicit or [f for f in DEFAULT_REQUIREMENT_FILES if (root / f).is_file()]
-    reqs, c = _requirement_files(root, files, consulted)
-    cons.extend(c)
+    reqs, c = _requirement_files(root, files, consulted, opts)
+    env_r, env_c = _environment_files(root, root, consulted, sink, opts)
+    reqs.extend(env_r)
+    cons.extend((*c, *env_c))
     if project is None:
         project = project_table(read_pyproject(root))
+    if opts.projects:  # `-e .[ml]`: the extras it selects are read with the ones configured
+        _, known, _ = _pyproject_declarations(root, project, [], [])
+        setup_known = _other_tools(root, [], None, [])[1]
+        extras.extend(e for e in _this_project(root, opts, known | setup_known) if e not in extras)
     declared, known_extras, known_groups = _pyproject_declarations(root, project, extras, wanted_groups)
-    other, other_cons, setup_extras = _other_tools(root, extras, consulted, sink)
-    cons.extend(other_cons)
+    other, setup_extras = _other_tools(root, extras, consulted, sink)
     for extra in extras:
         if extra not in known_extras | setup_extras:
             raise ConfigError(

@@ -48,7 +48,7 @@ import re
 import shlex
 import tempfile
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -57,9 +57,11 @@ from packaging.version import InvalidVersion, Version
 
 from slimbuild.analysis.declared import logical_lines
 from slimbuild.errors import ResolutionError, SlimbuildError
+from slimbuild.locking.hashpins import keep_pinned_hashes, raise_hash_pin_mismatch, requirements_in, user_hashes
 from slimbuild.locking.pins import Pin
-from slimbuild.locking.pip import PipRun, index_sources_and_warnings, index_unreachable, run_pip_tool, unreachable
+from slimbuild.locking.pip import PipRun, index_unreachable, pip_index, run_pip_tool, unreachable
 from slimbuild.locking.target import Target, parse_target
+from slimbuild.models import Declared, IndexOption
 from slimbuild.paths import atomic_write
 from slimbuild.redact import mask_url, redact
 
@@ -71,6 +73,7 @@ __all__ = [
     "inputs_digest",
     "parse_lock",
     "render_lock_text",
+    "user_hashes",
     "write_lock",
 ]
 
@@ -136,12 +139,17 @@ def _normalise_requirement(text: str) -> str:
     return f"{name}{extras}{spec}{marker}"
 
 
-def inputs_digest(requirements: Sequence[str], target: Target, pins: Sequence[Pin] = ()) -> str:
-    """sha256 over the sorted, normalised requirements, the target and the pins (with their sources)."""
+def inputs_digest(
+    requirements: Sequence[str], target: Target, pins: Sequence[Pin] = (), hashes: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """sha256 over the sorted, normalised requirements, the target, the pins (with their sources) and the user's
+    ``--hash`` pins."""
     normalised = sorted({_normalise_requirement(r) for r in requirements if r.strip()})
     doc: dict[str, object] = {"requirements": normalised, "target": target.describe()}
     if pins:  # absent when nothing is pinned: locks made before pins existed stay fresh
         doc["pins"] = sorted(f"{p.requirement()} from {p.source}" for p in pins)
+    if hashes:  # likewise absent without hash pins
+        doc["hashes"] = {name: sorted(set(values)) for name, values in sorted(hashes.items())}
     payload = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -403,19 +411,25 @@ def compile_lock(
     allow_sdist: Collection[str] = (),
     pins: Sequence[Pin] = (),
     pins_ignored: Sequence[str] = (),
+    index_options: Sequence[IndexOption] = (),
+    hash_pins: Sequence[Declared] = (),
 ) -> Lock:
     """Resolve REQUIREMENTS for TARGET with pip-compile into a hashed Lock.
 
     ``pins`` are passed as constraints (``-c``) and recorded in the header with their sources;
     ``pins_ignored`` records that --upgrade (``*``) or --upgrade-package NAMES left some out.
-    ``env`` replaces ``os.environ`` for pip (None: inherit). Non-fatal
-    findings (C6) are returned in ``Lock.warnings``.
+    ``env`` replaces ``os.environ`` for pip (None: inherit); ``index_options`` (the requirements files') apply on top.
+    ``hash_pins`` are the declarations that carry the user's ``--hash`` pins: pip-compile keeps only those hashes,
+    and a file that matches none of them is an IntegrityError (exit 5) at the pin's ``file:line``.
+    Non-fatal findings (C6) are returned in ``Lock.warnings``.
     """
-    digest = inputs_digest(requirements, target, pins)
-    sources, warnings = index_sources_and_warnings(env)
+    hashes = user_hashes(hash_pins)
+    digest = inputs_digest(requirements, target, pins, hashes)
+    index = pip_index(env, index_options)
+    sources, warnings = index.sources, index.warnings
     with tempfile.TemporaryDirectory(prefix="slimbuild-lock-") as tmp:
         work = Path(tmp)
-        (work / "requirements.in").write_text("".join(f"{r.strip()}\n" for r in requirements if r.strip()), encoding="utf-8")
+        (work / "requirements.in").write_text(requirements_in(requirements, hashes), encoding="utf-8")
         if previous is not None:
             # pip-compile keeps the pins of an existing output file unless upgraded.
             (work / "requirements.lock").write_text(previous, encoding="utf-8")
@@ -426,28 +440,19 @@ def compile_lock(
             "piptools",
             _compile_args(target, upgrade, upgrade_packages, allow_sdist, pinned=bool(pins)),
             target=target,
-            env=env,
+            env=index.env,
             cwd=work,
         )
         out = work / "requirements.lock"
         body = out.read_text(encoding="utf-8") if run.returncode == 0 and out.exists() else ""
     down = unreachable(run.fetch_failures)
     if run.returncode != 0:
+        raise_hash_pin_mismatch(run.output, hash_pins)
         _raise_compile_failure_under(pins, requirements, run, down, target)
     check_compile_warnings(run.output)
     warnings += tuple(f"could not fetch {url} ({reason}); the lock was resolved without it" for url, reason in down)
-    text = render_lock_text(body, target, digest, pins, pins_ignored)
-    lock = parse_lock(text, source="pip-compile output")
-    return Lock(
-        dists=lock.dists,
-        target=lock.target,
-        inputs_sha256=lock.inputs_sha256,
-        text=lock.text,
-        warnings=warnings,
-        sources=sources,
-        pins=lock.pins,
-        pins_ignored=lock.pins_ignored,
-    )
+    text = render_lock_text(keep_pinned_hashes(body, hash_pins), target, digest, pins, pins_ignored)
+    return replace(parse_lock(text, source="pip-compile output"), warnings=warnings, sources=sources)
 
 
 def _raise_compile_failure_under(
@@ -500,11 +505,12 @@ def _raise_compile_failure(run: PipRun, down: Sequence[tuple[str, str]], target:
     missing = re.search(r"No matching distribution found for (\S+)", run.output)
     conflict = re.search(r"conflicting dependencies|conflict is caused by", run.output)
     if missing and not conflict:
+        name = canonicalize_name(re.split(r"[=<>!~;\[ ]", missing[1], maxsplit=1)[0])
         raise ResolutionError(
             f"no wheel of {missing[1]} for {target.describe()} on the configured index: " + " | ".join(lines),
             hint="check the name and version; if only an sdist exists, building it runs "
             "its code at build time (build deps are not hash-checked, pip#13984): "
-            "opt in with allow_sdist / --allow-sdist NAME",
+            f'opt in with allow-sdist = ["{name}"] in [tool.slimbuild] (still hash-checked)',
         )
     raise ResolutionError(
         "pip-compile could not resolve the requirements: " + " | ".join(lines),

@@ -21,12 +21,15 @@ from pathlib import Path
 
 from slimbuild.errors import ResolutionError
 from slimbuild.locking.target import Target
+from slimbuild.models import Finding, IndexOption, Severity
 from slimbuild.redact import mask_text, mask_url
 
 __all__ = [
+    "PipIndex",
     "PipRun",
-    "index_sources_and_warnings",
+    "extra_index_findings",
     "index_unreachable",
+    "pip_index",
     "pip_sources",
     "run_pip_tool",
     "unreachable",
@@ -159,33 +162,92 @@ def pip_sources(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, ..
         if not sep:
             continue
         option = key.rpartition(".")[2]
-        if option in ("index-url", "extra-index-url", "find-links", "no-index"):
+        if option in ("index-url", "extra-index-url", "find-links", "no-index", "trusted-host"):
             found[option] = shlex.split(value.strip().strip("'\""))
     return {k: tuple(v) for k, v in found.items()}
 
 
-def index_sources_and_warnings(env: Mapping[str, str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Index URLs and find-links pip will use (credentials masked), and the dependency-confusion warning."""
-    config = pip_sources(env)
-    no_index = bool(config.get("no-index")) and config["no-index"][0].lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-    )
-    index = () if no_index else config.get("index-url", ("(pip's default index)",))
-    extra = () if no_index else config.get("extra-index-url", ())
-    links = config.get("find-links", ())
-    sources = tuple(mask_url(u) for u in (*index, *extra, *links))
-    warnings: list[str] = []
-    if extra:
-        warnings.append(
-            "extra index configured (" + ", ".join(mask_url(u) for u in extra) + "): "
-            "pip picks the highest version from ANY index, so a public project with a "
-            "private name can be locked instead (dependency confusion); use a single "
-            "index or proxy (PIP_INDEX_URL) and unset PIP_EXTRA_INDEX_URL / extra-index-url"
+DEFAULT_INDEX = "https://pypi.org/simple"  # pip's default index (recorded as such in the manifest, G8)
+_CONFUSION = (
+    "pip picks the highest version from ANY index, so a public project with a "
+    "private name can be locked instead (dependency confusion)"
+)
+
+
+@dataclass(frozen=True)
+class PipIndex:
+    """Where pip looks, once the requirements files' index options are applied: the environment to run pip with,
+    the sources it uses (credentials masked) and the warnings about the user's pip configuration (C6)."""
+
+    env: dict[str, str]
+    sources: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _truthy(values: Sequence[str]) -> bool:
+    return bool(values) and values[0].lower() in ("1", "true", "yes", "on")
+
+
+def pip_index(env: Mapping[str, str] | None, options: Sequence[IndexOption] = ()) -> PipIndex:
+    """pip's configured sources (``pip config list`` + env), with the requirements files' options on top, as pip
+    applies them: ``--index-url`` replaces the index, ``--extra-index-url``, ``--find-links`` and ``--trusted-host``
+    add to the configured ones, ``--no-index`` turns the indexes off. They reach pip-compile and pip download as
+    ``PIP_*`` variables, so both see the same sources."""
+    base = dict(os.environ if env is None else env)
+    config = pip_sources(base)
+    index = list(config.get("index-url", ()))
+    extra = list(config.get("extra-index-url", ()))
+    links = list(config.get("find-links", ()))
+    trusted = list(config.get("trusted-host", ()))
+    no_index = _truthy(config.get("no-index", ()))
+    for opt in options:
+        if opt.option == "--index-url":
+            index = [opt.value]
+        elif opt.option == "--extra-index-url":
+            extra.append(opt.value)
+        elif opt.option == "--find-links":
+            links.append(opt.value)
+        elif opt.option == "--trusted-host":
+            trusted.append(opt.value)
+        elif opt.option == "--no-index":
+            no_index = True
+    out = dict(base)
+    if options:
+        for key, values in (("PIP_INDEX_URL", index), ("PIP_EXTRA_INDEX_URL", extra), ("PIP_FIND_LINKS", links),
+                            ("PIP_TRUSTED_HOST", trusted)):
+            if values:
+                out[key] = " ".join(values)
+        if no_index:
+            out["PIP_NO_INDEX"] = "1"
+    sources = tuple(dict.fromkeys(
+        mask_url(u) for u in ((() if no_index else (*(index or [DEFAULT_INDEX]), *extra)) + tuple(links))
+    ))
+    config_extra = () if _truthy(config.get("no-index", ())) else config.get("extra-index-url", ())
+    return PipIndex(out, sources, _extra_index_warnings(config_extra))
+
+
+def extra_index_findings(options: Sequence[IndexOption]) -> tuple[Finding, ...]:
+    """SB024 for each ``--extra-index-url`` a requirements file gives (C6: dependency confusion), at its line."""
+    return tuple(
+        Finding(
+            opt.source,
+            "SB024",
+            f"--extra-index-url {mask_url(opt.value)}: {_CONFUSION}; use one index (--index-url, or a proxy that "
+            "serves your private and the public projects) instead",
+            Severity.WARNING,
         )
-    return sources, tuple(warnings)
+        for opt in options
+        if opt.option == "--extra-index-url"
+    )
+
+
+def _extra_index_warnings(extra: Sequence[str]) -> tuple[str, ...]:
+    if not extra:
+        return ()
+    return (
+        "extra index configured (" + ", ".join(mask_url(u) for u in extra) + "): "
+        f"{_CONFUSION}; use a single index or proxy (PIP_INDEX_URL) and unset PIP_EXTRA_INDEX_URL / extra-index-url",
+    )
 
 
 def index_unreachable(down: Sequence[tuple[str, str]]) -> ResolutionError:

@@ -28,8 +28,9 @@ from packaging.utils import (
 
 from slimbuild.errors import IntegrityError, ResolutionError
 from slimbuild.locking.lockfile import Lock, LockedDist
-from slimbuild.locking.pip import PipRun, index_unreachable, run_pip_tool, unreachable
+from slimbuild.locking.pip import PipRun, index_unreachable, pip_index, run_pip_tool, unreachable
 from slimbuild.locking.target import Target
+from slimbuild.models import IndexOption
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir, file_digest
 
 __all__ = ["default_cache_dir", "fetch_wheels", "verify_wheel", "wheel_top_level"]
@@ -305,7 +306,8 @@ def _raise_download_failure(run: PipRun, by_name: Mapping[str, LockedDist], targ
         raise ResolutionError(
             f"no wheel of {label} for {target.describe()}; sdists execute code at build "
             "time (build deps are not hash-checked, pip#13984)",
-            hint=f"use a version with a wheel for the target, or opt in with --allow-sdist {name} (still hash-checked)",
+            hint=f'use a version with a wheel for the target, or opt in with allow-sdist = ["{name}"] in [tool.slimbuild] '
+            "(still hash-checked)",
         )
     tail = " | ".join(line.strip() for line in run.output.splitlines() if line.strip())[-1500:]
     raise ResolutionError(
@@ -356,8 +358,11 @@ def fetch_wheels(
     env: Mapping[str, str] | None = None,
     allow_sdist: Collection[str] = (),
     verify_cached: bool = True,
+    index_options: Sequence[IndexOption] = (),
 ) -> tuple[Path, ...]:
     """Cached, hash-verified wheel (or opted-in sdist) paths for every locked dist, sorted.
+
+    ``index_options`` (the requirements files' ``--index-url``...) apply on top of ``env``'s pip configuration.
 
     ``verify_cached=False`` trusts the content-addressed cache (each file was hashed when it
     was stored under its own sha256): for the warm path of ``slimbuild lock`` only; a build
@@ -375,6 +380,8 @@ def fetch_wheels(
         else:
             found[dist.name] = hit
     if missing:
+        if index_options:
+            env = pip_index(env, index_options).env
         cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="slimbuild-fetch-", dir=cache_dir) as tmp:
             work = Path(tmp)

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from slimbuild.analysis.declared import read_declared
+from slimbuild.analysis.declared_lines import FileOptions
 from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.grammar import find_grammar
 from slimbuild.analysis.graph import trace_cached
@@ -21,7 +22,7 @@ from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
 from slimbuild.config import Settings
 from slimbuild.errors import ConfigError, SlimbuildError
-from slimbuild.models import Analysis, Declared, Entrypoint, Finding, ImportGraph, Resolved
+from slimbuild.models import Analysis, Declared, Entrypoint, Finding, ImportGraph, IndexOption, Resolved
 from slimbuild.paths import WHEEL_MODULES_FILE, atomic_write, cache_dir
 
 
@@ -89,7 +90,13 @@ def _reconciled(
         {*analysis.findings, *declarations.findings, *entry.notes},
         key=lambda f: (f.location.path, f.location.cell or 0, f.location.line, f.location.col, f.code, f.message),
     )
-    return replace(analysis, entry=entry, findings=tuple(findings), constraints=declarations.constraints)
+    return replace(
+        analysis,
+        entry=entry,
+        findings=tuple(findings),
+        constraints=declarations.constraints,
+        index_options=declarations.index_options,
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class _Declarations:
     declared: tuple[Declared, ...]
     constraints: tuple[Declared, ...]
     findings: tuple[Finding, ...]
+    index_options: tuple[IndexOption, ...] = ()
 
 
 def _declarations(settings: Settings, entries: Sequence[Entrypoint], consulted: set[Path]) -> dict[str, _Declarations]:
@@ -106,11 +114,12 @@ def _declarations(settings: Settings, entries: Sequence[Entrypoint], consulted: 
     declared_by_entry: dict[str, _Declarations] = {}
     for entry in entries:
         found: list[Finding] = []
+        options = FileOptions()
         decls, constraints = read_declared(
             settings.root, settings.requirements, settings.optional_groups, consulted, settings.project,
-            groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found,
+            groups=settings.groups, entry_dir=Path(entry.path).parent, findings=found, options=options,
         )
-        declared_by_entry[entry.name] = _Declarations(decls, constraints, tuple(found))
+        declared_by_entry[entry.name] = _Declarations(decls, constraints, tuple(found), tuple(options.index))
     return declared_by_entry
 
 

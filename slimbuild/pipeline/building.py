@@ -506,6 +506,7 @@ def _build_one(
         project = str(settings.project.get("name") or settings.root.name)
         refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
         final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+        final = provenance.with_index_sources(final, inputs.outcome.index_sources)
         path = outputs.manifest_file(settings, a.entrypoint_name, several)
         manifest.validate_manifest(final, str(path))
         data = manifest.manifest_bytes(final)

@@ -7,10 +7,11 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
+from slimbuild.analysis.declared_conflicts import conflicting, declared_at, describe
 from slimbuild.analysis.reconcile import lock_inputs, verify_provides
 from slimbuild.cache import replay
 from slimbuild.config import Settings
@@ -39,6 +40,7 @@ class LockOutcome:
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
     audit: tuple[Vulnerability, ...] | None = None  # None: not audited
+    index_sources: tuple[str, ...] = ()  # the indexes and find-links pip used, credentials masked (G8)
 
 
 def lock_path(settings: Settings, name: str) -> Path:
@@ -57,12 +59,52 @@ def _refuse_unhashable(a: Analysis, declared: Sequence[Declared]) -> None:
     """VCS, URL and editable requirements cannot be hash-locked (C8): refuse them when they may be needed."""
     required = {r.name for r in a.required} | {r.name for r in a.missing}
     for d in declared:
+        if d.marker == "url" and d.name.startswith("<local project "):
+            raise ResolutionError(
+                f"{d.source}: {d.name[len('<local project ') : -1]} is a local project other than this one: slimbuild "
+                "reads only '-e .' (this project's own declarations) and cannot hash-lock another",
+                hint="build a wheel of it (pip wheel --no-deps -w DIR PATH), point PIP_FIND_LINKS at DIR and declare it by name",
+            )
         if d.marker == "url" and (d.name.startswith("<") or d.name in required):
             what = d.name.strip("<>")
             raise ResolutionError(
                 f"{d.source}: {what} is a VCS, URL or editable requirement: slimbuild cannot hash-lock it",
                 hint="build a wheel of it (pip wheel --no-deps -w DIR ...), point PIP_FIND_LINKS at DIR and declare it by name",
             )
+
+
+def _refuse_conflicts(a: Analysis) -> None:
+    """Declarations of one distribution that admit no version together (C22): exit 4 naming each ``file:line``."""
+    found = conflicting(a.declared, a.constraints, (r.name for r in a.required))
+    if found is None:
+        return
+    name, decls = found
+    several = len({d.source for d in decls}) > 1
+    raise ResolutionError(
+        f"{'the declarations of ' + name + ' conflict' if several else name + ' admits no version'}: "
+        f"{describe(decls)}; no version satisfies {'them all' if several else 'it'}",
+        hint="make them agree (declare each distribution in one place)",
+    )
+
+
+def hash_pins(a: Analysis) -> tuple[Declared, ...]:
+    """The declarations of required distributions that carry the user's ``--hash`` pins (C20)."""
+    required = {r.name for r in a.required}
+    return tuple(d for d in a.declared if d.hashes and d.name in required)
+
+
+def _compile(a: Analysis, inputs: Sequence[str], target: Target, **kwargs: Any) -> Lock:
+    """compile_lock with the entrypoint's index options and hash pins; a failure names the declarations involved."""
+    from slimbuild.locking.lockfile import compile_lock
+
+    try:
+        return compile_lock(inputs, target, index_options=a.index_options, hash_pins=hash_pins(a), **kwargs)
+    except ResolutionError as exc:
+        resolving = exc.message.startswith(("pip-compile could not resolve", "no wheel of"))
+        where = declared_at(exc.message, a.declared, a.constraints) if resolving else ""
+        if not where or type(exc) is not ResolutionError:
+            raise
+        raise ResolutionError(f"{exc.message} [declared: {where}]", hint=exc.hint) from None
 
 
 def _refuse_unlockable(a: Analysis) -> None:
@@ -123,6 +165,7 @@ def _audit(path: Path, env: Mapping[str, str]) -> tuple[Vulnerability, ...]:
 
 def _relock(
     settings: Settings,
+    a: Analysis,
     path: Path,
     inputs: Sequence[str],
     current: Lock,
@@ -131,7 +174,7 @@ def _relock(
     env: Mapping[str, str],
 ) -> tuple[Lock, tuple[Path, ...]]:
     """Lock ``inputs`` again (from ``current``'s pins) and fetch the wheels, once third-party evidence kept more."""
-    from slimbuild.locking.lockfile import compile_lock, write_lock
+    from slimbuild.locking.lockfile import write_lock
     from slimbuild.locking.wheels import fetch_wheels
 
     if request.locked:
@@ -140,12 +183,15 @@ def _relock(
             hint="run 'slimbuild lock' and commit the lock",
         )
     target = target_of(settings)
-    new = compile_lock(
-        inputs, target, previous=current.text, env=env, allow_sdist=settings.allow_sdist,
+    new = _compile(
+        a, inputs, target, previous=current.text, env=env, allow_sdist=settings.allow_sdist,
         pins=_effective(pins, request.ignored), pins_ignored=request.ignored,
     )
     write_lock(path, new)
-    return new, fetch_wheels(new, target, cache_dir(env), env=env, allow_sdist=settings.allow_sdist)
+    wheels = fetch_wheels(
+        new, target, cache_dir(env), env=env, allow_sdist=settings.allow_sdist, index_options=a.index_options
+    )
+    return new, wheels
 
 
 @dataclass(frozen=True)
@@ -276,7 +322,8 @@ def _current_lock(
     settings: Settings, a: Analysis, inputs: Sequence[str], pins: Sequence[Pin], request: _Request, env: Mapping[str, str]
 ) -> tuple[Lock, bool]:
     """The entrypoint's lock, re-locked unless it is fresh (and refused under --locked); whether it is fresh."""
-    from slimbuild.locking.lockfile import compile_lock, inputs_digest, write_lock
+    from slimbuild.locking.hashpins import user_hashes
+    from slimbuild.locking.lockfile import inputs_digest, write_lock
 
     target = target_of(settings)
     path = lock_path(settings, a.entrypoint_name)
@@ -286,7 +333,8 @@ def _current_lock(
         existing = _read_lock(lock_path(replace(settings, lock_out=""), a.entrypoint_name))
     if (
         existing is not None
-        and existing.inputs_sha256 == inputs_digest(inputs, target, _effective(pins, existing.pins_ignored))
+        and existing.inputs_sha256
+        == inputs_digest(inputs, target, _effective(pins, existing.pins_ignored), user_hashes(hash_pins(a)))
         and not request.upgrade
         and not request.upgrade_packages
     ):
@@ -296,7 +344,9 @@ def _current_lock(
     if request.locked:
         why = "is missing" if existing is None else "is stale (the analysis, the declared versions or the pins changed)"
         raise ResolutionError(f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock")
-    current = compile_lock(
+    _refuse_conflicts(a)
+    current = _compile(
+        a,
         inputs,
         target,
         previous=existing.text if existing else None,
@@ -326,6 +376,7 @@ def lock(
     unless --upgrade) and fetch its wheels. ``before_wheels`` runs before each fetch (``build`` pins and checks
     the base there: once the lock holds, before the wheelhouse)."""
     from slimbuild.locking.pins import choose_pins
+    from slimbuild.locking.pip import extra_index_findings, pip_index
     from slimbuild.locking.wheels import fetch_wheels, wheel_modules
 
     if locked and (upgrade or upgrade_packages):
@@ -348,18 +399,22 @@ def lock(
         path = lock_path(settings, a.entrypoint_name)
         if before_wheels is not None:
             before_wheels()
-        wheel_paths = fetch_wheels(current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh)
+        wheel_paths = fetch_wheels(
+            current, target, cache, env=env, allow_sdist=settings.allow_sdist, verify_cached=not fresh,
+            index_options=a.index_options,
+        )
         kept = _kept_by_wheels(settings, a, wheel_paths, env)
         if kept.required != a.required:  # the fetched wheels import declared distributions (SB017): lock them too
             a, fresh = kept, False
             inputs = lock_inputs(a, constraints)
             pins, more = choose_pins(inputs, sources.for_declared(declared) if sources is not None else ())
             pin_findings = tuple(dict.fromkeys((*pin_findings, *more)))
-            current, wheel_paths = _relock(settings, path, inputs, current, request, pins, env)
+            current, wheel_paths = _relock(settings, a, path, inputs, current, request, pins, env)
         provides = wheel_modules(cache, wheel_paths)
-        findings = pin_findings + verify_provides(a, current, provides)
+        findings = pin_findings + extra_index_findings(a.index_options) + verify_provides(a, current, provides)
         vulns = _audit(path, env) if audit or settings.audit else None
-        outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns))
+        used = current.sources or pip_index(env, a.index_options).sources
+        outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns, used))
     return tuple(outcomes)
 
 
@@ -390,8 +445,10 @@ def lock_findings(
 
     The declarations and constraints are the analyses' own (read once, by :func:`analyze`, which records them).
     """
+    from slimbuild.locking.hashpins import user_hashes
     from slimbuild.locking.lockfile import inputs_digest
     from slimbuild.locking.pins import choose_pins
+    from slimbuild.locking.pip import extra_index_findings
 
     env = os.environ if env is None else env
     target = target_of(settings)
@@ -404,13 +461,15 @@ def lock_findings(
         inputs = lock_inputs(a, a.constraints)
         pins, pin_findings = choose_pins(inputs, sources.for_declared(a.declared))
         out.extend(pin_findings)
+        out.extend(extra_index_findings(a.index_options))
         try:
             existing = _read_lock(path)
         except ResolutionError as exc:
             out.append(Finding(Location(path.name), "SB012", exc.message.split(": ", 1)[-1]))
             continue
         ignored = existing.pins_ignored if existing is not None else ()
-        state = _lock_state(a, path, existing, inputs_digest(inputs, target, _effective(pins, ignored)))
+        digest = inputs_digest(inputs, target, _effective(pins, ignored), user_hashes(hash_pins(a)))
+        state = _lock_state(a, path, existing, digest)
         if state is not None:
             out.append(state)
         if existing is not None:

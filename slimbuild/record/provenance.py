@@ -18,7 +18,7 @@ from slimbuild.locking.lockfile import Lock
 from slimbuild.locking.target import Target
 from slimbuild.models import Analysis
 from slimbuild.record import manifest
-from slimbuild.redact import without_credentials
+from slimbuild.redact import mask_url, without_credentials
 
 if TYPE_CHECKING:
     from slimbuild.locking.audit import Vulnerability
@@ -159,7 +159,8 @@ def build_manifest(
         source_date_epoch=source_date_epoch,
         git=({"commit": git["commit"], "dirty": git["dirty"]} if git else None),
         lock_sha256=hashlib.sha256(lock.text.encode()).hexdigest(),
-        # The user's pip configuration (index, proxy, credentials) is never recorded: it stays on the host.
+        # Where the distributions came from is recorded on the host only (with_index_sources): the image must not
+        # depend on the user's pip configuration (the same inputs make the same image, whatever the index).
         index_sources=[],
         excluded_sensitive=list(excluded),
         entrypoint={"name": analysis.entrypoint_name, "path": analysis.entrypoint, "argv": list(argv)},
@@ -171,6 +172,15 @@ def build_manifest(
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],
     )
+
+
+def with_index_sources(final: Mapping[str, Any], sources: Sequence[str]) -> dict[str, Any]:
+    """The manifest written beside the project, with the indexes and find-links the lock uses (G8), credentials masked.
+
+    The image's own copy (and its labels) leave them out, so that an index or mirror changes no image."""
+    result = {**final, "index_sources": list(dict.fromkeys(mask_url(u) for u in sources))}
+    manifest.validate_manifest(result, "updated manifest")
+    return result
 
 
 def image_record(image_id: str, info: Mapping[str, Any], base_info: Mapping[str, Any], refs: Sequence[str]) -> dict[str, Any]:

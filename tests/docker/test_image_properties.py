@@ -380,6 +380,9 @@ def test_B8_B9_index_credentials_in_the_environment_never_reach_the_image(engine
         assert PIP_TOKEN not in json.dumps(engine.inspect_image(image["image_id"]))
         assert PIP_TOKEN not in json.dumps(engine.history(image["image_id"]))
         assert PIP_TOKEN not in Path(image["manifest"]).read_text(encoding="utf-8")
+        # C24 (G8): the manifest beside the project records the indexes, masked; the image's own copy does not
+        recorded = json.loads(Path(image["manifest"]).read_text(encoding="utf-8"))["index_sources"]
+        assert recorded[:2] == ["https://***@127.0.0.1:9/simple", "https://***@127.0.0.1:9/extra/simple"]
         assert PIP_TOKEN.encode() not in (built.root / ".slimbuild-context.tar").read_bytes()
         tail = b""
         for chunk in engine.save(image["image_id"]):

@@ -155,7 +155,7 @@ def test_C5_sdist_only_refused_at_lock_and_fetch(index_dir: Path, tmp_path: Path
     with pytest.raises(ResolutionError) as err:
         fetch_wheels(lock, X86, tmp_path / "c", env=env)
     assert "no wheel of tinysdist==1.0 for linux/x86_64 cp311" in err.value.message
-    assert "build time" in err.value.message and "--allow-sdist tinysdist" in err.value.hint
+    assert "build time" in err.value.message and 'allow-sdist = ["tinysdist"] in [tool.slimbuild]' in err.value.hint
 
 
 def test_C5_allow_sdist_still_hash_checked(index_dir: Path, tmp_path: Path) -> None:

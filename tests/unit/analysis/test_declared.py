@@ -21,7 +21,7 @@ def test_requirements_with_includes_constraints_hashes_and_continuations(tmp_pat
     root = _write(
         tmp_path,
         {
-            "requirements.txt": "-r base.txt\n-c constraints.txt\nScikit_Learn>=1.3 \\\n    --hash=sha256:abc\n"
+            "requirements.txt": "-r base.txt\n-c constraints.txt\nScikit_Learn>=1.3 \\\n    --hash=sha256:" + "ab" * 32 + "\n"
             "# comment\n--index-url https://example.invalid/simple\nrequests[socks]>=2 ; python_version >= '3.8'  # inline\n",
             "base.txt": "pandas==2.2.0\n",
             "constraints.txt": "numpy<2\n",
