@@ -64,6 +64,7 @@ from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
+from slimbuild.pipeline.normalizing import normalize_image
 from slimbuild.record import manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
@@ -409,8 +410,13 @@ def _build_one(
     files = (*inputs.files, embedded)
     if keep_context:
         _keep_context(settings.root, files, inputs.source_date_epoch)
-    image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+    built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+    image_id = built_id
     try:
+        # the config at SOURCE_DATE_EPOCH (G1): identical inputs, identical image id; the layers stay as built
+        image_id = normalize_image(engine, built_id, inputs.source_date_epoch, cache)
+        if image_id != built_id:
+            _discard(engine, built_id)
         smoke_results = _smoke(engine, inputs, image_id)
         info = engine.inspect_image(image_id)
         base_info = engine.inspect_image(inputs.base_reference)
