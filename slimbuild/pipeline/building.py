@@ -65,7 +65,7 @@ from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
 from slimbuild.pipeline.normalizing import normalize_image
-from slimbuild.record import manifest, provenance
+from slimbuild.record import data, manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
 __all__ = [
@@ -359,6 +359,8 @@ def build(
     """
     env = os.environ if env is None else env
     engines: list[Engine] = [] if engine is None else [engine]
+    # the data the analysis reads (inputs): hashed first, so a configured sha256 that no longer holds fails fast (exit 5)
+    data_inputs = data.input_records(settings.inputs, settings.root)
 
     def reach() -> Engine:
         if not engines:
@@ -373,7 +375,7 @@ def build(
     results = []
     several, cache = len(settings.entrypoints) > 1, cache_dir(env)
     for inputs in prepared:
-        results.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache))
+        results.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs))
     return tuple(results)
 
 
@@ -386,6 +388,7 @@ def _build_one(
     keep_context: bool,
     several: bool,
     cache: Path,
+    data_inputs: Sequence[Mapping[str, Any]] = (),
 ) -> BuildResult:
     """Build one entrypoint's image untagged, smoke-run it, tag it with every ref, then write its manifest."""
     a = inputs.outcome.analysis
@@ -405,6 +408,7 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=inputs.git,
         excluded=inputs.excluded,
+        inputs=data_inputs,
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)
