@@ -14,7 +14,8 @@ the image itself. ``compare`` sorts the differences into what a reader asks firs
 * every other difference of ``diff_manifests`` (lock, template, layer diff ids, ...), as ``Change``s.
 
 Sizes are volatile (the engine's storage decides them): they are shown, and count as a difference only
-with ``include_volatile`` (``--all``), like the other ``VOLATILE_FIELDS``.
+with ``include_volatile`` (``--all``), like the other ``VOLATILE_FIELDS``. The smoke runs are compared only
+between two manifest files: an image (or its tar) carries the manifest made before its smoke run.
 """
 
 from __future__ import annotations
@@ -222,7 +223,12 @@ def _with_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
 def compare(old: Side, new: Side, *, include_volatile: bool = False) -> Comparison:
     """What changed from ``old`` to ``new``."""
     a, b = _with_inputs(old.manifest), _with_inputs(new.manifest)
-    other = tuple(c for c in diff_manifests(a, b, include_volatile=include_volatile) if not _covered(c.path))
+    both_files = old.form == new.form == "manifest"
+    other = tuple(
+        c
+        for c in diff_manifests(a, b, include_volatile=include_volatile)
+        if not _covered(c.path) and (both_files or not (c.path == "smoke" or c.path.startswith("smoke[")))
+    )
     return Comparison(
         old, new, _dists(a, b), _base(a, b), _files(a, b), _inputs(a, b), _sizes(old, new), other, include_volatile
     )

@@ -153,3 +153,11 @@ def test_G13_layer_sizes_from_the_engine_history() -> None:
     buildkit = [{"CreatedBy": "ENV A=b", "Size": 0}, {"CreatedBy": "RUN x", "Size": 7}, {"CreatedBy": "", "Size": 9}]
     assert layer_sizes_from_history(buildkit, 2) == (9, 7)  # by size when the instructions do not line up
     assert layer_sizes_from_history(history, 5) is None
+
+
+def test_G13_smoke_runs_count_only_between_two_manifest_files() -> None:
+    built = with_image(_manifest(), {"id": DIGEST_A, "layer_diff_ids": [DIGEST_A]},
+                       smoke=[{"command": ["python", "-c", "1"], "exit_code": 0}])  # fmt: skip
+    embedded = with_image(_manifest(), {"id": DIGEST_A, "layer_diff_ids": [DIGEST_A]})  # the image's own: before smoke
+    assert not compare(_side(embedded, "tar"), _side(built)).differs
+    assert [o.path for o in compare(_side(embedded), _side(built)).other] == ["smoke"]
