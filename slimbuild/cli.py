@@ -208,17 +208,18 @@ def inspect_cmd(target: str, as_json: bool) -> int:
 
 
 @cli.command("diff")
-@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="B")
 @click.option("--all", "include_volatile", is_flag=True, help="Also compare volatile fields (image id, sizes, tags).")
-def diff_cmd(old: Path, new: Path, include_volatile: bool) -> int:
-    """Compare two manifests; exit 1 when they differ."""
-    from slimbuild import pipeline
+@options.as_json
+def diff_cmd(old: str, new: str, include_volatile: bool, as_json: bool) -> int:
+    """Compare two images, saved tars or manifests (in any mix); exit 1 when they differ."""
+    from slimbuild import pipeline, report
 
-    changes = pipeline.diff(old, new, include_volatile=include_volatile)
-    for c in changes:
-        _echo(c.render())
-    return int(ExitCode.FINDINGS if changes else ExitCode.OK)
+    _State.json = as_json
+    comparison = pipeline.diff(old, new, _connect, include_volatile=include_volatile)
+    _echo(report.diff_json(comparison) if as_json else report.diff_text(comparison), nl=False)
+    return int(ExitCode.FINDINGS if comparison.differs else ExitCode.OK)
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -31,6 +31,15 @@ SUPPORTED_TARGETS = tuple(f"3.{minor}" for minor in range(8, 15))
 
 
 @dataclass(frozen=True)
+class DataInput:
+    """One entry of ``inputs``: its kind (the key it was given by), the reference as written, the sha256 if given."""
+
+    kind: str  # "path", "url", "dataset", "dvc" or "lakefs"
+    ref: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know, resolved once."""
 
@@ -65,6 +74,8 @@ class Settings:
     config_file: str = ""
     lock_out: str = ""  # --lock-out: where the lock is read and written instead of the project
     manifest_out: str = ""  # --manifest-out: where build writes the manifest instead of the project
+    # data the analysis reads at run time ([tool.slimbuild] inputs), in the configuration's order
+    inputs: tuple[DataInput, ...] = ()
     # pyproject.toml's [project] table, read once with the config: name, version, scripts, dependencies
     project: Mapping[str, Any] = field(default_factory=dict)
 
@@ -96,6 +107,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "healthcheck": ("healthcheck", list),
     "strip-sources": ("strip_sources", bool),
     "keep-sources": ("keep_sources", list),
+    "inputs": ("inputs", tuple),  # a list of tables: parse_inputs
 }
 
 
@@ -203,7 +215,11 @@ def _apply(values: dict[str, object], table: Mapping[str, object], where: str, t
             hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(_KEYS))}"
             raise ConfigError(f"{where}: unknown key '{raw_key}'", hint=hint)
         name, kind = _KEYS[key]
-        coerced = _coerce(key, value, kind, _key_line(text, raw_key, where) if text else where, strict=bool(text))
+        coerced = (
+            parse_inputs(value, where)
+            if key == "inputs"
+            else _coerce(key, value, kind, _key_line(text, raw_key, where) if text else where, strict=bool(text))
+        )
         if key == "entrypoint":
             spec = str(coerced)
             coerced = {_entry_name(spec) or "default": spec}
@@ -227,6 +243,82 @@ def _key_line(text: str, key: str, where: str) -> str:
     rx = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
     number = next((i + 1 for i in range(start, len(lines)) if rx.match(lines[i])), 0)
     return f"{where}:{number}" if number else where
+
+
+# --------------------------------------------------------------------------- inputs: data read at run time
+
+INPUT_KEYS = ("path", "url", "dataset", "dvc", "lakefs")  # exactly one per entry; its key is the entry's kind
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*)://(\S+)")
+_INPUTS_HINT = 'e.g. inputs = [{path = "data/raw/", sha256 = "..."}, {url = "s3://bucket/key"}] (see README.md, "Data")'
+
+
+def parse_inputs(value: object, where: str) -> tuple[DataInput, ...]:
+    """``inputs`` validated: a list of tables, each naming one path, url, dataset, dvc file or lakefs reference."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: 'inputs' must be a list of tables", hint=_INPUTS_HINT)
+    entries = tuple(_parse_input(item, f"inputs[{index}]", where) for index, item in enumerate(value))
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        first = seen.setdefault((entry.kind, entry.ref), index)
+        if first != index:
+            raise ConfigError(
+                f"{where}: 'inputs[{index}].{entry.kind}' repeats inputs[{first}] ({entry.ref!r})", hint="list each input once"
+            )
+    return entries
+
+
+def _parse_input(item: object, key: str, where: str) -> DataInput:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: '{key}' must be a table", hint=_INPUTS_HINT)
+    for name in item:
+        if name not in (*INPUT_KEYS, "sha256"):
+            close = difflib.get_close_matches(str(name), [*INPUT_KEYS, "sha256"], n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"an entry has one of {', '.join(INPUT_KEYS)}, and sha256"
+            raise ConfigError(f"{where}: unknown key '{key}.{name}'", hint=hint)
+    kinds = [name for name in INPUT_KEYS if name in item]
+    if len(kinds) != 1:
+        named = " and ".join(kinds) if kinds else "none"
+        raise ConfigError(f"{where}: '{key}' must name exactly one of {', '.join(INPUT_KEYS)} ({named} given)", hint=_INPUTS_HINT)
+    kind = kinds[0]
+    ref = item[kind]
+    if not isinstance(ref, str) or not ref.strip() or "\x00" in ref or ref != ref.strip():
+        raise ConfigError(f"{where}: '{key}.{kind}' must be a non-empty string without surrounding spaces", hint=_INPUTS_HINT)
+    _check_ref(kind, ref, f"{key}.{kind}", where)
+    sha = item.get("sha256")
+    if sha is not None:
+        if kind not in ("path", "url"):
+            raise ConfigError(
+                f"{where}: '{key}.sha256' is for a path or a url, not a {kind}", hint=f"the {kind} reference pins it"
+            )
+        if not isinstance(sha, str) or _SHA256.fullmatch(sha) is None:
+            raise ConfigError(f"{where}: '{key}.sha256' must be 64 lowercase hex digits", hint="e.g. the output of sha256sum")
+    return DataInput(kind, ref, sha)
+
+
+def _check_ref(kind: str, ref: str, key: str, where: str) -> None:
+    """A path (or .dvc file) relative inside the project; a url, dataset or lakefs reference with its scheme."""
+    if kind in ("path", "dvc"):
+        parts = ref.replace("\\", "/").split("/")
+        if ref.startswith(("/", "~")) or ".." in parts or re.match(r"^[A-Za-z]:", ref):
+            raise ConfigError(
+                f"{where}: '{key}' {ref!r} must be a path relative to the project, inside it",
+                hint="give it relative to the project root (verify --data DIR checks it below DIR)",
+            )
+        if kind == "dvc" and not ref.endswith(".dvc"):
+            raise ConfigError(f"{where}: '{key}' {ref!r} must name a .dvc file", hint='e.g. dvc = "data.dvc"')
+        return
+    match = _SCHEME.fullmatch(ref)
+    if match is None:
+        raise ConfigError(f"{where}: '{key}' {ref!r} must be a URL with a scheme (scheme://...)", hint=_INPUTS_HINT)
+    authority = match[2].split("/", 1)[0]
+    if "@" in authority and kind != "dataset":
+        raise ConfigError(
+            f"{where}: '{key}' must not carry credentials (user@ or user:password@)",
+            hint="the manifest records it as written: let the client read credentials from its own configuration",
+        )
+    if kind == "lakefs" and (match[1] != "lakefs" or len([p for p in match[2].split("/") if p]) < 2):
+        raise ConfigError(f"{where}: '{key}' {ref!r} must be lakefs://REPOSITORY/REF[/PATH]", hint="e.g. lakefs://repo/main/data/")
 
 
 def _entry_name(spec: str) -> str:

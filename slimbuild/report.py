@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 if TYPE_CHECKING:
     from slimbuild.pipeline.building import BuildInputs, BuildResult
     from slimbuild.pipeline.locking import LockOutcome
+    from slimbuild.record.compare import Comparison, Side
 
 from slimbuild.errors import SlimbuildError
 from slimbuild.models import Analysis, Finding, ImportSite, Requirement, Severity
@@ -288,6 +289,120 @@ def dockerfiles_json(prepared: Sequence[BuildInputs]) -> str:
     return envelope("dockerfile", {"dockerfiles": [{"entrypoint": p.entry.name, "dockerfile": p.dockerfile} for p in prepared]})
 
 
+# --------------------------------------------------------------------------- diff
+
+
+def _side_dict(side: Side) -> dict[str, Any]:
+    return {"source": side.source, "form": side.form}
+
+
+def _input_state(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if record is None else {k: record.get(k) for k in ("digest", "outs", "sha256", "type")}
+
+
+def _split(items: Sequence[Any], old: Callable[[Any], Any], new: Callable[[Any], Any]) -> dict[str, list[Any]]:
+    """Changes as ``added`` (no old value), ``removed`` (no new value) and ``changed``."""
+    return {
+        "added": [i for i in items if old(i) is None],
+        "removed": [i for i in items if new(i) is None],
+        "changed": [i for i in items if old(i) is not None and new(i) is not None],
+    }
+
+
+def diff_dict(c: Comparison) -> dict[str, Any]:
+    """A comparison as plain data with stable keys (the body of ``diff --json``)."""
+    dists = _split(c.distributions, lambda d: d.old, lambda d: d.new)
+    files = _split(c.files, lambda f: f.old_sha256, lambda f: f.new_sha256)
+    inputs = _split(c.inputs, lambda i: i.old, lambda i: i.new)
+    base = c.base
+    return {
+        "old": _side_dict(c.old),
+        "new": _side_dict(c.new),
+        "same": not c.differs,
+        "distributions": {
+            "added": [{"name": d.name, "version": d.new} for d in dists["added"]],
+            "removed": [{"name": d.name, "version": d.old} for d in dists["removed"]],
+            "changed": [{"name": d.name, "old": d.old, "new": d.new, "hashes_only": d.hashes_changed} for d in dists["changed"]],
+        },
+        "base_image": None if base is None else {
+            "old": {"reference": base.old_reference, "digest_or_id": base.old_digest},
+            "new": {"reference": base.new_reference, "digest_or_id": base.new_digest},
+            "same_tag": base.same_tag,
+        },
+        "files": {
+            key: [{"path": f.path, "kind": f.kind, "old_sha256": f.old_sha256, "new_sha256": f.new_sha256} for f in group]
+            for key, group in files.items()
+        },
+        "inputs": {
+            key: [{"kind": i.kind, "ref": i.ref, "old": _input_state(i.old), "new": _input_state(i.new)} for i in group]
+            for key, group in inputs.items()
+        },
+        "sizes": {
+            "source": c.sizes.source,
+            "measure": c.sizes.measure,
+            "layers": [{"index": s.index, "old": s.old, "new": s.new, "difference": s.difference} for s in c.sizes.layers],
+            "total": {"old": c.sizes.old_total, "new": c.sizes.new_total, "difference": c.sizes.difference},
+        },
+        "other": [{"path": ch.path, "old": ch.old, "new": ch.new} for ch in c.other],
+    }  # fmt: skip
+
+
+def diff_json(c: Comparison) -> str:
+    """The versioned JSON document for ``diff --json``."""
+    return envelope("diff", diff_dict(c), ascii_only=False)
+
+
+def _signed(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return ("+" if n > 0 else "-" if n < 0 else "±") + format_size(abs(n))
+
+
+def _short(sha: str | None) -> str:
+    return "-" if sha is None else sha[:12]
+
+
+# long: one section per kind of difference, each a few lines
+def diff_text(c: Comparison) -> str:
+    """What ``diff`` prints: one section per kind of difference, then the sizes."""
+    verdict = "differ" if c.differs else "same"
+    lines = [f"{c.old.source} ({c.old.form}) -> {c.new.source} ({c.new.form}): {verdict}"]
+    if c.distributions:
+        lines.append(f"distributions ({len(c.distributions)}):")
+        for d in c.distributions:
+            if d.old is None or d.new is None:
+                lines.append(f"  {'+' if d.old is None else '-'} {d.name} {d.new or d.old}")
+            else:
+                lines.append(f"  ~ {d.name} {d.old} -> {d.new}" + (" (same version, other hashes)" if d.hashes_changed else ""))
+    if c.base is not None:
+        b = c.base
+        if b.same_tag:
+            lines.append(f"base image changed: {b.new_reference.split('@', 1)[0]} (same tag, new digest)")
+        else:
+            lines.append(f"base image changed: {b.old_reference} -> {b.new_reference}")
+        lines.append(f"  {b.old_digest} -> {b.new_digest}")
+    if c.files:
+        lines.append(f"first-party and data files ({len(c.files)}):")
+        for f in c.files:
+            mark = "+" if f.old_sha256 is None else "-" if f.new_sha256 is None else "~"
+            lines.append(f"  {mark} {f.path} ({f.kind}) sha256 {_short(f.old_sha256)} -> {_short(f.new_sha256)}")
+    if c.inputs:
+        lines.append(f"data inputs ({len(c.inputs)}):")
+        for i in c.inputs:
+            mark = "+" if i.old is None else "-" if i.new is None else "~"
+            old, new = (None if r is None else (r.get("digest") or r.get("sha256")) for r in (i.old, i.new))
+            lines.append(f"  {mark} {i.kind} {i.ref} {_short(old)} -> {_short(new)}")
+    if c.other:
+        lines.append(f"other changes ({len(c.other)}):")
+        lines.extend(f"  {ch.render()}" for ch in c.other)
+    s = c.sizes
+    lines.append(f"sizes (from the {s.source}, {s.measure or 'unknown measure'}):")
+    rows = [[f"layer {x.index}", format_size(x.old), format_size(x.new), _signed(x.difference)] for x in s.layers]
+    rows.append(["total", format_size(s.old_total), format_size(s.new_total), _signed(s.difference)])
+    lines.extend(_table(rows))
+    return "\n".join(lines) + "\n"
+
+
 def inspect_json(manifest: Mapping[str, Any]) -> str:
     """The versioned JSON document for ``inspect --json`` (the manifest's own non-ASCII text kept as is)."""
     return envelope("inspect", {"manifest": manifest}, ascii_only=False)
@@ -326,6 +441,13 @@ def _epoch_text(epoch: int) -> str:
     return f"{epoch} ({stamp.strftime('%Y-%m-%dT%H:%M:%SZ')})"
 
 
+def _inputs_lines(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not inputs:
+        return []
+    rows = [[i["kind"], i["ref"], i["type"] or "", (i["digest"] or i["sha256"] or "not pinned")[:12]] for i in inputs]
+    return [f"data inputs ({len(inputs)}):", *_table(rows)]
+
+
 def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
     """The manifest as human text: base, target, distributions by size, files, how it was built."""
     m = manifest
@@ -357,6 +479,7 @@ def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool
     files = m["files"]
     lines.append(f"first-party files ({len(files)}, {format_size(sum(f['size'] for f in files))}):")
     lines.extend(_table([[f["path"], f["kind"], format_size(f["size"]), f["sha256"][:12]] for f in files]))
+    lines.extend(_inputs_lines(m.get("inputs") or []))  # none in a version 1 manifest
     lines.append("built with:")
     git = m["git"]
     git_text = "not a git checkout" if git is None else git["commit"] + (" (uncommitted changes)" if git["dirty"] else "")

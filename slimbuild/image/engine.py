@@ -115,6 +115,10 @@ class Engine(Protocol):
         """The image as a ``docker save`` tar stream."""
         ...
 
+    def load(self, data: bytes) -> str:
+        """Load a ``docker save`` tar (layers the engine has may be left out); the loaded image's id."""
+        ...
+
     def remove_image(self, image_id: str) -> None:
         """Remove an untagged image; tagged or missing images are left alone."""
         ...
@@ -516,6 +520,30 @@ class DockerEngine:
             raise self._lost(exc) from None
         for chunk in stream:
             yield bytes(chunk)
+
+    def load(self, data: bytes) -> str:
+        """``docker load`` of a tar; the id the engine gives the loaded image (its error stream is read to the end)."""
+        loaded = ""
+        try:
+            for message in self._client.load_image(data):
+                if not isinstance(message, dict):
+                    continue
+                if message.get("errorDetail") or message.get("error"):
+                    detail = message.get("errorDetail") or {}
+                    text = str(detail.get("message") if isinstance(detail, dict) else "") or str(message.get("error"))
+                    raise BuildFailed(f"the engine refused to load the normalised image: {one_line(text)}", "no tag was applied")
+                text = str(message.get("stream") or "")
+                if "Loaded image ID:" in text:
+                    loaded = text.split("Loaded image ID:", 1)[1].strip()
+        except docker.errors.APIError as exc:
+            raise BuildFailed(
+                f"the engine refused to load the normalised image: {one_line(str(exc.explanation or exc))}", "no tag was applied"
+            ) from None
+        except OSError as exc:
+            raise self._lost(exc) from None
+        if not loaded:
+            raise BuildFailed("the engine loaded the normalised image but did not say its id", "no tag was applied")
+        return loaded
 
     def remove_image(self, image_id: str) -> None:
         """Remove an image that carries no tag; tagged (someone uses it) or missing images are left alone."""

@@ -70,7 +70,8 @@ from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline import outputs
 from slimbuild.pipeline.base_python import base_python, check_target
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
-from slimbuild.record import manifest, provenance
+from slimbuild.pipeline.normalizing import normalize_image
+from slimbuild.record import data, manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
 __all__ = [
@@ -429,6 +430,8 @@ def build(
     cache = cache_dir(env)
     outputs.check_writable(settings, cache=cache, lock=not locked, manifest=True, keep_context=keep_context, build=True)
     engines: list[Engine] = [] if engine is None else [engine]
+    # the data the analysis reads (inputs): hashed first, so a configured sha256 that no longer holds fails fast (exit 5)
+    data_inputs = data.input_records(settings.inputs, settings.root)
 
     def reach() -> Engine:
         if not engines:
@@ -444,7 +447,7 @@ def build(
     several = len(settings.entrypoints) > 1
     try:
         for inputs in prepared:
-            built.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache))
+            built.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs))
         staged = [f for _, files in built for f in files]
         outputs.publish(reach(), [(r.image_id, r.tags) for r, _ in built], staged)
     except BaseException:
@@ -456,7 +459,6 @@ def build(
     return tuple(r for r, _ in built)
 
 
-# long: one entrypoint's manifest before and after the build, around the build, the smoke run and the staging
 def _build_one(
     settings: Settings,
     inputs: BuildInputs,
@@ -466,8 +468,60 @@ def _build_one(
     keep_context: bool,
     several: bool,
     cache: Path,
+    data_inputs: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
     """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged."""
+    a = inputs.outcome.analysis
+    staged: list[outputs.Staged] = []
+    try:
+        pre, image_id = untagged_image(
+            settings, inputs, engine, on_progress, cache=cache, data_inputs=data_inputs,
+            keep=staged.append if keep_context else None,
+        )  # fmt: skip
+    except BaseException:
+        for f in staged:
+            f.discard()
+        raise
+    try:
+        smoke_results = _smoke(engine, inputs, image_id)
+        info = engine.inspect_image(image_id)
+        base_info = engine.inspect_image(inputs.base_reference)
+        project = str(settings.project.get("name") or settings.root.name)
+        refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
+        final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+        final = provenance.with_index_sources(final, inputs.outcome.index_sources)
+        path = outputs.manifest_file(settings, a.entrypoint_name, several)
+        manifest.validate_manifest(final, str(path))
+        payload = manifest.manifest_bytes(final)
+        staged.append(outputs.stage(path, lambda fh: fh.write(payload)))
+    except BaseException:
+        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        for f in staged:
+            f.discard()
+        raise
+    size = int(info.get("Size", 0))
+    result = BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+    return result, tuple(staged)
+
+
+def untagged_image(
+    settings: Settings,
+    inputs: BuildInputs,
+    engine: Engine,
+    on_progress: Callable[[ProgressEvent], None] | None,
+    *,
+    cache: Path,
+    deps_cache: Path | None = None,
+    data_inputs: Sequence[Mapping[str, Any]] = (),
+    keep: Callable[[outputs.Staged], None] | None = None,
+    prune: bool = False,
+) -> tuple[dict[str, Any], str]:
+    """One entrypoint's image, built untagged with its manifest embedded, and normalised: (that manifest, its id).
+
+    ``keep`` receives the staged ``--keep-context`` tar. ``deps_cache`` is where the deps image of a lock is recorded
+    and looked up (default ``cache``; ``verify`` gives an empty one so that nothing is reused), and with ``prune``
+    the image as the builder made it goes with the intermediates only it used.
+    """
     a = inputs.outcome.analysis
     app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
     pre = provenance.build_manifest(
@@ -485,40 +539,26 @@ def _build_one(
         source_date_epoch=inputs.source_date_epoch,
         git=inputs.git,
         excluded=inputs.excluded,
+        inputs=data_inputs,
         # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
         pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
     files = (*inputs.files, embedded)
-    staged: list[outputs.Staged] = []
+    if keep is not None:
+        keep(_keep_context(settings.root, files, inputs.source_date_epoch))
+    built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), deps_cache or cache, on_progress).image_id
     try:
-        if keep_context:
-            staged.append(_keep_context(settings.root, files, inputs.source_date_epoch))
-        image_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
+        # the config at SOURCE_DATE_EPOCH (G1): identical inputs, identical image id; the layers stay as built
+        image_id = normalize_image(engine, built_id, inputs.source_date_epoch, cache)
     except BaseException:
-        for f in staged:
-            f.discard()
+        _discard(engine, built_id)
         raise
-    try:
-        smoke_results = _smoke(engine, inputs, image_id)
-        info = engine.inspect_image(image_id)
-        base_info = engine.inspect_image(inputs.base_reference)
-        project = str(settings.project.get("name") or settings.root.name)
-        refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
-        final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
-        final = provenance.with_index_sources(final, inputs.outcome.index_sources)
-        path = outputs.manifest_file(settings, a.entrypoint_name, several)
-        manifest.validate_manifest(final, str(path))
-        data = manifest.manifest_bytes(final)
-        staged.append(outputs.stage(path, lambda fh: fh.write(data)))
-    except BaseException:
-        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
-        for f in staged:
-            f.discard()
-        raise
-    size = int(info.get("Size", 0))
-    result = BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
-    return result, tuple(staged)
+    if prune:
+        _discard_chain(engine, built_id)
+    elif image_id != built_id:
+        _discard(engine, built_id)
+    return pre, image_id
 
 
 def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> outputs.Staged:
@@ -558,6 +598,14 @@ def _discard(engine: Engine, image_id: str) -> None:
         engine.remove_image(image_id)
     except (SlimbuildError, OSError):
         pass  # the first failure is the one to report
+
+
+def _discard_chain(engine: Engine, image_id: str) -> None:
+    """Remove an untagged image and its build's untagged intermediates, best effort."""
+    try:
+        engine.remove_chain(image_id)
+    except (SlimbuildError, OSError):
+        pass
 
 
 def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:

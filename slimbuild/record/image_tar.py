@@ -15,11 +15,12 @@ import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
 from slimbuild.errors import IntegrityError, PolicyViolation, UsageError
+from slimbuild.image.normalize import ChunkReader
 from slimbuild.record.manifest import (
     CORRUPT_HINT,
     LABEL_MANIFEST,
@@ -99,29 +100,6 @@ def _drop_below(files: dict[str, LayerFile], root: str, *, keep_root: bool) -> N
     prefix = f"{root}/" if root else ""
     for path in [p for p in files if p.startswith(prefix) or (not keep_root and p == root)]:
         del files[path]
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable raw stream over an iterable of byte chunks (``Engine.save``)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._view = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._view:
-            try:
-                self._view = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        target = memoryview(buffer).cast("B")
-        n = min(len(target), len(self._view))
-        target[:n] = self._view[:n]
-        self._view = self._view[n:]
-        return n
 
 
 class _Hashing:
@@ -324,7 +302,7 @@ def scan_image_tar(stream: Iterable[bytes] | BinaryIO) -> ImageScan:
     elif hasattr(stream, "read"):
         fileobj = stream  # type: ignore[assignment]
     else:
-        fileobj = io.BufferedReader(_ChunkReader(stream), _CHUNK)
+        fileobj = io.BufferedReader(ChunkReader(stream), _CHUNK)
     try:
         with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
             blobs, links = _read_outer(tar)

@@ -1,6 +1,6 @@
-"""The reproducibility manifest: make, write (atomically), read, verify, diff (``docker save`` tars: image_tar.py).
+"""The reproducibility manifest: make, write (atomically), read, verify, diff (schema.py: its schema; image_tar.py: tars).
 
-A manifest is a plain JSON-ready dict (schema below, ``SCHEMA_VERSION``). Its canonical bytes are
+A manifest is a plain JSON-ready dict (schema in schema.py, ``SCHEMA_VERSION``). Its canonical bytes are
 ``json.dumps(sort_keys=True, indent=2, ensure_ascii=False) + "\\n"``; ``manifest_sha256`` hashes those bytes.
 
 Where it lives:
@@ -45,24 +45,38 @@ from slimbuild.errors import ExitCode, IntegrityError, SlimbuildError, UsageErro
 from slimbuild.locking.target import Target
 from slimbuild.models import Location
 from slimbuild.paths import atomic_write
+from slimbuild.record.schema import (
+    CORRUPT_HINT,
+    FILE_KINDS,
+    FILE_SHA_KEY,
+    HEX64,
+    MAX_MANIFEST_BYTES,
+    SCHEMA_VERSION,
+    compact,
+    corrupt,
+    join_path,
+    load_json,
+    parse_manifest,
+    validate_manifest,
+)
 from slimbuild.redact import mask_url, redact
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "CORRUPT_HINT", "FILE_KINDS", "MAX_MANIFEST_BYTES", "SCHEMA_VERSION", "load_json", "parse_manifest",
+    "validate_manifest",
+]  # fmt: skip  (the schema lives in schema.py; these names are read from here too)
+
 MANIFEST_PATH_IN_IMAGE = "/app/.slimbuild/manifest.json"  # travels with the app files
 LABEL_MANIFEST_SHA = "io.slimbuild.manifest-sha256"
 LABEL_MANIFEST = "io.slimbuild.manifest"
 
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # docker-py sends build labels in the URL query string, URL-encoded (up to 3x), and the daemon's
 # net/http server caps a request head at 1 MiB: larger manifests go in the file only, not the label.
 MAX_LABEL_BYTES = 192 * 1024
 
 VOLATILE_FIELDS = ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
-FILE_KINDS = ("data", "notebook-script", "source")
 
 FileKind = Literal["source", "data", "notebook-script"]
-
-CORRUPT_HINT = "the manifest is corrupt or was edited; rebuild the image with slimbuild build"
 
 
 class NoManifest(SlimbuildError):
@@ -97,7 +111,7 @@ class Change:
 
     def render(self) -> str:
         """``path: old -> new`` with JSON values."""
-        return f"{self.path}: {_compact(self.old)} -> {_compact(self.new)}"
+        return f"{self.path}: {compact(self.old)} -> {compact(self.new)}"
 
 
 def _sort_keys(value: Any) -> Any:
@@ -183,6 +197,7 @@ def make_manifest(
     image: ImageInfo | Mapping[str, Any] | None = None,
     audit: Iterable[Mapping[str, Any]] | None = None,
     pins: Iterable[Mapping[str, str]] = (),
+    inputs: Iterable[Mapping[str, Any]] = (),
     pythonpath: Sequence[str] = (),
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
@@ -202,6 +217,7 @@ def make_manifest(
         "git": None if git is None else dict(git),
         "image": None if image is None else _image_dict(image),
         "index_sources": list(dict.fromkeys(mask_url(url) for url in index_sources)),
+        "inputs": [dict(i) for i in inputs],  # in the configuration's order (record/data.py)
         "lock_sha256": lock_sha256,
         "schema_version": SCHEMA_VERSION,
         "slimbuild_version": slimbuild_version,
@@ -274,23 +290,20 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(manifest_bytes(manifest)).hexdigest()
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(redact(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def manifest_labels(manifest: Mapping[str, Any]) -> dict[str, str]:
     """Image labels for the manifest: its sha256, and the compact JSON unless it exceeds ``MAX_LABEL_BYTES``."""
     labels = {LABEL_MANIFEST_SHA: manifest_sha256(manifest)}
-    compact = _compact(manifest)
-    if len(compact.encode("utf-8")) <= MAX_LABEL_BYTES:
-        labels[LABEL_MANIFEST] = compact
+    text = compact(manifest)
+    if len(text.encode("utf-8")) <= MAX_LABEL_BYTES:
+        labels[LABEL_MANIFEST] = text
     return labels
 
 
 def write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
-    """Validate the manifest and write its canonical bytes atomically."""
+    """Validate the manifest and write its canonical bytes atomically, with its own sha256 (``FILE_SHA_KEY``)."""
     validate_manifest(manifest, str(path))
-    atomic_write(path, manifest_bytes(manifest))
+    plain = {k: v for k, v in manifest.items() if k != FILE_SHA_KEY}
+    atomic_write(path, manifest_bytes({**plain, FILE_SHA_KEY: manifest_sha256(plain)}))
 
 
 def read_manifest_file(path: Path) -> dict[str, Any]:
@@ -302,182 +315,24 @@ def read_manifest_file(path: Path) -> dict[str, Any]:
         raise NoManifest(f"{path}: no slimbuild manifest", "give the manifest.json written by slimbuild build") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read manifest: {exc.strerror or exc}", "check the path and its permissions") from None
-    return parse_manifest(data, str(path))
+    return parse_manifest_file(data, str(path))
 
 
-# --------------------------------------------------------------------------- parsing and validation
-
-
-class _Nullable:
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-
-
-class _OneOf:
-    def __init__(self, *values: str) -> None:
-        self.values = values
-
-
-class _Match:
-    def __init__(self, pattern: str, text: str) -> None:
-        self.regex = re.compile(pattern)
-        self.text = text
-
-
-_HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
-
-# The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
-# refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pythonpath"})
-_SCHEMA: dict[str, Any] = {
-    # pip-audit's findings when the lock was audited (C12), else null
-    "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
-    "base_image": {"digest_or_id": str, "local_only": bool, "reference": str},
-    "declared_left_out": [str],
-    "distributions": [
-        {"hashes": [str], "name": str, "required_by": [str], "size_bytes": _Nullable(int), "version": str}
-    ],
-    "entrypoint": _Nullable({"argv": [str], "name": str, "path": str}),
-    "excluded_sensitive": [str],
-    "files": [{"kind": _OneOf(*FILE_KINDS), "path": str, "sha256": _HEX64, "size": int}],
-    "git": _Nullable({"commit": str, "dirty": bool}),
-    "image": _Nullable(
-        {
-            "added_bytes": _Nullable(int),
-            "id": str,
-            "layer_diff_ids": [str],
-            "layer_sizes": [int],
-            "size_bytes": _Nullable(int),
-            "tags": [str],
-        }
-    ),
-    "index_sources": [str],
-    "lock_sha256": _HEX64,
-    # where each pin of the lock came from (the environment, another tool's lock); optional, see _OPTIONAL_KEYS
-    "pins": [{"name": str, "source": str, "version": str}],
-    # the image's PYTHONPATH when the configuration sets pythonpath (A50); optional, see _OPTIONAL_KEYS
-    "pythonpath": [str],
-    "schema_version": int,
-    "slimbuild_version": str,
-    "smoke": [{"command": [str], "exit_code": int, "ok": bool}],
-    "source_date_epoch": int,
-    "target": {"platform": str, "python": str},
-    "template": {"dockerfile_sha256": _HEX64, "name": str},
-    "unparsed": [str],
-    "unresolved_dynamic": [str],
-}
-
-
-def _describe(spec: Any) -> str:
-    if isinstance(spec, _Nullable):
-        return f"{_describe(spec.spec)} or null"
-    if isinstance(spec, _OneOf):
-        return "one of " + ", ".join(repr(v) for v in spec.values)
-    if isinstance(spec, _Match):
-        return spec.text
-    if isinstance(spec, dict):
-        return "an object"
-    if isinstance(spec, list):
-        return "a list"
-    return {int: "an integer", str: "a string", bool: "true or false"}[spec]
-
-
-def _conforms(value: Any, spec: Any) -> bool:
-    if spec is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if spec is str:
-        return isinstance(value, str)
-    if spec is bool:
-        return isinstance(value, bool)
-    if isinstance(spec, _OneOf):
-        return value in spec.values
-    if isinstance(spec, _Match):
-        return isinstance(value, str) and spec.regex.fullmatch(value) is not None
-    return False
-
-
-def _check(value: Any, spec: Any, where: str, source: str) -> None:
-    described = spec
-    if isinstance(spec, _Nullable):
-        if value is None:
-            return
-        spec = spec.spec
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            raise _corrupt(source, f"{where or 'the document'} must be an object")
-        extra = sorted(set(value) - set(spec))
-        if extra:
-            raise _corrupt(source, f"unknown key {_join(where, extra[0])!r}")
-        optional = _OPTIONAL_KEYS if not where else frozenset()
-        missing = sorted(set(spec) - set(value) - optional)
-        if missing:
-            raise _corrupt(source, f"missing key {_join(where, missing[0])!r}")
-        for key, sub in spec.items():
-            if key in value:
-                _check(value[key], sub, _join(where, key), source)
-    elif isinstance(spec, list):
-        if not isinstance(value, list):
-            raise _corrupt(source, f"{where} must be a list")
-        for index, item in enumerate(value):
-            _check(item, spec[0], f"{where}[{index}]", source)
-    elif not _conforms(value, spec):
-        raise _corrupt(source, f"{where} must be {_describe(described)}, not {_compact(value)[:40]}")
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _corrupt(source: str, what: str) -> IntegrityError:
-    return IntegrityError(f"{source}: malformed slimbuild manifest: {what}", CORRUPT_HINT)
-
-
-def validate_manifest(manifest: Any, source: str) -> None:
-    """Raise IntegrityError unless ``manifest`` is a schema-valid manifest of ``SCHEMA_VERSION``."""
-    if not isinstance(manifest, dict):
-        raise _corrupt(source, "the document must be an object")
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _corrupt(source, "schema_version is missing or not an integer")
-    if version != SCHEMA_VERSION:
-        hint = "upgrade slimbuild to read it" if version > SCHEMA_VERSION else CORRUPT_HINT
-        raise IntegrityError(
-            f"{source}: unknown slimbuild manifest schema version {version} (this slimbuild reads {SCHEMA_VERSION})", hint
-        )
-    _check(manifest, _SCHEMA, "", source)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def load_json(data: bytes, source: str, what: str) -> Any:
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise IntegrityError(
-            f"{source}: {what} is larger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB",
-            "refuse it; slimbuild never writes one that large",
-        )
-    try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise IntegrityError(f"{source}: {what} is not valid JSON: {detail}", CORRUPT_HINT) from None
-
-
-def parse_manifest(data: bytes, source: str) -> dict[str, Any]:
-    """Parse and validate manifest bytes; ``source`` names them in errors."""
-    manifest = load_json(data, source, "slimbuild manifest")
-    validate_manifest(manifest, source)
-    result: dict[str, Any] = manifest
+def parse_manifest_file(data: bytes, source: str) -> dict[str, Any]:
+    """A manifest file's bytes parsed and validated; its ``FILE_SHA_KEY``, where it has one, checked and dropped (H6)."""
+    doc = load_json(data, source, "slimbuild manifest")
+    if isinstance(doc, dict) and FILE_SHA_KEY in doc:
+        carried = doc.pop(FILE_SHA_KEY)
+        if not isinstance(carried, str) or HEX64.regex.fullmatch(carried) is None:
+            raise corrupt(source, f"{FILE_SHA_KEY} must be {HEX64.text}")
+        actual = manifest_sha256(doc)
+        if actual != carried:
+            raise IntegrityError(
+                f"{source}: slimbuild manifest content sha256 {actual} does not match the {FILE_SHA_KEY} it carries, {carried}",
+                "the manifest file was edited after slimbuild wrote it; do not trust it, take the image's own (inspect IMAGE)",
+            )
+    validate_manifest(doc, source)
+    result: dict[str, Any] = doc
     return result
 
 
@@ -512,7 +367,7 @@ def expected_sha(labels: Mapping[str, Any], source: str) -> str | None:
     value = labels.get(LABEL_MANIFEST_SHA)
     if value is None:
         return None
-    if not isinstance(value, str) or _HEX64.regex.fullmatch(value) is None:
+    if not isinstance(value, str) or HEX64.regex.fullmatch(value) is None:
         raise IntegrityError(f"{source}: label {LABEL_MANIFEST_SHA} is not a sha256: {str(value)[:80]!r}", CORRUPT_HINT)
     return value
 
@@ -533,7 +388,7 @@ def manifest_from_image_config(inspect: Mapping[str, Any], *, source: str | None
     if expected is None:
         raise IntegrityError(f"{source}: label {LABEL_MANIFEST} has no {LABEL_MANIFEST_SHA} label to check it", CORRUPT_HINT)
     if not isinstance(text, str):
-        raise _corrupt(source, f"label {LABEL_MANIFEST} is not a string")
+        raise corrupt(source, f"label {LABEL_MANIFEST} is not a string")
     manifest = parse_manifest(text.encode("utf-8"), f"{source} label {LABEL_MANIFEST}")
     check_sha(manifest_sha256(manifest), expected, source)
     return manifest
@@ -558,7 +413,7 @@ _INDEXED_LISTS = ("image.layer_diff_ids", "image.layer_sizes")
 def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            sub = _join(path, key)
+            sub = join_path(path, key)
             if key not in old or key not in new:
                 out.append(Change(sub, old.get(key), new.get(key)))
             else:

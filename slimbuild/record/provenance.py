@@ -142,8 +142,12 @@ def build_manifest(
     git: Mapping[str, object] | None,
     excluded: Sequence[str],
     pythonpath: Sequence[str] = (),
+    inputs: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The manifest of a build before its image exists (embedded in the image, completed after tagging)."""
+    """The manifest of a build before its image exists (embedded in the image, completed after tagging).
+
+    ``inputs`` are the data records of record/data.py's ``input_records``.
+    """
     return manifest.make_manifest(
         slimbuild_version=__version__,
         target={"python": target.python_version, "platform": target.describe()},
@@ -168,6 +172,7 @@ def build_manifest(
         unresolved_dynamic=[str(loc) for loc in analysis.dynamic_unresolved],
         pins=[{"name": p.name, "version": p.version, "source": p.source} for p in lock.pins],
         pythonpath=pythonpath,
+        inputs=inputs,
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],

@@ -77,7 +77,8 @@ class FakeEngine:
             raise self.fail_build
         image_id = "sha256:" + hashlib.sha256(target.encode() + data).hexdigest()
         layers = [f"sha256:{'1' * 64}", "sha256:" + hashlib.sha256(data).hexdigest()]
-        self.images[image_id] = {"Id": image_id, "Size": 100_000 + len(data), "RootFS": {"Layers": layers}, "Labels": labels}
+        self.images[image_id] = {"Id": image_id, "Size": 100_000 + len(data), "RootFS": {"Layers": layers}, "Labels": labels,
+                                 "Config": {"Labels": dict(labels)}}
         return BuildOutcome(image_id)
 
     def run(self, image_id: str, argv: Sequence[str], *, user: str, timeout: float, **_kw: Any) -> RunOutcome:
@@ -100,10 +101,39 @@ class FakeEngine:
         return dict(found)
 
     def history(self, image_id: str) -> list[dict[str, Any]]:
-        return []
+        """Newest first, as the engine's: the build's COPY above the base's one imported layer."""
+        base = {"Id": self.images[BASE]["Id"], "CreatedBy": "", "Comment": "Imported from -", "Created": 1}
+        if image_id == self.images[BASE]["Id"]:
+            return [base]
+        return [{"Id": image_id, "CreatedBy": "/bin/sh -c #(nop) COPY dir:x in / ", "Created": 2}, base]
 
     def save(self, image_id: str) -> Iterator[bytes]:
-        return iter(())
+        """A ``docker save`` tar of the base: its config (one history entry) and manifest, one layer."""
+        self.calls.append(("save", image_id))
+        config = json.dumps({"architecture": "amd64", "os": "linux", "history": [{"created": "2020-01-01T00:00:00Z"}],
+                             "rootfs": {"type": "layers", "diff_ids": [f"sha256:{'1' * 64}"]}}).encode()
+        manifest = json.dumps([{"Config": "c.json", "Layers": ["l/layer.tar"]}]).encode()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in (("l/layer.tar", b"x" * 10), ("c.json", config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return iter([buf.getvalue()])
+
+    def load(self, data: bytes) -> str:
+        """Register the config of a config-only ``docker load`` tar under its digest (its layers must exist)."""
+        self.calls.append(("load",))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+            raw = tar.extractfile(manifest[0]["Config"]).read()  # type: ignore[union-attr]
+        image_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+        config = json.loads(raw)
+        labels = config["config"].get("Labels", {})
+        layers = config["rootfs"]["diff_ids"]
+        self.images[image_id] = {"Id": image_id, "Size": 100_000, "RootFS": {"Layers": layers}, "Labels": labels,
+                                 "Config": config["config"]}
+        return image_id
 
     def remove_image(self, image_id: str) -> None:
         self.calls.append(("remove_image", image_id))
@@ -116,7 +146,12 @@ class FakeEngine:
 
     def kinds(self) -> list[str]:
         """The engine operations called, in order (inspections left out)."""
-        return [c[0] for c in self.calls if c[0] != "inspect_image"]
+        return [c[0] for c in self.calls if c[0] not in {"inspect_image", "save"}]
+
+
+# The normalisation step after every build: the twin with the config at SOURCE_DATE_EPOCH is loaded and the
+# image as the builder made it is removed (pipeline/normalizing.py).
+NORMALISE = ["load", "remove_image"]
 
 
 def _typed(engine: FakeEngine) -> Engine:
@@ -282,14 +317,14 @@ def test_F12_E19_smoke_runs_before_any_tag_the_manifest_is_written_before_taggin
     monkeypatch.setattr(outputs, "stage", stage)
     monkeypatch.setattr(outputs.Staged, "commit", commit)
     (result,) = _build(root, engine, tags=["team/orch:dev"])
-    assert engine.kinds() == ["build", "build", "run", "tag"]  # deps image, app image, smoke, then every ref at once
+    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag"]  # deps image, app image, smoke, then every ref at once
     assert [t for t, _ in engine.contexts] == ["deps", ""]
-    assert staged == [["build", "build", "run"]] and committed == [["build", "build", "run", "tag"]]
+    assert staged == [["build", "build", *NORMALISE, "run"]] and committed == [["build", "build", *NORMALISE, "run", "tag"]]
     (tag_call,) = [c for c in engine.calls if c[0] == "tag"]
     assert tag_call[1] == result.image_id and tag_call[2] == result.tags
     repo = "slimbuild/orch"
     assert result.tags[0].startswith(f"{repo}:") and result.tags[-1] == "team/orch:dev"
-    doc = json.loads((root / "slimbuild.manifest.json").read_text())
+    doc = manifest_mod.read_manifest_file(root / "slimbuild.manifest.json")  # its own sha256 checked and dropped
     assert doc == result.manifest and doc["image"]["tags"] == sorted(result.tags)
     assert doc["image"]["id"] == result.image_id and doc["smoke"][0]["ok"] is True
     assert doc["excluded_sensitive"] == [".env"]
@@ -394,7 +429,7 @@ def test_a_user_template_without_a_deps_stage_is_one_build_from_the_whole_contex
     (root / "tpl" / "Dockerfile.j2").write_text(renamed, encoding="utf-8")
     engine = FakeEngine()
     (result,) = _build(root, engine)
-    assert engine.kinds() == ["build", "run", "tag"] and [t for t, _ in engine.contexts] == [""]
+    assert engine.kinds() == ["build", *NORMALISE, "run", "tag"] and [t for t, _ in engine.contexts] == [""]
     whole = _members(engine.contexts[0][1])
     assert f"{APP}main.py" in whole and any(n.startswith("wheels/tinypkg-") for n in whole)
     assert result.manifest["template"]["name"] == "./tpl"
@@ -441,7 +476,7 @@ def test_F12_a_failing_smoke_run_removes_the_untagged_image_and_applies_no_tag(
     run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD and "smoke run failed (exit 3)" in run.err and "ImportError: x" in run.err
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", "run", "remove_image"]
+    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "remove_image"]
     assert ("remove_image", app_id) in engine.calls and app_id not in engine.images
     assert engine.refs == {} and not (root / "slimbuild.manifest.json").exists()
 
@@ -454,7 +489,7 @@ def test_E4_a_failing_tag_call_keeps_no_tag_and_records_no_success(
     run = _cli("build", str(root), "--tag", "team/orch:dev", engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD, run.err
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", "run", "tag", "remove_image"] and engine.refs == {}
+    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag", "remove_image"] and engine.refs == {}
     assert app_id not in engine.images  # the untagged image is not left behind either
     assert not (root / "slimbuild.manifest.json").exists() and run.out == ""
 
@@ -476,7 +511,7 @@ def test_F12_E10_a_smoke_run_that_raises_removes_the_untagged_image_and_applies_
     run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
     assert run.code == code, (case, run.err)
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", "run", "remove_image"], case
+    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "remove_image"], case
     assert app_id not in engine.images and engine.refs == {}
     assert not (root / "slimbuild.manifest.json").exists() and "Traceback" not in run.err
 
@@ -601,7 +636,7 @@ def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Pa
     run = _cli("build", str(proj), "--locked", engine=engine, monkeypatch=monkeypatch)
     assert run.code == OK, run.err
     assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1, "resolve_entrypoint": 1}
-    assert engine.kinds() == ["build", "build", "run", "tag"]
+    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag"]
 
 
 def test_C17_the_manifest_records_where_each_pin_came_from(tmp_path: Path, fake_lock: list[int]) -> None:

@@ -126,11 +126,11 @@ def test_round_trip_file(tmp_path: Path) -> None:
     path = tmp_path / "out" / "manifest.json"
     write_manifest(path, m)
     assert read_manifest_file(path) == m
-    assert path.read_bytes() == manifest_bytes(m)
+    assert path.read_bytes() == manifest_bytes({**m, "sha256": manifest_sha256(m)})  # the file carries its own sha256
     assert path.read_bytes().endswith(b"}\n")
     assert m["smoke"] == [{"command": ["python", "-c", "import numpy"], "exit_code": 0, "ok": True}]
     assert parse_manifest(manifest_bytes(m), "x") == m
-    assert manifest_sha256(m) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert manifest_sha256(m) == hashlib.sha256(manifest_bytes(m)).hexdigest()
     assert not [p for p in path.parent.iterdir() if p.name != "manifest.json"]  # no temporary left behind
 
 
@@ -180,7 +180,7 @@ def test_G1_canonical_bytes_identical_across_hash_seeds() -> None:
 
 _PINNED_TOP = {
     "audit", "base_image", "declared_left_out", "distributions", "entrypoint", "excluded_sensitive", "files", "git", "image",
-    "index_sources", "lock_sha256",
+    "index_sources", "inputs", "lock_sha256",
     "schema_version", "slimbuild_version", "smoke", "source_date_epoch", "target", "template", "unparsed",
     "unresolved_dynamic",
 }  # fmt: skip
@@ -200,7 +200,7 @@ def test_G8_schema_keys_pinned() -> None:
     assert m["smoke"][0]["ok"] is False
     assert set(m["entrypoint"]) == {"name", "path", "argv"}
     assert all(isinstance(x, str) for x in m["unresolved_dynamic"] + m["excluded_sensitive"] + m["declared_left_out"])
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert MANIFEST_PATH_IN_IMAGE == "/app/.slimbuild/manifest.json"
     assert (LABEL_MANIFEST, LABEL_MANIFEST_SHA) == ("io.slimbuild.manifest", "io.slimbuild.manifest-sha256")
     assert VOLATILE_FIELDS == ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
@@ -254,7 +254,7 @@ def test_H2_malformed_manifest(data: bytes, needle: str) -> None:
     assert "\n" not in info.value.one_line()
 
 
-@pytest.mark.parametrize(("version", "hint"), [(2, "upgrade slimbuild"), (0, "rebuild")])
+@pytest.mark.parametrize(("version", "hint"), [(3, "upgrade slimbuild"), (0, "rebuild")])
 def test_H2_unknown_schema_version(version: int, hint: str) -> None:
     with pytest.raises(IntegrityError) as info:
         parse_manifest(_mutated(("schema_version",), version), "m.json")
