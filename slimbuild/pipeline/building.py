@@ -111,8 +111,10 @@ class BuildResult:
 
 def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
     """The base pinned by digest (or a local image's id, with a warning): (reference, local_only, warnings)."""
-    if "@sha256:" in reference or reference.startswith("sha256:"):
+    if "@sha256:" in reference:
         return reference, False, ()
+    if reference.startswith("sha256:"):
+        return reference, True, ()  # an image id names no registry: the image is local only (as recorded for it)
     last = reference.rsplit("/", 1)[-1]
     if ":" not in last or last.rsplit(":", 1)[1] == "latest":
         raise PolicyViolation(
@@ -389,6 +391,41 @@ def _build_one(
 ) -> BuildResult:
     """Build one entrypoint's image untagged, smoke-run it, tag it with every ref, then write its manifest."""
     a = inputs.outcome.analysis
+    pre, image_id = untagged_image(settings, inputs, engine, on_progress, cache=cache, keep_context=keep_context)
+    try:
+        smoke_results = _smoke(engine, inputs, image_id)
+        info = engine.inspect_image(image_id)
+        base_info = engine.inspect_image(inputs.base_reference)
+        project = str(settings.project.get("name") or settings.root.name)
+        refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
+        engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
+    except BaseException:
+        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        raise
+    final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
+    path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
+    manifest.write_manifest(path, final)
+    size = int(info.get("Size", 0))
+    return BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+
+
+def untagged_image(
+    settings: Settings,
+    inputs: BuildInputs,
+    engine: Engine,
+    on_progress: Callable[[ProgressEvent], None] | None,
+    *,
+    cache: Path,
+    deps_cache: Path | None = None,
+    keep_context: bool = False,
+    prune: bool = False,
+) -> tuple[dict[str, Any], str]:
+    """One entrypoint's image, built untagged with its manifest embedded, and normalised: (that manifest, its id).
+
+    ``deps_cache`` is where the deps image of a lock is recorded and looked up (default ``cache``; ``verify`` gives
+    an empty one so that nothing is reused, and ``prune``: the built image goes with the intermediates only it used).
+    """
+    a = inputs.outcome.analysis
     app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
     pre = provenance.build_manifest(
         analysis=a,
@@ -410,27 +447,19 @@ def _build_one(
     files = (*inputs.files, embedded)
     if keep_context:
         _keep_context(settings.root, files, inputs.source_date_epoch)
-    built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), cache, on_progress).image_id
-    image_id = built_id
+    labels = manifest.manifest_labels(pre)
+    built_id = _build_image(engine, inputs, files, labels, deps_cache or cache, on_progress).image_id
     try:
         # the config at SOURCE_DATE_EPOCH (G1): identical inputs, identical image id; the layers stay as built
         image_id = normalize_image(engine, built_id, inputs.source_date_epoch, cache)
-        if image_id != built_id:
-            _discard(engine, built_id)
-        smoke_results = _smoke(engine, inputs, image_id)
-        info = engine.inspect_image(image_id)
-        base_info = engine.inspect_image(inputs.base_reference)
-        project = str(settings.project.get("name") or settings.root.name)
-        refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
-        engine.tag(image_id, refs)  # all refs or none, and only once the smoke run passed
     except BaseException:
-        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        _discard(engine, built_id)
         raise
-    final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
-    path = provenance.manifest_path(settings.root, a.entrypoint_name, several)
-    manifest.write_manifest(path, final)
-    size = int(info.get("Size", 0))
-    return BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
+    if prune:
+        _discard_chain(engine, built_id)
+    elif image_id != built_id:
+        _discard(engine, built_id)
+    return pre, image_id
 
 
 def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> None:
@@ -469,6 +498,14 @@ def _discard(engine: Engine, image_id: str) -> None:
         engine.remove_image(image_id)
     except (SlimbuildError, OSError):
         pass  # the first failure is the one to report
+
+
+def _discard_chain(engine: Engine, image_id: str) -> None:
+    """Remove an untagged image and its build's untagged intermediates, best effort."""
+    try:
+        engine.remove_chain(image_id)
+    except (SlimbuildError, OSError):
+        pass
 
 
 def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:

@@ -136,6 +136,9 @@ class FakeEngine:
         if image_id not in self.refs.values():
             self.images.pop(image_id, None)
 
+    def remove_chain(self, image_id: str) -> None:
+        self.remove_image(image_id)
+
     def kinds(self) -> list[str]:
         """The engine operations called, in order (inspections left out)."""
         return [c[0] for c in self.calls if c[0] not in {"inspect_image", "save"}]
