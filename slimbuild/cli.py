@@ -222,6 +222,35 @@ def diff_cmd(old: str, new: str, include_volatile: bool, as_json: bool) -> int:
     return int(ExitCode.FINDINGS if comparison.differs else ExitCode.OK)
 
 
+@cli.command("verify")
+@click.argument("target", metavar="IMAGE|MANIFEST|SAVED.tar")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The project's checkout (default: a manifest file's directory, else the current one).",
+)
+@click.option("--allow-dirty", is_flag=True, help="Rebuild even when the tree is not at the recorded commit or has changes.")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also check the recorded data files' sha256 against this directory.",
+)
+@options.as_json
+def verify_cmd(target: str, project: Path | None, allow_dirty: bool, data_dir: Path | None, as_json: bool) -> int:
+    """Rebuild an image from its record; exit 0 when the rebuild is identical, 9 when it is not."""
+    from slimbuild import pipeline, report
+
+    _State.json = as_json
+    outcome = pipeline.verify(
+        target, connect=_connect, project=project, allow_dirty=allow_dirty, data_dir=data_dir, on_progress=_progress
+    )
+    click.echo(report.verify_json(outcome) if as_json else report.verify_text(outcome), nl=False)
+    return int(ExitCode.OK if outcome.same else ExitCode.NOT_REPRODUCIBLE)
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", hint="nothing was left half-written")
 

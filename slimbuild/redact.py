@@ -30,7 +30,10 @@ MASK = "***"
 _T = TypeVar("_T")
 
 # ``scheme:/`` too: a URL given where a path was expected comes back from pathlib with one slash.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:/{1,2})[^/\s?#@]*(?:@[^/\s?#@]*)*@")
+# ``pachyderm://repo@commit`` names a commit, not a user: Pachyderm's own notation (a data input, issue 14) is kept.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])(?P<scheme>(?!(?i:pachyderm):)[A-Za-z][A-Za-z0-9+.-]*:/{1,2})[^/\s?#@]*(?:@[^/\s?#@]*)*@"
+)
 _SECRET_QUERY = re.compile(
     r"(?P<key>[?&#;][^=&\s#;]*(?:token|key|secret|passw|pwd|sig|auth|credential|session)[^=&\s#;]*=)[^&\s#;]+",
     re.IGNORECASE,
@@ -47,7 +50,7 @@ def mask_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return mask_text(url)
-    if "@" in parts.netloc:
+    if "@" in parts.netloc and parts.scheme.lower() != "pachyderm":
         url = urllib.parse.urlunsplit(parts._replace(netloc=f"{MASK}@{parts.netloc.rpartition('@')[2]}"))
     return _mask_query(url)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 if TYPE_CHECKING:
     from slimbuild.pipeline.building import BuildInputs, BuildResult
     from slimbuild.pipeline.locking import LockOutcome
+    from slimbuild.pipeline.verifying import Verification
     from slimbuild.record.compare import Comparison, Side
 
 from slimbuild.errors import SlimbuildError
@@ -282,6 +283,60 @@ def builds_text(results: Sequence[BuildResult]) -> str:
 def dockerfiles_text(prepared: Sequence[BuildInputs]) -> str:
     """What ``dockerfile`` prints: each entrypoint's Dockerfile."""
     return "".join(p.dockerfile for p in prepared)
+
+
+def _verify_dict(v: Verification) -> dict[str, Any]:
+    return {
+        "target": v.target,
+        "same": v.same,
+        "recorded_id": v.recorded_id,
+        "rebuilt_id": v.rebuilt_id,
+        "layers": [
+            {
+                "index": d.index,
+                "recorded": d.recorded,
+                "rebuilt": d.rebuilt,
+                "files": [{"path": f.path, "change": f.change, "recorded": f.recorded, "rebuilt": f.rebuilt} for f in d.files],
+                "more_files": d.more,
+            }
+            for d in v.layers
+        ],
+        "diffoscope": v.diffoscope or None,
+        "data_files_checked": v.data_checked,
+        "inputs_warning": v.refusal_overridden or None,
+        "base_note": v.base_note or None,
+    }
+
+
+def verify_json(v: Verification) -> str:
+    """The versioned JSON document for ``verify --json``."""
+    return envelope("verify", _verify_dict(v))
+
+
+@_redacted
+def verify_text(v: Verification) -> str:
+    """What ``verify`` prints: the verdict, then the first differences layer by layer."""
+    out = []
+    if v.refusal_overridden:
+        out.append(f"warning: {v.refusal_overridden} (--allow-dirty)")
+    if v.base_note:
+        out.append(f"note: {v.base_note}")
+    if v.data_checked:
+        out.append(f"data: {v.data_checked} recorded file(s) match")
+    if v.same:
+        out.append(f"reproduced: {v.rebuilt_id} (the rebuild is the recorded image)")
+        return "\n".join(out) + "\n"
+    out.append(f"not reproduced: recorded {v.recorded_id}, rebuilt {v.rebuilt_id}")
+    if not v.layers:
+        out.append("  the layers are the same: the image config differs")
+    for d in v.layers:
+        out.append(f"  layer {d.index}: recorded {d.recorded[:19] or '(none)'}, rebuilt {d.rebuilt[:19] or '(none)'}")
+        out.extend(f"    {f.render()}" for f in d.files)
+        if d.more:
+            out.append(f"    ... {d.more} more")
+    if v.diffoscope:
+        out.append(f"diffoscope: {v.diffoscope}")
+    return "\n".join(out) + "\n"
 
 
 def dockerfiles_json(prepared: Sequence[BuildInputs]) -> str:

@@ -127,6 +127,10 @@ class Engine(Protocol):
         """Remove one tag (undoing a tag of this run); a missing ref is left alone."""
         ...
 
+    def remove_chain(self, image_id: str) -> None:
+        """Remove an untagged image and the untagged parents that only it used (a build's intermediates)."""
+        ...
+
 
 # --------------------------------------------------------------------------- signals
 
@@ -545,12 +549,16 @@ class DockerEngine:
             raise BuildFailed("the engine loaded the normalised image but did not say its id", "no tag was applied")
         return loaded
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_chain(self, image_id: str) -> None:
+        """Remove an untagged image with its untagged parents (the engine stops at a tagged or shared one)."""
+        self.remove_image(image_id, noprune=False)
+
+    def remove_image(self, image_id: str, *, noprune: bool = True) -> None:
         """Remove an image that carries no tag; tagged (someone uses it) or missing images are left alone."""
         try:
             if self._client.inspect_image(image_id).get("RepoTags"):
                 return
-            self._client.remove_image(image_id, noprune=True)
+            self._client.remove_image(image_id, noprune=noprune)
         except docker.errors.ImageNotFound:
             return
         except docker.errors.APIError as exc:

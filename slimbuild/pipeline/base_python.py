@@ -1,4 +1,5 @@
-"""The base image's Python version: read once per base digest, cached, and checked against the target before any build.
+"""The base image: pinned by digest (or a local image's id), and its Python version read once per base digest,
+cached, and checked against the target before any build.
 
 A lock made for ``python = "3.12"`` installs cp312 wheels into a venv the base's interpreter makes: on a 3.11
 base that image is wrong however it builds. ``python:*-slim`` images name their version in ``PYTHON_VERSION``
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slimbuild.errors import ConfigError
-from slimbuild.paths import atomic_write
+from slimbuild.config import Settings
+from slimbuild.errors import ConfigError, NoSuchImage, PolicyViolation
+from slimbuild.paths import atomic_write, cache_dir
 
 if TYPE_CHECKING:
     from slimbuild.image.engine import Engine
@@ -30,7 +33,9 @@ _VERSION = re.compile(r"(?P<major>\d+)\.(?P<minor>\d+)(?:\.\d+)?(?:[a-z]+\d*)?")
 _PROBED = re.compile(r"slimbuild-python (\d+\.\d+\.\d+)")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
-__all__ = ["CACHE_SUBDIR", "PROBE", "base_python", "check_target", "major_minor", "version_from_env"]
+__all__ = [
+    "CACHE_SUBDIR", "PROBE", "Base", "base_python", "check_target", "major_minor", "pin_base", "resolve_base", "version_from_env",
+]  # fmt: skip
 
 
 def major_minor(version: str) -> str:
@@ -107,3 +112,61 @@ def base_python(engine: Engine | None, reference: str, cache: Path) -> str:
         except OSError:
             pass  # an unwritable cache costs the next build this question again, nothing else
     return version
+
+
+def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
+    """The base pinned by digest (or a local image's id, with a warning): (reference, local_only, warnings)."""
+    if "@sha256:" in reference:
+        return reference, False, ()
+    if reference.startswith("sha256:"):
+        return reference, True, ()  # an image id names no registry: the image is local only (as recorded for it)
+    last = reference.rsplit("/", 1)[-1]
+    if ":" not in last or last.rsplit(":", 1)[1] == "latest":
+        raise PolicyViolation(
+            f"base image {reference!r} names no tag or 'latest': what it is changes under you (D4)",
+            hint="pin a tag, e.g. python:3.11-slim, or a digest name:tag@sha256:<digest>",
+        )
+    if engine is None:
+        raise ConfigError(
+            f"base image {reference!r} is not pinned by digest and no engine is available to resolve it",
+            hint="pass --base-image name:tag@sha256:<digest>, or start the Docker engine",
+        )
+    try:
+        info = engine.inspect_image(reference)
+    except NoSuchImage:
+        raise NoSuchImage(
+            f"no such image: base image {reference!r} is not available to the engine",
+            hint=f"pull it first ('docker pull {reference}') or pass --base-image with a local image",
+        ) from None
+    name = reference.split("@")[0]
+    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    for digest_ref in sorted(info.get("RepoDigests") or []):
+        if digest_ref.split("@")[0] == repo:
+            tagged = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+            return f"{tagged}@{digest_ref.split('@')[1]}", False, ()
+    image_id = str(info["Id"])
+    return (
+        image_id,
+        True,
+        (f"base image {reference} has no registry digest (local only): pinned by its image id {image_id[:19]}…",),
+    )
+
+
+@dataclass(frozen=True)
+class Base:
+    """The base pinned by digest (or a local image's id) and its Python version (``""``: not known, no engine)."""
+
+    reference: str
+    local_only: bool
+    python: str
+    warnings: tuple[str, ...]
+
+
+def pin_base(settings: Settings, engine: Engine | None, base_image: str, env: Mapping[str, str]) -> Base:
+    """Pin the base and refuse it (exit 2) when its Python is not the target's: before any wheel is fetched."""
+    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
+    pinned, local_only, warnings = resolve_base(engine, reference)
+    python = base_python(engine, pinned, cache_dir(env))
+    if python:
+        check_target(settings.target_python, python, reference)
+    return Base(pinned, local_only, python, warnings)

@@ -18,7 +18,7 @@ from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed, ConfigError, NoSuchImage, PolicyViolation, SlimbuildError
+from slimbuild.errors import BuildFailed, NoSuchImage, SlimbuildError
 from slimbuild.image import stage_venv
 from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
 from slimbuild.image.context import (
@@ -68,7 +68,7 @@ from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import atomic_write, cache_dir
 from slimbuild.pipeline import outputs
-from slimbuild.pipeline.base_python import base_python, check_target
+from slimbuild.pipeline.base_python import Base, pin_base, resolve_base
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
 from slimbuild.pipeline.normalizing import normalize_image
 from slimbuild.record import data, manifest, provenance
@@ -115,62 +115,6 @@ class BuildResult:
     warnings: tuple[str, ...]
 
 
-def resolve_base(engine: Engine | None, reference: str) -> tuple[str, bool, tuple[str, ...]]:
-    """The base pinned by digest (or a local image's id, with a warning): (reference, local_only, warnings)."""
-    if "@sha256:" in reference or reference.startswith("sha256:"):
-        return reference, False, ()
-    last = reference.rsplit("/", 1)[-1]
-    if ":" not in last or last.rsplit(":", 1)[1] == "latest":
-        raise PolicyViolation(
-            f"base image {reference!r} names no tag or 'latest': what it is changes under you (D4)",
-            hint="pin a tag, e.g. python:3.11-slim, or a digest name:tag@sha256:<digest>",
-        )
-    if engine is None:
-        raise ConfigError(
-            f"base image {reference!r} is not pinned by digest and no engine is available to resolve it",
-            hint="pass --base-image name:tag@sha256:<digest>, or start the Docker engine",
-        )
-    try:
-        info = engine.inspect_image(reference)
-    except NoSuchImage:
-        raise NoSuchImage(
-            f"no such image: base image {reference!r} is not available to the engine",
-            hint=f"pull it first ('docker pull {reference}') or pass --base-image with a local image",
-        ) from None
-    name = reference.split("@")[0]
-    repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
-    for digest_ref in sorted(info.get("RepoDigests") or []):
-        if digest_ref.split("@")[0] == repo:
-            tagged = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-            return f"{tagged}@{digest_ref.split('@')[1]}", False, ()
-    image_id = str(info["Id"])
-    return (
-        image_id,
-        True,
-        (f"base image {reference} has no registry digest (local only): pinned by its image id {image_id[:19]}…",),
-    )
-
-
-@dataclass(frozen=True)
-class _Base:
-    """The base pinned by digest (or a local image's id) and its Python version (``""``: not known, no engine)."""
-
-    reference: str
-    local_only: bool
-    python: str
-    warnings: tuple[str, ...]
-
-
-def pin_base(settings: Settings, engine: Engine | None, base_image: str, env: Mapping[str, str]) -> _Base:
-    """Pin the base and refuse it (exit 2) when its Python is not the target's: before any wheel is fetched."""
-    reference = base_image or settings.base_image or f"python:{settings.target_python}-slim"
-    pinned, local_only, warnings = resolve_base(engine, reference)
-    python = base_python(engine, pinned, cache_dir(env))
-    if python:
-        check_target(settings.target_python, python, reference)
-    return _Base(pinned, local_only, python, warnings)
-
-
 @dataclass(frozen=True)
 class _RunValues:
     """What every entrypoint of one build shares: target, caches, pip's wheel, git, epoch and the pinned base."""
@@ -194,7 +138,7 @@ def _fetch_one(dist: LockedDist, run_target: Target, cache: Path, env: Mapping[s
     return path
 
 
-def _run_values(settings: Settings, base: _Base, env: Mapping[str, str]) -> _RunValues:
+def _run_values(settings: Settings, base: Base, env: Mapping[str, str]) -> _RunValues:
     """Fetch pip's wheel, read git and take the epoch: once per build, in this order."""
     target = target_of(settings)
     cache = cache_dir(env)
@@ -226,7 +170,7 @@ def prepare_build(
     if base_image or settings.base_image:  # the default, python:<X.Y>-slim, is valid
         check_image(base_image or settings.base_image, "--base-image" if base_image else "base-image")
     engines = [] if engine is None else [engine]
-    bases: list[_Base] = []
+    bases: list[Base] = []
 
     def pin() -> None:
         if bases:

@@ -55,10 +55,22 @@ def normalize_image(engine: Engine, image_id: str, epoch: int, cache: Path) -> s
     if wanted == image_id:
         return image_id
     diff_ids = [str(d) for d in (info.get("RootFS") or {}).get("Layers") or []]
-    loaded = engine.load(load_tar(config, diff_ids))
+    try:
+        loaded = engine.load(load_tar(config, diff_ids))
+    except BaseException:  # interrupted or refused: no half-loaded twin stays behind (it has no tag yet)
+        _remove_quietly(engine, wanted)
+        raise
     if loaded != wanted:
+        _remove_quietly(engine, loaded)
         raise BuildFailed(
             f"the engine loaded the normalised image as {loaded[:19]}, not {wanted[:19]}",
             "no tag was applied; the engine rewrote the config: report it with the engine version",
         )
     return loaded
+
+
+def _remove_quietly(engine: Engine, image_id: str) -> None:
+    try:
+        engine.remove_image(image_id)  # untagged images only; a missing one is left alone
+    except (SlimbuildError, OSError):
+        pass

@@ -230,7 +230,6 @@ USAGE_CASES = [
     ("build", ["build", "--nope"]),
     ("inspect", ["inspect"]),
     ("diff", ["diff", "only-one"]),
-    ("diff", ["diff", "missing-a.json", "missing-b.json"]),
     ("", ["nosuch"]),
     ("", ["--bogus"]),
 ]

@@ -28,6 +28,7 @@ from slimbuild.locking.pins import Pin
 from slimbuild.locking.target import Target
 from slimbuild.pipeline import building, outputs
 from slimbuild.pipeline.locking import LockOutcome, target_of
+from slimbuild.record import manifest as manifest_mod
 from tests.conftest import Run
 from tests.constants import BUILD, ENGINE, INTERRUPTED, OK, POLICY, USAGE
 
@@ -143,6 +144,9 @@ class FakeEngine:
     def untag(self, ref: str) -> None:
         self.calls.append(("untag", ref))
         self.refs.pop(ref, None)
+
+    def remove_chain(self, image_id: str) -> None:
+        self.remove_image(image_id)
 
     def kinds(self) -> list[str]:
         """The engine operations called, in order (inspections left out)."""
