@@ -6,11 +6,19 @@ elsewhere the tests skip with the reason and the command that starts an engine.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
+import socket
+import subprocess
 import tarfile
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -92,3 +100,72 @@ def build(engine: DockerEngine) -> Build:
         return engine.build(context, labels=TEST_LABELS, on_progress=events.append if events is not None else None, **kwargs)
 
     return _build
+
+
+# ----------------------------------------------------------------------------- a real registry on 127.0.0.1
+
+REGISTRY = shutil.which("docker-registry")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def registry_server(tmp: Path, *, htpasswd: tuple[str, str] | None = None) -> Iterator[str]:
+    """host:port of Debian's docker-registry serving on 127.0.0.1 only, until the block ends.
+
+    With ``htpasswd=(user, password)`` it requires that basic-auth login (bcrypt htpasswd file); the engine
+    talks plain HTTP to it because 127.0.0.0/8 registries are insecure-by-default for dockerd.
+    """
+    if REGISTRY is None:
+        _no_engine("docker-registry is not installed; run: bash scripts/docker-up.sh")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    auth = ""
+    if htpasswd is not None:
+        import bcrypt
+
+        user, password = htpasswd
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (tmp / "htpasswd").write_text(f"{user}:{hashed}\n", encoding="utf-8")
+        auth = f"auth:\n  htpasswd:\n    realm: slimbuild-test\n    path: {tmp / 'htpasswd'}\n"
+    config = tmp / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth}",
+        encoding="utf-8",
+    )
+    log = (tmp / "registry.log").open("wb")
+    proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2):
+                    break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # up, and asking for the login
+                    break
+                raise
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of an open registry on loopback, for one test module."""
+    with registry_server(tmp_path_factory.mktemp("registry")) as address:
+        yield address

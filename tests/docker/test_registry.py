@@ -9,14 +9,8 @@ the registry itself serves for that tag.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,54 +21,6 @@ from tests.docker.conftest import BASE_IMAGE
 from tests.docker.test_image_properties import build_env, cli, write_project
 
 pytestmark = pytest.mark.docker
-
-REGISTRY = shutil.which("docker-registry")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of a real registry on loopback, for this module only."""
-    if REGISTRY is None:
-        reason = "docker-registry is not installed; run: bash scripts/docker-up.sh"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true but {reason}", pytrace=False)
-        pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = tmp / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n",
-        encoding="utf-8",
-    )
-    log = (tmp / "registry.log").open("wb")
-    proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the registry did not start: {(tmp / 'registry.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield address
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
 
 def _registry_digest(address: str, repo: str, tag: str) -> str:
     """The digest the registry serves for repo:tag (its Docker-Content-Digest header)."""
