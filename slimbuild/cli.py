@@ -175,7 +175,7 @@ def build_cmd(
     from slimbuild import pipeline, report
 
     _State.json = as_json
-    tags, keep_context = opts.pop("tags"), opts.pop("keep_context")
+    tags, keep_context, no_cache = opts.pop("tags"), opts.pop("keep_context"), opts.pop("no_cache")
     settings = options.settings_from(path, opts)
     results = pipeline.build(
         settings,
@@ -187,6 +187,7 @@ def build_cmd(
         base_image=base_image,
         on_progress=_progress,
         keep_context=keep_context,
+        nocache=no_cache,
     )
     for r in results:
         _warn(r.warnings)

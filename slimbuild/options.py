@@ -85,6 +85,9 @@ tags = _stack(
     ),
     click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar."),
     click.option(
+        "--no-cache", "no_cache", is_flag=True, help="Make every layer again: no engine cache, no recorded deps image."
+    ),
+    click.option(
         "--manifest-out",
         default=None,
         metavar="PATH",

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
@@ -362,6 +362,7 @@ def build(
     keep_context: bool = False,
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
+    nocache: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
     stage every manifest; then tag them all and commit the files, all or nothing (pipeline/outputs.py).
@@ -373,7 +374,7 @@ def build(
         check_tag(t)
     cache = cache_dir(env)
     outputs.check_writable(settings, cache=cache, lock=not locked, manifest=True, keep_context=keep_context, build=True)
-    engines: list[Engine] = [] if engine is None else [engine]
+    engines: list[Engine] = [] if engine is None else [no_cache(engine) if nocache else engine]
     # the data the analysis reads (inputs): hashed first, so a configured sha256 that no longer holds fails fast (exit 5)
     data_inputs = data.input_records(settings.inputs, settings.root)
 
@@ -381,17 +382,20 @@ def build(
         if not engines:
             if connect is None:
                 raise TypeError("build() needs engine= or connect=")
-            engines.append(connect())
+            engines.append(no_cache(connect()) if nocache else connect())
         return engines[0]
 
     prepared = prepare_build(
         settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade
     )
+    fresh = Path(tempfile.mkdtemp(prefix="slimbuild-nocache-")) if nocache else None  # no recorded deps image either
     built: list[tuple[BuildResult, tuple[outputs.Staged, ...]]] = []
     several = len(settings.entrypoints) > 1
     try:
         for inputs in prepared:
-            built.append(_build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs))
+            built.append(
+                _build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh)
+            )
         staged = [f for _, files in built for f in files]
         outputs.publish(reach(), [(r.image_id, r.tags) for r, _ in built], staged)
     except BaseException:
@@ -400,6 +404,9 @@ def build(
             for f in files:
                 f.discard()
         raise
+    finally:
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
     return tuple(r for r, _ in built)
 
 
@@ -413,13 +420,14 @@ def _build_one(
     several: bool,
     cache: Path,
     data_inputs: Sequence[Mapping[str, Any]] = (),
+    deps_cache: Path | None = None,
 ) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
     """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged."""
     a = inputs.outcome.analysis
     staged: list[outputs.Staged] = []
     try:
         pre, image_id = untagged_image(
-            settings, inputs, engine, on_progress, cache=cache, data_inputs=data_inputs,
+            settings, inputs, engine, on_progress, cache=cache, data_inputs=data_inputs, deps_cache=deps_cache,
             keep=staged.append if keep_context else None,
         )  # fmt: skip
     except BaseException:
@@ -542,6 +550,24 @@ def _discard(engine: Engine, image_id: str) -> None:
         engine.remove_image(image_id)
     except (SlimbuildError, OSError):
         pass  # the first failure is the one to report
+
+
+class _NoCache:
+    """The engine with its build cache turned off: every layer is made again (``build --no-cache``, ``verify``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def build(self, context: Any, **kwargs: Any) -> BuildOutcome:
+        return self._engine.build(context, **{**kwargs, "nocache": True})
+
+
+def no_cache(engine: Engine) -> Engine:
+    """``engine`` whose every build runs with ``nocache``."""
+    return cast("Engine", _NoCache(engine))
 
 
 def _discard_chain(engine: Engine, image_id: str) -> None:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from slimbuild.config import load_settings
 from slimbuild.errors import IntegrityError, SlimbuildError, UsageError
@@ -36,7 +36,7 @@ from slimbuild.record.verify import (
 )
 
 if TYPE_CHECKING:
-    from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
+    from slimbuild.image.build_stream import ProgressEvent
     from slimbuild.image.engine import Engine
 
 DIFFOSCOPE_TIMEOUT = 600.0
@@ -60,19 +60,6 @@ class Verification:
     @property
     def same(self) -> bool:
         return self.recorded_id == self.rebuilt_id
-
-
-class _Fresh:
-    """The engine with its build cache turned off: every layer of the rebuild is made again."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    def build(self, context: Any, **kwargs: Any) -> BuildOutcome:
-        return self._engine.build(context, **{**kwargs, "nocache": True})
 
 
 def _project_root(target: str, project: Path | None) -> Path:
@@ -133,7 +120,7 @@ def verify(
     on_progress: Callable[[ProgressEvent], None] | None = None,
 ) -> Verification:
     """Rebuild TARGET's image from its record; the caller maps ``same`` to exit 0 or 9."""
-    from slimbuild.pipeline.building import prepare_build, untagged_image
+    from slimbuild.pipeline.building import no_cache, prepare_build, untagged_image
 
     env = os.environ if env is None else env
     record = inspecting.inspect(target, connect)
@@ -163,7 +150,7 @@ def verify(
         )
     with tempfile.TemporaryDirectory(prefix="slimbuild-verify-") as tmp:
         _, rebuilt = untagged_image(
-            settings, inputs, cast("Engine", _Fresh(engine)), on_progress, cache=cache_dir(run_env), deps_cache=Path(tmp),
+            settings, inputs, no_cache(engine), on_progress, cache=cache_dir(run_env), deps_cache=Path(tmp),
             data_inputs=data.input_records(settings.inputs, settings.root), prune=True,
         )
     outcome = Verification(target, recorded_id, rebuilt, (), "", checked, refusal, base_moved(engine, base))

@@ -14,8 +14,9 @@ the image itself. ``compare`` sorts the differences into what a reader asks firs
 * every other difference of ``diff_manifests`` (lock, template, layer diff ids, ...), as ``Change``s.
 
 Sizes are volatile (the engine's storage decides them): they are shown, and count as a difference only
-with ``include_volatile`` (``--all``), like the other ``VOLATILE_FIELDS``. The smoke runs are compared only
-between two manifest files: an image (or its tar) carries the manifest made before its smoke run.
+with ``include_volatile`` (``--all``), like the other ``VOLATILE_FIELDS``. The smoke runs, the index sources and the
+pushed digests are compared only between two manifest files: an image (or its tar) carries the manifest made before
+its smoke run, without the indexes used or its own registry digest.
 """
 
 from __future__ import annotations
@@ -220,6 +221,15 @@ def _with_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {"inputs": [], **manifest}
 
 
+# Fields only the manifest beside the project holds: the image's own copy is made before the smoke run, and leaves
+# out the indexes used (an index or mirror must not change the image) and the registry digests (it cannot hold its own).
+_PROJECT_ONLY = ("smoke", "index_sources", "pushed")
+
+
+def _project_only(path: str) -> bool:
+    return any(path == key or path.startswith((f"{key}[", f"{key}.")) for key in _PROJECT_ONLY)
+
+
 def compare(old: Side, new: Side, *, include_volatile: bool = False) -> Comparison:
     """What changed from ``old`` to ``new``."""
     a, b = _with_inputs(old.manifest), _with_inputs(new.manifest)
@@ -227,7 +237,7 @@ def compare(old: Side, new: Side, *, include_volatile: bool = False) -> Comparis
     other = tuple(
         c
         for c in diff_manifests(a, b, include_volatile=include_volatile)
-        if not _covered(c.path) and (both_files or not (c.path == "smoke" or c.path.startswith("smoke[")))
+        if not _covered(c.path) and (both_files or not _project_only(c.path))
     )
     return Comparison(
         old, new, _dists(a, b), _base(a, b), _files(a, b), _inputs(a, b), _sizes(old, new), other, include_volatile
