@@ -252,6 +252,24 @@ def verify_cmd(target: str, project: Path | None, allow_dirty: bool, data_dir: P
     return int(ExitCode.OK if outcome.same else ExitCode.NOT_REPRODUCIBLE)
 
 
+@cli.command("spec")
+@options.path_arg
+@options.spec
+def spec_cmd(path: Path, fmt: str, out_dir: Path | None, repository: str) -> int:
+    """Write run specs (Pachyderm, Kubernetes, Argo) for the pushed stage images, pinned by registry digest."""
+    from slimbuild import pipeline
+    from slimbuild.config import load_settings
+
+    outcome = pipeline.spec(load_settings(path), fmt, out_dir=out_dir, repository=repository, connect=_connect)
+    if outcome.written:
+        _echo("".join(f"{p}\n" for p in outcome.written), nl=False)
+    else:
+        from slimbuild.record.runspec import joined
+
+        _echo(joined(fmt, outcome.files), nl=False)
+    return int(ExitCode.OK)
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", hint="nothing was left half-written")
 

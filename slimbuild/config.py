@@ -20,6 +20,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 from slimbuild.errors import ConfigError
+from slimbuild.stages import PipelineConfig, check_stages, parse_pipeline
 
 if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
@@ -78,6 +79,8 @@ class Settings:
     inputs: tuple[DataInput, ...] = ()
     # pyproject.toml's [project] table, read once with the config: name, version, scripts, dependencies
     project: Mapping[str, Any] = field(default_factory=dict)
+    # [tool.slimbuild.pipeline]: the entrypoints as the stages of a pipeline, for `slimbuild spec` (None: not configured)
+    pipeline: PipelineConfig | None = None
 
 
 # key in TOML -> (field name, type)
@@ -108,6 +111,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "strip-sources": ("strip_sources", bool),
     "keep-sources": ("keep_sources", list),
     "inputs": ("inputs", tuple),  # a list of tables: parse_inputs
+    "pipeline": ("pipeline", dict),  # a table of stages: parse_pipeline
 }
 
 
@@ -215,11 +219,12 @@ def _apply(values: dict[str, object], table: Mapping[str, object], where: str, t
             hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(_KEYS))}"
             raise ConfigError(f"{where}: unknown key '{raw_key}'", hint=hint)
         name, kind = _KEYS[key]
-        coerced = (
-            parse_inputs(value, where)
-            if key == "inputs"
-            else _coerce(key, value, kind, _key_line(text, raw_key, where) if text else where, strict=bool(text))
-        )
+        if key == "inputs":
+            coerced: object = parse_inputs(value, where)
+        elif key == "pipeline":
+            coerced = parse_pipeline(value, where, text)
+        else:
+            coerced = _coerce(key, value, kind, _key_line(text, raw_key, where) if text else where, strict=bool(text))
         if key == "entrypoint":
             spec = str(coerced)
             coerced = {_entry_name(spec) or "default": spec}
@@ -366,6 +371,8 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         )
     if settings.max_source_bytes <= 0:
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
+    if settings.pipeline is not None:
+        check_stages(settings.pipeline, settings.entrypoints)
     return replace(settings, pythonpath=tuple(_pythonpath_entry(settings.root, p) for p in settings.pythonpath))
 
 

@@ -95,6 +95,33 @@ tags = _stack(
     ),
 )
 
+SPEC_FORMATS = ("argo", "kubernetes", "pachyderm")  # record/runspec.py's FORMATS (not imported: the cli stays light)
+
+spec = _stack(
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(SPEC_FORMATS),
+        required=True,
+        help="pachyderm: a pipeline spec per stage (JSON); kubernetes: a Job per stage; argo: one Workflow (YAML).",
+    ),
+    click.option(
+        "--output",
+        "-o",
+        "out_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="Write one file per stage (or the workflow) into DIR instead of printing them.",
+    ),
+    click.option(
+        "--repository",
+        default="",
+        metavar="HOST/REPO",
+        help="Pin the images pushed to this repository (default: the first the manifest records).",
+    ),
+)
+
 # the option names that become settings overrides (the rest are the command's own arguments)
 SETTINGS_OPTIONS = ("target_python", "python", "allow_unparseable", "template", "pyc", "machine", "lock_out", "manifest_out")
 

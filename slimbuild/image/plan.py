@@ -28,6 +28,7 @@ CONTEXT_LOCK = "requirements.lock"
 CONTEXT_BUILD_LOCK = "build-requirements.lock"
 CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the paths they take in the image
 CONTEXT_APP_DIR = "image/app"
+RUNTIME_UID = 10001  # the numeric uid:gid the bundled templates' runtime stage runs as (USER uid:uid)
 CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
@@ -91,7 +92,7 @@ class BuildPlan:
     strip_sources: bool = False
     sdists: tuple[str, ...] = ()  # distributions built from an sdist in the builder (allow-sdist); needs CONTEXT_BUILD_LOCK
     keep_sources: tuple[str, ...] = ()
-    uid: int = 10001
+    uid: int = RUNTIME_UID
     prune: tuple[str, ...] = DEFAULT_PRUNE
     healthcheck: tuple[str, ...] = ()
     template: str = "slim"
