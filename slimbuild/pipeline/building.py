@@ -100,6 +100,7 @@ class BuildInputs:
     smoke: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...]
     template_dir: Path | None = None  # a user's template directory (None: the bundled templates)
+    sbom: bool = False  # build --sbom: a CycloneDX document beside the embedded manifest (pipeline/sbomming.py)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def prepare_build(
     base_image: str = "",
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
+    sbom: bool = False,
 ) -> tuple[BuildInputs, ...]:
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine.
 
@@ -182,10 +184,10 @@ def prepare_build(
     outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade, before_wheels=pin)
     pin()  # a lock stage that fetched nothing
     run = _run_values(settings, bases[0], env)
-    return tuple(_prepare_one(settings, o, run) for o in outcomes)
+    return tuple(_prepare_one(settings, o, run, sbom) for o in outcomes)
 
 
-def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildInputs:
+def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool = False) -> BuildInputs:
     """One entrypoint's plan, Dockerfile, context files and content tag."""
     a = o.analysis
     entry, name = a.entry, a.entrypoint_name
@@ -217,6 +219,10 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
     labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=git)
     app_files = app_file_list(app, MANIFEST_IN_APP)
+    if sbom:
+        from slimbuild.pipeline.sbomming import SBOM_IN_APP
+
+        app_files = sorted({*app_files, SBOM_IN_APP})
     plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
     files = (
         *app,
@@ -234,7 +240,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     warnings = (*run.warnings, *o.warnings, *large, *skipped)
     return BuildInputs(
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
-        smoke, warnings, template_dir,
+        smoke, warnings, template_dir, sbom,
     )  # fmt: skip
 
 
@@ -362,6 +368,7 @@ def build(
     keep_context: bool = False,
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
+    sbom: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
     stage every manifest; then tag them all and commit the files, all or nothing (pipeline/outputs.py).
@@ -385,7 +392,7 @@ def build(
         return engines[0]
 
     prepared = prepare_build(
-        settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade
+        settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade, sbom=sbom
     )
     built: list[tuple[BuildResult, tuple[outputs.Staged, ...]]] = []
     several = len(settings.entrypoints) > 1
@@ -488,7 +495,12 @@ def untagged_image(
         pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
-    files = (*inputs.files, embedded)
+    files: tuple[ContextFile, ...] = (*inputs.files, embedded)
+    if inputs.sbom:  # made from the lock's wheels and the runtime base before the build: the image stays reproducible
+        from slimbuild.pipeline.sbomming import embedded_sbom
+
+        base = inputs.plan.runtime_image or inputs.plan.base_image
+        files = (*files, embedded_sbom(engine, pre, inputs.outcome.wheels, base, cache))
     if keep is not None:
         keep(_keep_context(settings.root, files, inputs.source_date_epoch))
     built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), deps_cache or cache, on_progress).image_id
