@@ -220,9 +220,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool
     labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=git)
     app_files = app_file_list(app, MANIFEST_IN_APP)
     if sbom:
-        from slimbuild.pipeline.sbomming import SBOM_IN_APP
-
-        app_files = sorted({*app_files, SBOM_IN_APP})
+        app_files = sorted({*app_files, _sbom_in_app()})
     plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
     files = (
         *app,
@@ -242,6 +240,23 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
         smoke, warnings, template_dir, sbom,
     )  # fmt: skip
+
+
+def _sbom_file(engine: Engine, inputs: BuildInputs, pre: Mapping[str, Any], cache: Path) -> tuple[ContextFile, ...]:
+    """build --sbom: the SBOM beside the embedded manifest, made from the lock's wheels and the runtime base before the
+    build (the image stays reproducible); nothing without --sbom."""
+    if not inputs.sbom:
+        return ()
+    from slimbuild.pipeline.sbomming import embedded_sbom
+
+    base = inputs.plan.runtime_image or inputs.plan.base_image
+    return (embedded_sbom(engine, pre, inputs.outcome.wheels, base, cache),)
+
+
+def _sbom_in_app() -> str:
+    from slimbuild.pipeline.sbomming import SBOM_IN_APP
+
+    return SBOM_IN_APP
 
 
 def _shipped_paths(root: Path, project_files: Sequence[ContextFile], files: Sequence[str]) -> list[str]:
@@ -493,14 +508,10 @@ def untagged_image(
         inputs=data_inputs,
         # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
         pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
+        sbom=f"/app/{_sbom_in_app()}" if inputs.sbom else "",
     )
     embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
-    files: tuple[ContextFile, ...] = (*inputs.files, embedded)
-    if inputs.sbom:  # made from the lock's wheels and the runtime base before the build: the image stays reproducible
-        from slimbuild.pipeline.sbomming import embedded_sbom
-
-        base = inputs.plan.runtime_image or inputs.plan.base_image
-        files = (*files, embedded_sbom(engine, pre, inputs.outcome.wheels, base, cache))
+    files = (*inputs.files, embedded, *_sbom_file(engine, inputs, pre, cache))
     if keep is not None:
         keep(_keep_context(settings.root, files, inputs.source_date_epoch))
     built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), deps_cache or cache, on_progress).image_id

@@ -160,7 +160,8 @@ def sbom(
     else:
         engine = connect()
         info = engine.inspect_image(target)  # NoSuchImage: exit 2
-        manifest.manifest_from_image_config(info, source=target)  # no manifest: exit 2, before the save
+        if manifest.LABEL_MANIFEST_SHA not in manifest.image_labels(info):
+            manifest.manifest_from_image_config(info, source=target)  # no manifest: exit 2, before the save
         scan = image_tar.scan_image_tar(engine.save(str(info["Id"])), wanted=wanted_path)
         inputs = _from_scan(scan, image_tar.manifest_from_scan(scan, source=target), env)
     return render_sbom(inputs, fmt), inputs.notes

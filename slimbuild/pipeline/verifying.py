@@ -152,7 +152,8 @@ def verify(
     base = str((record.get("base_image") or {}).get("reference") or "")
     engine = connect()
     (inputs,) = prepare_build(
-        settings, _requested(record, settings.entrypoints), engine=engine, locked=True, base_image=base, env=run_env
+        settings, _requested(record, settings.entrypoints), engine=engine, locked=True, base_image=base, env=run_env,
+        sbom=bool(record.get("sbom")),  # an image built with --sbom is rebuilt with it
     )[:1]
     lock_sha = hashlib.sha256(inputs.outcome.lock.text.encode()).hexdigest()
     if lock_sha != record.get("lock_sha256"):

@@ -122,6 +122,7 @@ def test_K14_build_sbom_puts_it_in_the_image_and_the_image_stays_reproducible(bu
     doc = _cyclonedx(embedded.decode("utf-8"))
     assert b"\n" not in embedded.rstrip(b"\n")  # compact: one line
     manifest = json.loads(Path(built["manifest"]).read_text(encoding="utf-8"))
+    assert manifest["sbom"] == SBOM_PATH_IN_IMAGE  # recorded, so that verify rebuilds it with --sbom
     pypi = {c["name"]: c for c in doc["components"] if c["purl"].startswith("pkg:pypi/")}
     assert sorted(pypi) == sorted(d["name"] for d in manifest["distributions"])
     assert all(c.get("hashes") for c in pypi.values())  # the lock's wheels: the sha256 of each one installed

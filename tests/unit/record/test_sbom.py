@@ -21,9 +21,11 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from slimbuild import options
 from slimbuild.errors import UsageError
 from slimbuild.record.image_tar import scan_image_tar
+from slimbuild.record.manifest import make_manifest, manifest_bytes, parse_manifest_file
 from slimbuild.record.sbom import (
     DPKG_STATUS,
     FORMATS,
+    SBOM_PATH_IN_IMAGE,
     DebPackage,
     PythonPackage,
     SbomInputs,
@@ -230,3 +232,15 @@ def test_K10_image_tar_keeps_the_wanted_files_of_the_final_image() -> None:
     assert [d.name for d in deb_packages(contents)] == ["libc6"]  # the top layer's status wins
     assert scan_image_tar(io.BytesIO(_save_tar([base], {}))).final_contents() == {}  # nothing wanted, nothing kept
     assert tarfile.is_tarfile(io.BytesIO(base))
+
+
+def test_K14_the_manifest_records_where_build_sbom_wrote_it() -> None:
+    fields: dict[str, Any] = {
+        "target": {"python": "3.11", "platform": "linux/x86_64 cp311"},
+        "base_image": {"reference": "python:3.11-slim@" + IMAGE_ID, "digest_or_id": IMAGE_ID},
+        "distributions": [], "files": [], "template": {"name": "slim", "dockerfile_sha256": "e" * 64},
+        "source_date_epoch": 1, "lock_sha256": "f" * 64,
+    }  # fmt: skip
+    assert "sbom" not in make_manifest(**fields)  # optional: manifests without it read as before
+    doc = make_manifest(**fields, sbom=SBOM_PATH_IN_IMAGE)
+    assert parse_manifest_file(manifest_bytes(doc), "m.json")["sbom"] == SBOM_PATH_IN_IMAGE
