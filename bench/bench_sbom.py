@@ -62,7 +62,7 @@ def _time_save(image_id: str, runs: int) -> dict[str, Any]:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(["docker", "save", "-o", "/dev/null", image_id], check=True)
+        subprocess.run(["docker", "save", image_id], stdout=subprocess.DEVNULL, check=True)
         samples.append(time.perf_counter() - start)
     return {"median_s": statistics.median(samples), "min_s": min(samples), "samples_s": samples, "bytes": 0, "packages": 0}
 
