@@ -238,7 +238,7 @@ def ratio(a: float | None, b: float | None, nd: int = 3) -> float | None:
 def timed_slimbuild(out: str, args: list[str], nocache: bool) -> int:
     """``python3 -m slimbuild ARGS``, with DockerEngine.build/run timestamped (and nocache forced if asked)."""
     import slimbuild.image.engine as eng
-    import slimbuild.pipeline.building as building
+    import slimbuild.pipeline.imaging as building
     from slimbuild import cli
 
     rec: dict[str, Any] = {"start": time.time(), "events": [], "builds": [], "runs": [], "normalize": [], "context_first": None}

@@ -168,8 +168,9 @@ def _progress(event: Any) -> None:
 @options.analysis
 @options.build
 @options.tags
+@options.sbom
 def build_cmd(
-    path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, upgrade: bool, **opts: Any
+    path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, upgrade: bool, with_sbom: bool, **opts: Any
 ) -> int:
     """Lock, render, build, smoke-run and tag a slim image; write the manifest beside the project."""
     from slimbuild import pipeline, report
@@ -188,6 +189,7 @@ def build_cmd(
         on_progress=_progress,
         keep_context=keep_context,
         nocache=no_cache,
+        sbom=with_sbom,
     )
     for r in results:
         _warn(r.warnings)
@@ -221,6 +223,27 @@ def diff_cmd(old: str, new: str, include_volatile: bool, as_json: bool) -> int:
     comparison = pipeline.diff(old, new, _connect, include_volatile=include_volatile)
     _echo(report.diff_json(comparison) if as_json else report.diff_text(comparison), nl=False)
     return int(ExitCode.FINDINGS if comparison.differs else ExitCode.OK)
+
+
+@cli.command("sbom")
+@click.argument("target", metavar="IMAGE|MANIFEST|SAVED.tar")
+@click.option("--format", "fmt", type=click.Choice(options.SBOM_FORMATS), default="cyclonedx", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Path(path_type=Path), default=None, metavar="FILE", help="Write it here (default: stdout)."
+)
+def sbom_cmd(target: str, fmt: str, output: Path | None) -> int:
+    """Print a CycloneDX 1.6 or SPDX 2.3 SBOM: the Python distributions and the base's Debian packages."""
+    from slimbuild import pipeline
+    from slimbuild.pipeline.sbomming import check_output, write_output
+
+    check_output(output)  # exit 2 before the image is saved
+    document, notes = pipeline.sbom(target, _connect, fmt=fmt)
+    _warn(notes)
+    if output is None:
+        _echo(document.decode("utf-8"), nl=False)
+    else:
+        write_output(output, document)
+    return int(ExitCode.OK)
 
 
 @cli.command("verify")

@@ -122,6 +122,15 @@ spec = _stack(
     ),
 )
 
+# `slimbuild sbom --format` (record/sbom.py's FORMATS: spelled out here so that the CLI imports nothing for it)
+SBOM_FORMATS = ("cyclonedx", "spdx")
+sbom = click.option(
+    "--sbom",
+    "with_sbom",
+    is_flag=True,
+    help="Also write a CycloneDX SBOM into the image, beside the manifest (/app/.slimbuild/sbom.cdx.json).",
+)
+
 # the option names that become settings overrides (the rest are the command's own arguments)
 SETTINGS_OPTIONS = ("target_python", "python", "allow_unparseable", "template", "pyc", "machine", "lock_out", "manifest_out")
 

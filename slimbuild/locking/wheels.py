@@ -149,6 +149,23 @@ def wheel_top_level(path: Path) -> tuple[str, ...]:
     return tuple(sorted(found_names))
 
 
+def wheel_metadata(path: Path) -> bytes | None:
+    """The bytes of a wheel's ``.dist-info/METADATA`` (None for an sdist, or a wheel without one)."""
+    path = Path(path)
+    if not path.name.endswith(".whl"):
+        return None
+    with _open_wheel(path) as zf:
+        meta = next((n for n in _safe_members(zf, path) if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None)
+        if meta is None:
+            return None
+        try:
+            return zf.read(meta)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise IntegrityError(
+                f"corrupt wheel {path.name}: unreadable {meta}: {exc}", hint="delete it and fetch it again"
+            ) from exc
+
+
 # --------------------------------------------------------------------------- fetching
 
 
@@ -210,6 +227,13 @@ def _cached(
     if verify:
         verify_wheel(best[2], dist.hashes)  # the cache may have been tampered with
     return best[2]
+
+
+def installed_file(dist: LockedDist, cache_dir: Path, target: Target) -> Path | None:
+    """The wheelhouse file pip installs for ``dist`` on ``target`` (the best-ranked cached one), or None if none is
+    cached. Unverified: its folder is its sha256 (``fetch_wheels`` verified it when it stored it)."""
+    ranks = {tag: i for i, tag in enumerate(target.supported_tags())}
+    return _cached(dist, cache_dir, ranks, sdist_ok=True, verify=False)
 
 
 def _store(path: Path, cache_dir: Path, digest: str) -> Path:

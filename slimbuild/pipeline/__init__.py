@@ -2,8 +2,8 @@
 
 ``analyze``/``check`` (:mod:`.analyzing`), ``lock``/``lock_findings`` (:mod:`.locking`), ``prepare_build``/``build``
 (:mod:`.building`), ``inspect``/``diff`` (:mod:`.inspecting`), ``verify`` (:mod:`.verifying`), ``spec``
-(:mod:`.specifying`). Attributes load their module on first use, so the pre-commit ``check`` never imports the
-Docker SDK or Jinja2 (PEP 562).
+(:mod:`.specifying`), ``sbom`` (:mod:`.sbomming`). Attributes load their module on first use, so the pre-commit
+``check`` never imports the Docker SDK or Jinja2 (PEP 562).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from slimbuild.pipeline.locking import LockOutcome as LockOutcome
     from slimbuild.pipeline.locking import lock as lock
     from slimbuild.pipeline.locking import lock_findings as lock_findings
+    from slimbuild.pipeline.sbomming import sbom as sbom
     from slimbuild.pipeline.specifying import SpecOutcome as SpecOutcome
     from slimbuild.pipeline.specifying import spec as spec
     from slimbuild.pipeline.verifying import Verification as Verification
@@ -35,11 +36,12 @@ _WHERE = {
     "inspect": "inspecting", "diff": "inspecting",
     "verify": "verifying", "Verification": "verifying",
     "spec": "specifying", "SpecOutcome": "specifying",
+    "sbom": "sbomming",
 }  # fmt: skip
 
 __all__ = [
     "BuildInputs", "BuildResult", "LockOutcome", "SpecOutcome", "Verification", "analyze", "build", "check", "diff",
-    "inspect", "lock", "lock_findings", "prepare_build", "spec", "verify",
+    "inspect", "lock", "lock_findings", "prepare_build", "sbom", "spec", "verify",
 ]  # fmt: skip
 
 

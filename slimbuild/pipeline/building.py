@@ -7,29 +7,25 @@ functions of :mod:`slimbuild.image.plan` and :mod:`slimbuild.record.provenance`;
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed, NoSuchImage, SlimbuildError
+from slimbuild.errors import BuildFailed
 from slimbuild.image import stage_venv
-from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
+from slimbuild.image.build_stream import ProgressEvent
 from slimbuild.image.context import (
     ContextFile,
     collect_project_files,
     large_file_warnings,
     sensitive_names,
-    source_sizes,
-    validate_context_tar,
     with_digests,
-    write_context_tar,
 )
 from slimbuild.image.engine import Engine
 from slimbuild.image.plan import (
@@ -66,11 +62,11 @@ from slimbuild.locking.lockfile import Lock, LockedDist
 from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
-from slimbuild.paths import atomic_write, cache_dir
+from slimbuild.paths import cache_dir
 from slimbuild.pipeline import outputs
 from slimbuild.pipeline.base_python import Base, pin_base, resolve_base
+from slimbuild.pipeline.imaging import discard, no_cache, sbom_in_app, untagged_image
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
-from slimbuild.pipeline.normalizing import normalize_image
 from slimbuild.record import data, manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
@@ -100,6 +96,7 @@ class BuildInputs:
     smoke: tuple[tuple[str, ...], ...]
     warnings: tuple[str, ...]
     template_dir: Path | None = None  # a user's template directory (None: the bundled templates)
+    sbom: bool = False  # build --sbom: a CycloneDX document beside the embedded manifest (pipeline/sbomming.py)
 
 
 @dataclass(frozen=True)
@@ -160,6 +157,7 @@ def prepare_build(
     base_image: str = "",
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
+    sbom: bool = False,
 ) -> tuple[BuildInputs, ...]:
     """Lock (unless --locked), fetch wheels, plan and render: everything up to the engine.
 
@@ -182,10 +180,10 @@ def prepare_build(
     outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade, before_wheels=pin)
     pin()  # a lock stage that fetched nothing
     run = _run_values(settings, bases[0], env)
-    return tuple(_prepare_one(settings, o, run) for o in outcomes)
+    return tuple(_prepare_one(settings, o, run, sbom) for o in outcomes)
 
 
-def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildInputs:
+def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool = False) -> BuildInputs:
     """One entrypoint's plan, Dockerfile, context files and content tag."""
     a = o.analysis
     entry, name = a.entry, a.entrypoint_name
@@ -217,6 +215,8 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
     labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=git)
     app_files = app_file_list(app, MANIFEST_IN_APP)
+    if sbom:
+        app_files = sorted({*app_files, sbom_in_app()})
     plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
     files = (
         *app,
@@ -234,7 +234,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     warnings = (*run.warnings, *o.warnings, *large, *skipped)
     return BuildInputs(
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
-        smoke, warnings, template_dir,
+        smoke, warnings, template_dir, sbom,
     )  # fmt: skip
 
 
@@ -300,55 +300,6 @@ def _render(
     return plan, template_dir, render_dockerfile(plan, template_dir)  # validated there
 
 
-def _deps_image(
-    engine: Engine, inputs: BuildInputs, key: str, cache: Path, on_progress: Callable[[ProgressEvent], None] | None
-) -> str:
-    """The image of the builder and deps stages: the one recorded for this key if the engine still has it,
-    else built now (target ``deps``, from the wheelhouse, lock and stage script only) and recorded."""
-    record = cache / "deps" / f"{key}.json"
-    try:
-        image_id = str(json.loads(record.read_text(encoding="utf-8"))["image_id"])
-        if str(engine.inspect_image(image_id).get("Id")) == image_id:
-            return image_id
-    except (OSError, ValueError, KeyError, TypeError, BuildFailed, NoSuchImage):
-        pass  # no record, or the engine no longer has that image (pruned, another engine): build it
-    deps_files = [f for f in inputs.files if not f.arcname.startswith(APP_PREFIX)]
-    outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
-    try:
-        atomic_write(record, json.dumps({"image_id": outcome.image_id}, sort_keys=True).encode() + b"\n")
-    except OSError:
-        pass  # a cache that cannot be written costs the next build this step again, nothing else
-    return outcome.image_id
-
-
-def _write_context(path: Path, files: Sequence[ContextFile], epoch: int) -> None:
-    try:
-        with path.open("wb") as fh:
-            write_context_tar(fh, files, mtime=epoch)
-        with path.open("rb") as fh:
-            validate_context_tar(fh)
-    except OSError as exc:
-        raise BuildFailed(f"cannot write the build context: {exc.strerror}", hint="free disk space in the temp dir") from None
-
-
-def _send(
-    engine: Engine,
-    files: Sequence[ContextFile],
-    epoch: int,
-    *,
-    labels: Mapping[str, str],
-    on_progress: Callable[[ProgressEvent], None] | None,
-    target: str = "",
-) -> BuildOutcome:
-    """Build from a deterministic context of FILES (written to a private temp dir, removed after)."""
-    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
-        os.chmod(tmp, 0o700)
-        ctx_path = Path(tmp) / "context.tar"
-        _write_context(ctx_path, files, epoch)
-        with ctx_path.open("rb") as fh:
-            return engine.build(fh, labels=labels, on_progress=on_progress, target=target)
-
-
 def build(
     settings: Settings,
     requested: str = "",
@@ -363,6 +314,7 @@ def build(
     env: Mapping[str, str] | None = None,
     upgrade: bool = False,
     nocache: bool = False,
+    sbom: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
     stage every manifest; then tag them all and commit the files, all or nothing (pipeline/outputs.py).
@@ -386,7 +338,7 @@ def build(
         return engines[0]
 
     prepared = prepare_build(
-        settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade
+        settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade, sbom=sbom
     )
     fresh = Path(tempfile.mkdtemp(prefix="slimbuild-nocache-")) if nocache else None  # no recorded deps image either
     built: list[tuple[BuildResult, tuple[outputs.Staged, ...]]] = []
@@ -400,7 +352,7 @@ def build(
         outputs.publish(reach(), [(r.image_id, r.tags) for r, _ in built], staged)
     except BaseException:
         for result, files in built:  # publish undid the tags; no image of this run stays untagged
-            _discard(reach(), result.image_id)
+            discard(reach(), result.image_id)
             for f in files:
                 f.discard()
         raise
@@ -447,135 +399,13 @@ def _build_one(
         payload = manifest.manifest_bytes(final)
         staged.append(outputs.stage(path, lambda fh: fh.write(payload)))
     except BaseException:
-        _discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
+        discard(engine, image_id)  # F12, E10: an image that was never tagged is not left behind
         for f in staged:
             f.discard()
         raise
     size = int(info.get("Size", 0))
     result = BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
     return result, tuple(staged)
-
-
-def untagged_image(
-    settings: Settings,
-    inputs: BuildInputs,
-    engine: Engine,
-    on_progress: Callable[[ProgressEvent], None] | None,
-    *,
-    cache: Path,
-    deps_cache: Path | None = None,
-    data_inputs: Sequence[Mapping[str, Any]] = (),
-    keep: Callable[[outputs.Staged], None] | None = None,
-    prune: bool = False,
-) -> tuple[dict[str, Any], str]:
-    """One entrypoint's image, built untagged with its manifest embedded, and normalised: (that manifest, its id).
-
-    ``keep`` receives the staged ``--keep-context`` tar. ``deps_cache`` is where the deps image of a lock is recorded
-    and looked up (default ``cache``; ``verify`` gives an empty one so that nothing is reused), and with ``prune``
-    the image as the builder made it goes with the intermediates only it used.
-    """
-    a = inputs.outcome.analysis
-    app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
-    pre = provenance.build_manifest(
-        analysis=a,
-        lock=inputs.outcome.lock,
-        audit=inputs.outcome.audit,
-        target=target_of(settings),
-        base_reference=inputs.base_reference,
-        base_local_only=inputs.base_local_only,
-        files=inputs.files,
-        sizes=source_sizes(app),
-        template=settings.template,
-        dockerfile=inputs.dockerfile,
-        argv=inputs.plan.entrypoint,
-        source_date_epoch=inputs.source_date_epoch,
-        git=inputs.git,
-        excluded=inputs.excluded,
-        inputs=data_inputs,
-        # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
-        pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
-    )
-    embedded = ContextFile(f"{APP_PREFIX}{MANIFEST_IN_APP}", None, manifest.manifest_bytes(pre), 0o644)
-    files = (*inputs.files, embedded)
-    if keep is not None:
-        keep(_keep_context(settings.root, files, inputs.source_date_epoch))
-    built_id = _build_image(engine, inputs, files, manifest.manifest_labels(pre), deps_cache or cache, on_progress).image_id
-    try:
-        # the config at SOURCE_DATE_EPOCH (G1): identical inputs, identical image id; the layers stay as built
-        image_id = normalize_image(engine, built_id, inputs.source_date_epoch, cache)
-    except BaseException:
-        _discard(engine, built_id)
-        raise
-    if prune:
-        _discard_chain(engine, built_id)
-    elif image_id != built_id:
-        _discard(engine, built_id)
-    return pre, image_id
-
-
-def _keep_context(root: Path, files: Sequence[ContextFile], epoch: int) -> outputs.Staged:
-    """--keep-context: the whole context (self-contained Dockerfile), staged as ``.slimbuild-context.tar``."""
-    with tempfile.TemporaryDirectory(prefix="slimbuild-context-") as tmp:
-        kept = Path(tmp) / "context.tar"
-        _write_context(kept, files, epoch)
-        with kept.open("rb") as src:
-            return outputs.stage(root / ".slimbuild-context.tar", lambda fh: shutil.copyfileobj(src, fh))
-
-
-def _build_image(
-    engine: Engine,
-    inputs: BuildInputs,
-    files: Sequence[ContextFile],
-    labels: Mapping[str, str],
-    cache: Path,
-    on_progress: Callable[[ProgressEvent], None] | None,
-) -> BuildOutcome:
-    """The untagged image: the app built on the deps image (reused or built first), or all in one build."""
-    key = deps_key(inputs.dockerfile, inputs.files)
-    derived = ""
-    if key is not None:
-        deps_id = _deps_image(engine, inputs, key, cache, on_progress)
-        derived = render_dockerfile(replace(inputs.plan, deps_image=deps_id), inputs.template_dir)  # validated there
-    if key is None or derived == inputs.dockerfile:
-        # a user template without a deps stage, or one that ignores deps_image: one build from the whole context
-        return _send(engine, files, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
-    app_only = [f for f in files if f.arcname.startswith(APP_PREFIX)]
-    app_only.append(ContextFile("Dockerfile", None, derived.encode(), 0o644))
-    return _send(engine, app_only, inputs.source_date_epoch, labels=labels, on_progress=on_progress)
-
-
-def _discard(engine: Engine, image_id: str) -> None:
-    """Remove the untagged image of a failed build, best effort (the engine keeps it when a tag points at it)."""
-    try:
-        engine.remove_image(image_id)
-    except (SlimbuildError, OSError):
-        pass  # the first failure is the one to report
-
-
-class _NoCache:
-    """The engine with its build cache turned off: every layer is made again (``build --no-cache``, ``verify``)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    def build(self, context: Any, **kwargs: Any) -> BuildOutcome:
-        return self._engine.build(context, **{**kwargs, "nocache": True})
-
-
-def no_cache(engine: Engine) -> Engine:
-    """``engine`` whose every build runs with ``nocache``."""
-    return cast("Engine", _NoCache(engine))
-
-
-def _discard_chain(engine: Engine, image_id: str) -> None:
-    """Remove an untagged image and its build's untagged intermediates, best effort."""
-    try:
-        engine.remove_chain(image_id)
-    except (SlimbuildError, OSError):
-        pass
 
 
 def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:

@@ -120,7 +120,8 @@ def verify(
     on_progress: Callable[[ProgressEvent], None] | None = None,
 ) -> Verification:
     """Rebuild TARGET's image from its record; the caller maps ``same`` to exit 0 or 9."""
-    from slimbuild.pipeline.building import no_cache, prepare_build, untagged_image
+    from slimbuild.pipeline.building import prepare_build
+    from slimbuild.pipeline.imaging import no_cache, untagged_image
 
     env = os.environ if env is None else env
     record = inspecting.inspect(target, connect)
@@ -139,7 +140,8 @@ def verify(
     base = str((record.get("base_image") or {}).get("reference") or "")
     engine = connect()
     (inputs,) = prepare_build(
-        settings, _requested(record, settings.entrypoints), engine=engine, locked=True, base_image=base, env=run_env
+        settings, _requested(record, settings.entrypoints), engine=engine, locked=True, base_image=base, env=run_env,
+        sbom=bool(record.get("sbom")),  # an image built with --sbom is rebuilt with it
     )[:1]
     lock_sha = hashlib.sha256(inputs.outcome.lock.text.encode()).hexdigest()
     if lock_sha != record.get("lock_sha256"):

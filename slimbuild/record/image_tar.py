@@ -15,7 +15,7 @@ import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
@@ -40,6 +40,9 @@ from slimbuild.record.manifest import (
 
 # JSON members of a docker save tar (its manifest.json, image configs) kept in memory, in total.
 _MAX_TAR_JSON_TOTAL = 64 * 1024 * 1024
+# Files a caller asks to read (``wanted``: dpkg status, dist-info METADATA), per file and in total.
+MAX_WANTED_FILE = 32 * 1024 * 1024
+_MAX_WANTED_TOTAL = 256 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
@@ -66,6 +69,7 @@ class LayerScan:
     size: int
     files: tuple[LayerFile, ...]
     compressed: bool = False
+    contents: tuple[tuple[str, bytes], ...] = ()  # the ``wanted`` regular files of this layer, with their bytes
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,15 @@ class ImageScan:
                     continue
                 result[f.path] = f
         return dict(sorted(result.items()))
+
+    def final_contents(self) -> dict[str, bytes]:
+        """The ``wanted`` files the stacked image holds, by path: each from the topmost layer that wrote it."""
+        present = self.final_files()
+        found: dict[str, bytes] = {}
+        for layer in self.layers:
+            for path, data in layer.contents:
+                found[path] = data
+        return {path: data for path, data in sorted(found.items()) if path in present and present[path].type == "file"}
 
 
 def _drop_below(files: dict[str, LayerFile], root: str, *, keep_root: bool) -> None:
@@ -174,11 +187,30 @@ def _looks_like_tar(head: bytes) -> tuple[bool, bool]:
     return False, False
 
 
-def _scan_layer(reader: _Hashing, name: str) -> tuple[tuple[LayerFile, ...], bytes | None]:
-    """The files of one layer tar (streamed) and the slimbuild manifest file if the layer holds one."""
+Wanted = Callable[[str], bool]
+
+
+class _Budget:
+    """What is left of the bytes ``wanted`` files may take in memory."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_WANTED_TOTAL
+
+    def take(self, size: int, path: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise IntegrityError(f"image tar: too many package records to read (at {path})", "refuse this image tar")
+
+
+def _scan_layer(
+    reader: _Hashing, name: str, wanted: Wanted | None = None, budget: _Budget | None = None
+) -> tuple[tuple[LayerFile, ...], bytes | None, tuple[tuple[str, bytes], ...]]:
+    """The files of one layer tar (streamed), the slimbuild manifest file if the layer holds one, and the
+    contents of the regular files ``wanted`` accepts (each at most ``MAX_WANTED_FILE`` bytes)."""
     want = MANIFEST_PATH_IN_IMAGE.lstrip("/")
     files: list[LayerFile] = []
     found: bytes | None = None
+    kept: list[tuple[str, bytes]] = []
     try:
         with tarfile.open(fileobj=reader, mode="r|*") as layer:  # type: ignore[call-overload]
             for member in layer:
@@ -190,10 +222,14 @@ def _scan_layer(reader: _Hashing, name: str) -> tuple[tuple[LayerFile, ...], byt
                 if path == want and member.isfile() and member.size <= MAX_MANIFEST_BYTES:
                     fh = layer.extractfile(member)
                     found = fh.read() if fh is not None else None
+                if wanted is not None and member.isfile() and member.size <= MAX_WANTED_FILE and wanted(path):
+                    (budget or _Budget()).take(member.size, path)
+                    fh = layer.extractfile(member)
+                    kept.append((path, fh.read() if fh is not None else b""))
         reader.drain()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise IntegrityError(f"image tar: layer {name} is corrupt: {exc}", "save the image again") from None
-    return tuple(files), found
+    return tuple(files), found, tuple(kept)
 
 
 @dataclass
@@ -204,9 +240,11 @@ class _Blob:
     files: tuple[LayerFile, ...] | None = None
     manifest_file: bytes | None = None
     compressed: bool = False
+    contents: tuple[tuple[str, bytes], ...] = ()
 
 
-def _read_outer(tar: tarfile.TarFile) -> tuple[dict[str, _Blob], dict[str, str]]:
+def _read_outer(tar: tarfile.TarFile, wanted: Wanted | None = None) -> tuple[dict[str, _Blob], dict[str, str]]:
+    budget = _Budget()
     blobs: dict[str, _Blob] = {}
     links: dict[str, str] = {}
     json_total = 0
@@ -232,7 +270,7 @@ def _read_outer(tar: tarfile.TarFile) -> tuple[dict[str, _Blob], dict[str, str]]
         is_tar, compressed = _looks_like_tar(head)
         blob = _Blob("", 0, compressed=compressed)
         if is_tar:
-            blob.files, blob.manifest_file = _scan_layer(reader, name)
+            blob.files, blob.manifest_file, blob.contents = _scan_layer(reader, name, wanted, budget)
         elif head.lstrip()[:1] in (b"{", b"[") and member.size <= MAX_MANIFEST_BYTES:
             json_total += member.size
             if json_total > _MAX_TAR_JSON_TOTAL:
@@ -294,8 +332,11 @@ def _config(config_name: str, blobs: dict[str, _Blob], links: dict[str, str]) ->
     return config_blob, config
 
 
-def scan_image_tar(stream: Iterable[bytes] | BinaryIO) -> ImageScan:
-    """Read a ``docker save`` tar (legacy or OCI layout, optionally gzipped) in one streaming pass."""
+def scan_image_tar(stream: Iterable[bytes] | BinaryIO, *, wanted: Wanted | None = None) -> ImageScan:
+    """Read a ``docker save`` tar (legacy or OCI layout, optionally gzipped) in one streaming pass.
+
+    ``wanted`` names the layer files (normalised paths) whose bytes to keep: ``ImageScan.final_contents``.
+    """
     fileobj: IO[bytes]
     if isinstance(stream, (bytes, bytearray)):
         fileobj = io.BytesIO(stream)
@@ -305,7 +346,7 @@ def scan_image_tar(stream: Iterable[bytes] | BinaryIO) -> ImageScan:
         fileobj = io.BufferedReader(ChunkReader(stream), _CHUNK)
     try:
         with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-            blobs, links = _read_outer(tar)
+            blobs, links = _read_outer(tar, wanted)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise IntegrityError(f"image tar is corrupt: {exc}", "save the image again (docker save IMAGE -o image.tar)") from None
     entry, config_name, layer_names = _index_entry(blobs)
@@ -327,7 +368,9 @@ def scan_image_tar(stream: Iterable[bytes] | BinaryIO) -> ImageScan:
                 f"image tar: layer {layer_name!r} has sha256 {blob.digest}, expected {expected or named}",
                 "the image tar was altered; save the image again",
             )
-        layers.append(LayerScan(layer_name, blob.digest, str(diff_id), blob.size, blob.files, blob.compressed))
+        layers.append(
+            LayerScan(layer_name, blob.digest, str(diff_id), blob.size, blob.files, blob.compressed, blob.contents)
+        )
         if blob.manifest_file is not None:
             found = blob.manifest_file
     tags = entry.get("RepoTags") or []

@@ -199,6 +199,7 @@ def make_manifest(
     pins: Iterable[Mapping[str, str]] = (),
     inputs: Iterable[Mapping[str, Any]] = (),
     pythonpath: Sequence[str] = (),
+    sbom: str = "",
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
@@ -231,8 +232,8 @@ def make_manifest(
     pin_list = sorted((dict(p) for p in pins), key=lambda p: (p["name"], p["version"], p["source"]))
     if pin_list:  # optional: absent when nothing was pinned (manifests written before pins existed read the same)
         manifest["pins"] = pin_list
-    if pythonpath:  # optional: the image's PYTHONPATH, recorded when [tool.slimbuild] pythonpath sets it
-        manifest["pythonpath"] = list(pythonpath)
+    manifest.update({"pythonpath": list(pythonpath)} if pythonpath else {})  # optional: set by [tool.slimbuild] pythonpath
+    manifest.update({"sbom": sbom} if sbom else {})  # optional: where build --sbom wrote it (verify rebuilds with it)
     result: dict[str, Any] = _sort_keys(manifest)
     validate_manifest(result, "new manifest")
     return result

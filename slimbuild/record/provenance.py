@@ -143,6 +143,7 @@ def build_manifest(
     excluded: Sequence[str],
     pythonpath: Sequence[str] = (),
     inputs: Sequence[Mapping[str, Any]] = (),
+    sbom: str = "",
 ) -> dict[str, Any]:
     """The manifest of a build before its image exists (embedded in the image, completed after tagging).
 
@@ -172,6 +173,7 @@ def build_manifest(
         unresolved_dynamic=[str(loc) for loc in analysis.dynamic_unresolved],
         pins=[{"name": p.name, "version": p.version, "source": p.source} for p in lock.pins],
         pythonpath=pythonpath,
+        sbom=sbom,
         inputs=inputs,
         audit=None
         if audit is None

@@ -54,7 +54,7 @@ HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath"})
+_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath", "sbom"})
 _SCHEMA_V1: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -86,6 +86,8 @@ _SCHEMA_V1: dict[str, Any] = {
     "pushed": [{"digest": _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex digits"), "reference": str}],
     # the image's PYTHONPATH when the configuration sets pythonpath (A50); optional, see _OPTIONAL_KEYS
     "pythonpath": [str],
+    # where build --sbom wrote the CycloneDX SBOM in the image (issue 16); optional, see _OPTIONAL_KEYS
+    "sbom": str,
     "schema_version": int,
     "slimbuild_version": str,
     "smoke": [{"command": [str], "exit_code": int, "ok": bool}],

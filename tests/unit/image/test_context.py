@@ -540,7 +540,7 @@ class _RecordingEngine:
 @pytest.mark.parametrize("outcome", [None, "failure", "interrupt"])
 def test_B15_context_dir_is_private_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str | None) -> None:
     from slimbuild.errors import BuildFailed
-    from slimbuild.pipeline import building as build_mod
+    from slimbuild.pipeline import imaging as build_mod
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the user's temp dir ($TMPDIR)
     exc = {None: None, "failure": BuildFailed("RUN failed", hint="x"), "interrupt": KeyboardInterrupt()}[outcome]
