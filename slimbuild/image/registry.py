@@ -111,6 +111,8 @@ class _Login:
     def __call__(self, dxf: DXFBase, response: requests.Response) -> None:
         self.refusal = _body(response)
         challenge = response.headers.get("www-authenticate", "")
+        if not challenge:  # nothing to answer: the 401 stands (python-dxf would fail on the missing header)
+            return
         login = credentials(self.domain)
         if login is None:
             if challenge.lower().startswith("bearer") and not self.insecure:
