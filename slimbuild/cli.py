@@ -197,15 +197,25 @@ def build_cmd(
     return int(ExitCode.OK)
 
 
+def _platform(value: str | None) -> str | None:
+    """A ``--platform`` checked (os/arch[/variant]) before anything is read; exit 2 otherwise."""
+    if value is None:
+        return None
+    from slimbuild.image.oci import check_platform
+
+    return check_platform(value)
+
+
 @cli.command("inspect")
-@click.argument("target", metavar="IMAGE|MANIFEST_FILE")
+@click.argument("target", metavar="IMAGE|docker://REF|MANIFEST_FILE|SAVED.tar")
+@options.platform
 @options.as_json
-def inspect_cmd(target: str, as_json: bool) -> int:
-    """Show what is inside an image built by slimbuild (or a manifest file)."""
+def inspect_cmd(target: str, platform: str | None, as_json: bool) -> int:
+    """Show what is inside an image built by slimbuild (the engine's or a registry's), a saved tar or a manifest file."""
     from slimbuild import pipeline, report
 
     _State.json = as_json
-    doc = pipeline.inspect(target, _connect)
+    doc = pipeline.inspect(target, _connect, platform=_platform(platform))
     _echo(report.inspect_json(doc) if as_json else report.inspect_text(doc), nl=False)
     return int(ExitCode.OK)
 
@@ -214,13 +224,14 @@ def inspect_cmd(target: str, as_json: bool) -> int:
 @click.argument("old", metavar="A")
 @click.argument("new", metavar="B")
 @click.option("--all", "include_volatile", is_flag=True, help="Also compare volatile fields (image id, sizes, tags).")
+@options.platform
 @options.as_json
-def diff_cmd(old: str, new: str, include_volatile: bool, as_json: bool) -> int:
-    """Compare two images, saved tars or manifests (in any mix); exit 1 when they differ."""
+def diff_cmd(old: str, new: str, include_volatile: bool, platform: str | None, as_json: bool) -> int:
+    """Compare two images (the engine's or a registry's), saved tars or manifests (in any mix); exit 1 when they differ."""
     from slimbuild import pipeline, report
 
     _State.json = as_json
-    comparison = pipeline.diff(old, new, _connect, include_volatile=include_volatile)
+    comparison = pipeline.diff(old, new, _connect, include_volatile=include_volatile, platform=_platform(platform))
     _echo(report.diff_json(comparison) if as_json else report.diff_text(comparison), nl=False)
     return int(ExitCode.FINDINGS if comparison.differs else ExitCode.OK)
 

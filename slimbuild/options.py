@@ -22,6 +22,12 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 path_arg = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 as_json = click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON object on stdout.")
+platform = click.option(
+    "--platform",
+    default=None,
+    metavar="OS/ARCH[/VARIANT]",
+    help="For a registry image with several platforms: which one to read (default: this host's).",
+)
 
 analysis = _stack(
     click.option(

@@ -24,7 +24,7 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """``$SLIMBUILD_CACHE``, else the platform's user cache dir + ``/slimbuild``; a file there is exit 2."""
     env = os.environ if env is None else env
     if env.get("SLIMBUILD_CACHE"):
-        return _usable(Path(env["SLIMBUILD_CACHE"]).expanduser(), "SLIMBUILD_CACHE")
+        return _usable(Path(os.path.expanduser(env["SLIMBUILD_CACHE"])), "SLIMBUILD_CACHE")
     if sys.platform == "darwin":
         return _usable(Path.home() / "Library" / "Caches" / "slimbuild", "the user cache directory")
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -7,6 +7,7 @@ and masked in every message (``slimbuild.redact``).
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -125,7 +126,7 @@ def project_reference(words: Sequence[str], loc: Location, base: Path, root: Pat
     if path is None:
         return None
     extras = tuple(e.strip() for e in (m["extras"] or "").split(",") if e.strip()) if m else ()
-    expanded = Path(path).expanduser()
+    expanded = Path(os.path.expanduser(path))  # an unknown ~user stays as written (pathlib would raise)
     candidates = [(base / expanded).resolve(), (root / expanded).resolve()]
     top = root.resolve()
     found = next((c for c in candidates if c == top), candidates[0])

@@ -28,7 +28,7 @@ def _chosen(given: str, default: Path, several: bool, option: str) -> Path:
     """DEFAULT, or --OPTION's file; a directory (existing, or written with a trailing '/') takes the usual name."""
     if not given:
         return default
-    out = Path(given).expanduser()
+    out = Path(os.path.expanduser(given))  # an unknown ~user stays as written (pathlib would raise)
     if out.is_dir() or given.endswith(("/", os.sep)):
         return out / default.name
     if several:

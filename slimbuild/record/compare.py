@@ -46,10 +46,11 @@ class Side:
     """One side of a diff: where it came from, its manifest, and its layers' sizes when it is an image or tar."""
 
     source: str
-    form: str  # "image", "tar" or "manifest"
+    form: str  # "image", "registry", "tar" or "manifest"
     manifest: Mapping[str, Any]
     layer_sizes: tuple[int, ...] | None = None
-    size_measure: str = ""  # how layer_sizes were measured: "engine" (unpacked bytes) or "tar" (layer tar bytes)
+    # how layer_sizes were measured: "engine" (unpacked bytes), "tar" (layer tar bytes), "registry" (compressed blobs)
+    size_measure: str = ""
 
 
 @dataclass(frozen=True)
