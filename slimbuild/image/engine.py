@@ -501,6 +501,8 @@ class DockerEngine:
                 text = str(message.get("stream") or "")
                 if "Loaded image ID:" in text:
                     loaded = text.split("Loaded image ID:", 1)[1].strip()
+                elif text.startswith("Loaded image: sha256:"):  # podman names an untagged image so
+                    loaded = text.split("Loaded image:", 1)[1].strip()
         except docker.errors.APIError as exc:
             raise BuildFailed(
                 f"the engine refused to load the normalised image: {one_line(str(exc.explanation or exc))}", "no tag was applied"
