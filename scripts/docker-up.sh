@@ -3,7 +3,7 @@
 # Docker test tier.  Idempotent: a second run does nothing but print the
 # summary line (well under a second when everything is already up).
 #
-#   1. apt-get install docker.io / debootstrap / docker-registry / diffoscope-minimal when missing
+#   1. apt-get install docker.io / debootstrap / docker-registry / diffoscope-minimal / podman when missing
 #   2. start dockerd (no iptables, no bridge: containers have no network on purpose)
 #      unless the unix socket already answers; wait for it (bounded)
 #   3. build `slimbuild-test/debian-python:bookworm` once (debootstrap minbase +
@@ -58,6 +58,8 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 # slimbuild verify runs diffoscope on the layers of a rebuild that differs (its docker tier proves it)
 command -v diffoscope >/dev/null 2>&1 || need_pkgs+=(diffoscope-minimal)
+# podman's Docker-compatible API is tested as an engine (tests/docker/test_podman_engine.py: its own service and storage)
+command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || die "need root to apt-get install ${need_pkgs[*]}"
     log "installing ${need_pkgs[*]} (apt-get)"

@@ -9,7 +9,6 @@ Build failures (E4) raise ``BuildFailed`` with the engine's error and the last l
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import threading
@@ -21,6 +20,7 @@ from typing import Any, BinaryIO, Protocol
 
 import docker
 import docker.errors
+import docker.tls
 import docker.utils
 import urllib3.exceptions
 
@@ -32,9 +32,9 @@ from slimbuild.image.build_stream import (
     one_line,
     parse_build_stream,
 )
+from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, unavailable
 
 MIN_API_VERSION = "1.41"
-DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
 UPLOAD_CHUNK = 256 * 1024
 
@@ -159,96 +159,57 @@ def _sigterm_raises() -> Iterator[None]:
 _INTERRUPTS = (KeyboardInterrupt, _Terminated, Interrupted)
 
 
-# --------------------------------------------------------------------------- connection errors
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and everything it wraps (cause, context, exception args, urllib3 reason)."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        nested = [item.__cause__, item.__context__, getattr(item, "reason", None), *getattr(item, "args", ())]
-        stack.extend(x for x in nested if isinstance(x, BaseException))
-
-
-def _is_permission_denied(exc: BaseException) -> bool:
-    """True when the socket refused us for lack of permission (EACCES/EPERM)."""
-    return any(
-        isinstance(c, PermissionError) or (isinstance(c, OSError) and c.errno in (errno.EACCES, errno.EPERM))
-        for c in _causes(exc)
-    )
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost OS-level reason, for the message."""
-    found = [c for c in _causes(exc) if isinstance(c, OSError) and c.errno is not None]
-    return one_line(f"{found[-1].strerror}" if found else str(exc))
-
-
-def _unavailable(url: str, exc: BaseException) -> EngineUnavailable:
-    """Map a failure to reach the engine to EngineUnavailable with a useful hint."""
-    if _is_permission_denied(exc):
-        return EngineUnavailable(
-            f"permission denied connecting to the Docker daemon at {url}",
-            "add your user to the 'docker' group and log in again, or use rootless Docker and point DOCKER_HOST at its socket",
-        )
-    return EngineUnavailable(
-        f"Docker daemon not reachable at {url} ({_root_cause(exc)})",
-        "start the Docker daemon (dockerd / systemctl start docker) or point DOCKER_HOST at a running engine",
-    )
-
-
 def _version_tuple(version: str) -> tuple[int, ...]:
     """'1.41' -> (1, 41); junk parts count as 0."""
     return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
 
 
-def _context_host() -> dict[str, Any]:
-    """base_url/tls of the current non-default Docker CLI context, when DOCKER_HOST is unset."""
-    try:
-        from docker.context import ContextAPI
-
-        ctx = ContextAPI.get_current_context()
-    except Exception:  # noqa: BLE001 - an unreadable CLI config means "use the default socket"
-        return {}
-    if ctx is None or ctx.name == "default" or not ctx.Host:
-        return {}
-    kwargs: dict[str, Any] = {"base_url": ctx.Host}
-    if ctx.TLSConfig:
-        kwargs["tls"] = ctx.TLSConfig
+def _client_kwargs(host: EngineHost) -> dict[str, Any]:
+    """docker.APIClient's connection arguments for HOST (TLS files, ssh through the ``ssh`` binary like the CLI)."""
+    kwargs: dict[str, Any] = {"base_url": host.url}
+    if host.ssh:
+        kwargs["use_ssh_client"] = True
+    if host.tls is not None:
+        pair = (host.tls.cert, host.tls.key) if host.tls.cert and host.tls.key else None
+        try:
+            kwargs["tls"] = docker.tls.TLSConfig(client_cert=pair, ca_cert=host.tls.ca, verify=host.tls.verify)
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"invalid Docker TLS settings for {host.url}: {one_line(str(exc))}",
+                "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH",
+            ) from None
     return kwargs
 
 
+def _ignore_ca_bundle_variables(client: Any) -> None:
+    """Verify with the CA the settings name, as the CLI does: requests would let REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
+    replace it (psf/requests#3829); proxies from the environment still apply."""
+    merge = client.merge_environment_settings
+
+    def merge_keeping_verify(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        return merge(url, proxies, stream, client.verify if verify is None else verify, cert)
+
+    client.merge_environment_settings = merge_keeping_verify
+
+
 def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> DockerEngine:
-    """Connect to the engine named by DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH (or the CLI context)."""
-    environ = dict(os.environ if env is None else env)
+    """Connect to the engine the docker CLI would use: DOCKER_HOST and its TLS variables, else the current context."""
+    host = resolve_host(dict(os.environ if env is None else env))
+    url = host.url
     try:
-        kwargs: dict[str, Any] = docker.utils.kwargs_from_env(environment=environ)
-    except docker.errors.DockerException as exc:
-        raise EngineUnavailable(
-            f"invalid Docker TLS settings: {one_line(str(exc))}", "check DOCKER_TLS_VERIFY and DOCKER_CERT_PATH"
-        ) from None
-    if not kwargs.get("base_url"):
-        kwargs.update(_context_host())
-    url = str(kwargs.get("base_url") or DEFAULT_URL)
-    try:
-        client = docker.APIClient(version="auto", timeout=timeout, **kwargs)
+        client = docker.APIClient(version=MIN_API_VERSION, timeout=timeout, **_client_kwargs(host))
+        _ignore_ca_bundle_variables(client)
     except docker.errors.DockerException as exc:
         if "Invalid bind address" in str(exc) or "Invalid port" in str(exc):
             raise EngineUnavailable(
-                f"invalid DOCKER_HOST {url!r}", "use unix:///path/to/docker.sock or tcp://host:port"
+                f"invalid DOCKER_HOST {url!r}", "use unix:///path/to/docker.sock, tcp://host:port or ssh://user@host"
             ) from None
-        raise _unavailable(url, exc) from None
+        raise unavailable(url, exc) from None
     try:
-        version = client.version()
+        version = client.version(api_version=False)
     except (docker.errors.DockerException, OSError) as exc:
         client.close()
-        raise _unavailable(url, exc) from None
+        raise unavailable(url, exc) from None
     api = str(version.get("ApiVersion", "0"))
     if _version_tuple(api) < _version_tuple(MIN_API_VERSION):
         client.close()
@@ -256,6 +217,7 @@ def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TI
             f"Engine API >= {MIN_API_VERSION} required, the engine at {url} offers {api}",
             "upgrade the Docker Engine to 20.10 or newer",
         )
+    client._version = api  # what version="auto" does, after the TLS settings are pinned
     info = EngineInfo(
         url=url,
         api_version=api,
@@ -314,7 +276,7 @@ class DockerEngine:
         return self._info
 
     def _lost(self, exc: BaseException) -> EngineUnavailable:
-        return _unavailable(self._info.url, exc)
+        return unavailable(self._info.url, exc)
 
     def build(
         self,
@@ -367,9 +329,9 @@ class DockerEngine:
                         "check the Dockerfile and the build context",
                     ) from None
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise BuildFailed(
-                        f"image build result unknown: connection to the engine at {self._info.url} lost ({_root_cause(exc)})",
-                        "check the engine (docker info) and build again",
+                    raise EngineUnavailable(
+                        f"image build result unknown: connection to the engine at {self._info.url} lost ({root_cause(exc)})",
+                        "check the engine (docker info) and build again; no tag was created",
                     ) from None
         finally:
             hooks.remove(remember)
@@ -439,7 +401,7 @@ class DockerEngine:
         try:
             return dict(self._client.wait(container, timeout=timeout))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if not any(isinstance(c, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(c) for c in _causes(exc)):
+            if not any(isinstance(c, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(c) for c in causes(exc)):
                 raise
             self._client.kill(container)
             raise BuildFailed(
@@ -539,6 +501,8 @@ class DockerEngine:
                 text = str(message.get("stream") or "")
                 if "Loaded image ID:" in text:
                     loaded = text.split("Loaded image ID:", 1)[1].strip()
+                elif text.startswith("Loaded image: sha256:"):  # podman names an untagged image so
+                    loaded = text.split("Loaded image:", 1)[1].strip()
         except docker.errors.APIError as exc:
             raise BuildFailed(
                 f"the engine refused to load the normalised image: {one_line(str(exc.explanation or exc))}", "no tag was applied"

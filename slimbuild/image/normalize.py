@@ -24,7 +24,7 @@ import json
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, BinaryIO
 
 from slimbuild.errors import BuildFailed
 
@@ -131,6 +131,33 @@ def load_tar(config: bytes, diff_ids: Sequence[str]) -> bytes:
         for name, data in ((f"{hex_id}.json", config), ("manifest.json", manifest.encode("utf-8"))):
             tar.addfile(*_member(name, data))
     return buf.getvalue()
+
+
+def full_load_tar(saved: Iterable[bytes], config: bytes, out: BinaryIO) -> None:
+    """Write to OUT a ``docker load`` tar of a saved image (``Engine.save``) with its config replaced by CONFIG.
+
+    For engines that refuse the config-only tar of ``load_tar`` (podman's compat API loads only complete
+    archives): the layers travel again, unchanged, in the saved order; the old config, tags and manifest do not.
+    """
+    hex_id = config_digest(config).split(":", 1)[1]
+    layers: list[str] = []
+    reader = ChunkReader(saved)
+    with tarfile.open(fileobj=reader, mode="r|") as src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src:
+            name = member.name.lstrip("./")
+            if name == "manifest.json":
+                handle = src.extractfile(member)
+                doc = json.loads(handle.read() if handle is not None else b"[]")
+                layers = [str(layer) for layer in (doc[0].get("Layers") or [])] if doc and isinstance(doc[0], dict) else []
+                continue
+            if name == "repositories" or (name.endswith(".json") and "/" not in name):
+                continue  # the old config and tags
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        if not layers:
+            raise BuildFailed("cannot normalise the image: its docker save stream has no manifest layers", "check the engine")
+        manifest = json.dumps([{"Config": f"{hex_id}.json", "RepoTags": None, "Layers": layers}], separators=(",", ":"))
+        for name, data in ((f"{hex_id}.json", config), ("manifest.json", manifest.encode("utf-8"))):
+            dst.addfile(*_member(name, data))
 
 
 def config_from_save(chunks: Iterable[bytes]) -> dict[str, Any]:

@@ -8,13 +8,14 @@ with ``docker save`` and kept in the cache (``base-config/<hex>.json``).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 from slimbuild.errors import BuildFailed, SlimbuildError
 from slimbuild.image.engine import Engine
-from slimbuild.image.normalize import config_digest, config_from_save, load_tar, normalized_config
+from slimbuild.image.normalize import config_digest, config_from_save, full_load_tar, load_tar, normalized_config
 from slimbuild.paths import atomic_write
 
 _MISSING = "<missing>"
@@ -56,7 +57,7 @@ def normalize_image(engine: Engine, image_id: str, epoch: int, cache: Path) -> s
         return image_id
     diff_ids = [str(d) for d in (info.get("RootFS") or {}).get("Layers") or []]
     try:
-        loaded = engine.load(load_tar(config, diff_ids))
+        loaded = _load(engine, image_id, config, diff_ids)
     except BaseException:  # interrupted or refused: no half-loaded twin stays behind (it has no tag yet)
         _remove_quietly(engine, wanted)
         raise
@@ -67,6 +68,18 @@ def normalize_image(engine: Engine, image_id: str, epoch: int, cache: Path) -> s
             "no tag was applied; the engine rewrote the config: report it with the engine version",
         )
     return loaded
+
+
+def _load(engine: Engine, image_id: str, config: bytes, diff_ids: list[str]) -> str:
+    """Load the normalised config onto the image's layers: config-only, else (podman) the whole image again."""
+    try:
+        return engine.load(load_tar(config, diff_ids))
+    except BuildFailed:
+        # podman's compat API loads complete archives only ("payload does not match any of the supported image
+        # formats"): send the saved image with the new config; the layers are the same, so is the id
+        whole = io.BytesIO()
+        full_load_tar(engine.save(image_id), config, whole)
+        return engine.load(whole.getvalue())
 
 
 def _remove_quietly(engine: Engine, image_id: str) -> None:

@@ -94,7 +94,9 @@ def _nobody_pythonpath() -> Path:
         assert spec is not None and spec.submodule_search_locations
         shutil.copytree(next(iter(spec.submodule_search_locations)), dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "slimbuild" / "image").mkdir(parents=True)
-    for module in ("__init__.py", "errors.py", "image/__init__.py", "image/engine.py", "image/build_stream.py"):
+    for module in (
+        "__init__.py", "errors.py", "image/__init__.py", "image/engine.py", "image/engine_host.py", "image/build_stream.py"
+    ):
         shutil.copyfile(ROOT / "slimbuild" / module, dest / "slimbuild" / module)
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
