@@ -1,8 +1,9 @@
 """The one sequencer: every command's I/O, in order, behind this facade.
 
 ``analyze``/``check`` (:mod:`.analyzing`), ``lock``/``lock_findings`` (:mod:`.locking`), ``prepare_build``/``build``
-(:mod:`.building`), ``inspect``/``diff`` (:mod:`.inspecting`), ``verify`` (:mod:`.verifying`). Attributes load
-their module on first use, so the pre-commit ``check`` never imports the Docker SDK or Jinja2 (PEP 562).
+(:mod:`.building`), ``inspect``/``diff`` (:mod:`.inspecting`), ``verify`` (:mod:`.verifying`), ``trace``
+(:mod:`.tracing`). Attributes load their module on first use, so the pre-commit ``check`` never imports the Docker
+SDK or Jinja2 (PEP 562).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from slimbuild.pipeline.locking import LockOutcome as LockOutcome
     from slimbuild.pipeline.locking import lock as lock
     from slimbuild.pipeline.locking import lock_findings as lock_findings
+    from slimbuild.pipeline.tracing import TraceOutcome as TraceOutcome
+    from slimbuild.pipeline.tracing import trace as trace
     from slimbuild.pipeline.verifying import Verification as Verification
     from slimbuild.pipeline.verifying import verify as verify
 
@@ -31,11 +34,12 @@ _WHERE = {
     "prepare_build": "building", "build": "building", "BuildInputs": "building", "BuildResult": "building",
     "inspect": "inspecting", "diff": "inspecting",
     "verify": "verifying", "Verification": "verifying",
+    "trace": "tracing", "TraceOutcome": "tracing",
 }  # fmt: skip
 
 __all__ = [
-    "BuildInputs", "BuildResult", "LockOutcome", "Verification", "analyze", "build", "check", "diff", "inspect", "lock",
-    "lock_findings", "prepare_build", "verify",
+    "BuildInputs", "BuildResult", "LockOutcome", "TraceOutcome", "Verification", "analyze", "build", "check", "diff",
+    "inspect", "lock", "lock_findings", "prepare_build", "trace", "verify",
 ]  # fmt: skip
 
 
