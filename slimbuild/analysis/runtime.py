@@ -315,21 +315,28 @@ def _from_doc(doc: Mapping[str, Any]) -> Trace:
     if not isinstance(libraries, dict) or not isinstance(libraries.get("needed", {}), dict):
         raise ValueError("'libraries' must be an object with 'dlopen' and 'needed'")
     needed = tuple(sorted((so, _strings(v, f"libraries.needed.{so}")) for so, v in libraries.get("needed", {}).items()))
+    opened = _strings(doc.get("opened", []), "opened")
+    escaping = {p for p in opened if escapes(p)}  # a hand-edited path outside the project: reported, never copied
     return Trace(
         project=project,
         commands=tuple(sorted(commands)),
         modules=tuple(sorted(modules)),
         stdlib=_strings(doc.get("stdlib", []), "stdlib"),
-        opened=_strings(doc.get("opened", []), "opened"),
-        outside=_strings(doc.get("outside", []), "outside"),
+        opened=tuple(p for p in opened if p not in escaping),
+        outside=tuple(sorted({*_strings(doc.get("outside", []), "outside"), *escaping})),
         dlopen=_strings(libraries.get("dlopen", []), "libraries.dlopen"),
         needed=needed,
     )
 
 
+def escapes(path: str) -> bool:
+    """Whether a path the trace gives as relative leaves the project (absolute, or ``..`` in it)."""
+    return path.startswith("/") or ".." in path.split("/")
+
+
 def project_files(trace: Trace) -> tuple[str, ...]:
     """The project-relative files the trace names (modules' and opened files): none existing means another project."""
-    files = {m.file for m in trace.modules if m.file and not m.file.startswith((SITE, "/"))}
+    files = {m.file for m in trace.modules if m.file and not m.file.startswith(SITE) and not escapes(m.file)}
     return tuple(sorted(files | {p for p in trace.opened if not p.startswith(SITE)}))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from slimbuild.analysis.runtime import SITE, TRACE_FILE, Module, Trace, package_dir
+from slimbuild.analysis.runtime import SITE, TRACE_FILE, Module, Trace, escapes, package_dir
 from slimbuild.models import Analysis, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
 
 TRACE_VIA = f"imported at run time ({TRACE_FILE})"
@@ -39,7 +39,8 @@ class RuntimeView:
 
 
 def _is_first_party(file: str | None) -> bool:
-    return bool(file) and not file.startswith((SITE, "/", "stdlib"))  # type: ignore[union-attr]
+    """A project-relative file (never one a hand-edited trace puts outside the project)."""
+    return file is not None and file != "" and not file.startswith((SITE, "stdlib")) and not escapes(file)
 
 
 def _reached(trace: Trace, start: Iterable[str]) -> list[Module]:

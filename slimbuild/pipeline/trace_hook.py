@@ -191,7 +191,8 @@ def install() -> None:
         sys.path[:] = [p for p in sys.path if p != boot]
     import atexit
 
-    if out_dir and os.path.isdir(out_dir) and not getattr(sys, "_slimbuild_tracer", None):
+    traceable = hasattr(sys, "addaudithook")  # Python 3.8 and later; an older one is reported as not traced
+    if traceable and out_dir and os.path.isdir(out_dir) and not getattr(sys, "_slimbuild_tracer", None):
         tracer = _Tracer(out_dir)
         sys._slimbuild_tracer = tracer  # type: ignore[attr-defined]
         tracer.wrap_import_module()

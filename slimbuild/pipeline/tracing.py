@@ -27,7 +27,7 @@ from slimbuild.analysis import runtime
 from slimbuild.analysis.runtime import SITE, TRACE_FILE, Process, Trace
 from slimbuild.cache import replay
 from slimbuild.config import Settings
-from slimbuild.errors import ConfigError, SlimbuildError, UsageError
+from slimbuild.errors import AnalysisError, ConfigError, SlimbuildError, UsageError
 from slimbuild.paths import atomic_write, cache_dir
 
 _PYTHON = re.compile(r"python(3(\.[0-9]+)?)?$")
@@ -110,7 +110,12 @@ def trace(
     memo = cache_dir(env) / "elf" / "needed.json"
     new = runtime.with_needed(new, needed_closure(new, settings.root, _site_dirs(processes), memo))
     merged = new if old is None else runtime.merge(old, new)
-    atomic_write(path, runtime.dumps(merged).encode("utf-8"))
+    try:
+        atomic_write(path, runtime.dumps(merged).encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="make the project directory writable, then trace again",
+        ) from None
     cmd = new.commands[0]
     return TraceOutcome(0, path, merged, cmd, _warnings(entry_paths, new, cmd), len(processes))
 
@@ -164,7 +169,10 @@ def _processes(out: Path) -> Iterator[Process]:
     """Each process's records, in pid order; a line cut short (a killed child) is dropped."""
     for file in sorted(out.glob("*.jsonl"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
         if file.stat().st_size > _MAX_RECORD_BYTES:
-            raise SlimbuildError(f"trace records of process {file.stem} exceed {_MAX_RECORD_BYTES >> 20} MiB")
+            raise AnalysisError(
+                f"the trace records of process {file.stem} exceed {_MAX_RECORD_BYTES >> 20} MiB",
+                hint="trace a smaller run (the hook writes one line per new module or file)",
+            )
         header: dict[str, object] = {}
         records = []
         for line in file.read_text(encoding="utf-8", errors="surrogateescape").splitlines():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -191,3 +192,38 @@ def test_L8_files_outside_the_project_are_reported_never_copied(project: Project
     findings = {c: " | ".join(f["message"] for f in analysis["findings"] if f["code"] == c) for c in ("SB032", "SB033")}
     assert str(outside) in findings["SB033"] and "never copied" in findings["SB033"]
     assert "data/in.csv" in findings["SB032"]
+
+
+def test_L8_a_trace_edited_to_name_files_outside_the_project_reports_them_and_copies_nothing(
+    project: Project, run_cli: CLI
+) -> None:
+    root = project({**FILES, "main.py": "import helper\n"})
+    assert _trace(run_cli, root, "python", "main.py").code == OK
+    doc = _doc(root)
+    doc["opened"] = [*doc["opened"], "../secrets.csv"]  # type: ignore[misc]
+    doc["modules"]["evil"] = {"file": "../evil.py", "imported_by": ["main.py:1"]}  # type: ignore[index]
+    (root / "slimbuild.trace.json").write_text(json.dumps(doc))
+    run = run_cli("analyze", str(root), "--json")
+    assert run.code == OK, run.err
+    (analysis,) = json.loads(run.out)["entrypoints"]
+    assert not any(".." in f for f in analysis["files"])
+    outside = [f["message"] for f in analysis["findings"] if f["code"] == "SB033"]
+    assert any("../secrets.csv" in m and "never copied" in m for m in outside)
+    assert not any("../secrets.csv" in f["message"] for f in analysis["findings"] if f["code"] == "SB032")
+
+
+def test_L5_the_environments_own_sitecustomize_still_runs_and_sys_path_is_untouched(
+    project: Project, run_cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITECUSTOMIZE'] = 'ran'\n")
+    monkeypatch.setenv("PYTHONPATH", str(own))
+    script = "import os, sys\nimport helper\nprint('own:', os.environ.get('OWN_SITECUSTOMIZE'), 'path:', sys.path[1:3])\n"
+    root = project({**FILES, "show.py": script})
+    assert _trace(run_cli, root, "python", "show.py").code == OK
+    traced = capfd.readouterr().out
+    plain = subprocess.run([sys.executable, "show.py"], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "own: ran" in traced  # chained: the environment's own sitecustomize ran under the hook's
+    assert traced.split("path:")[1].strip() == plain.split("path:")[1].strip()  # the hook's directory is off sys.path
+    assert "helper" in _doc(root)["modules"]  # type: ignore[operator]
