@@ -13,7 +13,8 @@ written there, never into the repository):
 * ``slimbuild trace``: ``python -m slimbuild trace --python PYTHON --replace -- python train.py``, end to end
   (slimbuild's start-up, the run, the DT_NEEDED closure read with pyelftools, the merge and the atomic write).
 
-It prints the medians and the ratios over ``untraced`` (goal: ``slimbuild trace`` <= 1.5x), and checks that the
+It prints the medians (wall time, and CPU time from ``wait4``, steadier on a loaded machine) and the ratios over
+``untraced`` (goal: ``slimbuild trace`` <= 1.5x), and checks that the
 traces of all runs are byte-identical. Needs this interpreter with slimbuild installed (``pip install -e .``).
 """
 
@@ -45,10 +46,15 @@ def make_venv(dest: Path) -> None:
                    check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time, and CPU time (user + sys of the process and the children it waited for: steadier under load)."""
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{argv} exited with {proc.returncode}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -78,6 +84,7 @@ def main() -> int:
                                  "--replace", "--", "python", "train.py"], env),
         }
         samples: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         traces: list[bytes] = []
         timed([args.python, "train.py"], project, env)  # warm the page cache and the .pyc files once
         for i in range(args.runs):
@@ -85,7 +92,9 @@ def main() -> int:
                 if name == "hook":
                     shutil.rmtree(out, ignore_errors=True)
                     out.mkdir()
-                samples[name].append(timed(argv, project, run_env))
+                wall, used = timed(argv, project, run_env)
+                samples[name].append(wall)
+                cpu[name].append(used)
             traces.append((project / "slimbuild.trace.json").read_bytes())
             print(f"run {i + 1}/{args.runs}: " + ", ".join(f"{n} {s[-1]:.2f}s" for n, s in samples.items()), file=sys.stderr)
         doc = json.loads(traces[0]) if len(set(traces)) == 1 else None
@@ -93,15 +102,18 @@ def main() -> int:
             for i, t in enumerate(traces):
                 args.out.with_suffix(f".{i + 1}.trace.json").write_bytes(t)
     base = statistics.median(samples["untraced"])
-    print(f"| command ({args.runs} runs, interleaved) | median | min | ratio over untraced |")
-    print("|---|---|---|---|")
+    base_cpu = statistics.median(cpu["untraced"])
+    print(f"| command ({args.runs} runs, interleaved) | wall median | wall min | ratio | CPU median | CPU ratio |")
+    print("|---|---|---|---|---|---|")
     for name, s in samples.items():
-        print(f"| {name} | {statistics.median(s):.2f} s | {min(s):.2f} s | {statistics.median(s) / base:.2f}x |")
+        c = statistics.median(cpu[name])
+        print(f"| {name} | {statistics.median(s):.2f} s | {min(s):.2f} s | {statistics.median(s) / base:.2f}x "
+              f"| {c:.2f} s | {c / base_cpu:.2f}x |")
     same = doc is not None
     print(f"\ntraces of the {args.runs} runs identical: {'yes' if same else 'NO'}"
           + (f" ({len(doc['modules'])} modules, {len(doc['libraries']['needed'])} extension modules)" if doc else ""))
     if args.out:
-        args.out.write_text(json.dumps({"runs": args.runs, "samples": samples, "identical": same}, indent=1) + "\n")
+        args.out.write_text(json.dumps({"runs": args.runs, "samples": samples, "cpu": cpu, "identical": same}, indent=1) + "\n")
     return 0 if same else 1
 
 
