@@ -304,6 +304,45 @@ def spec_cmd(path: Path, fmt: str, out_dir: Path | None, repository: str) -> int
     return int(ExitCode.OK)
 
 
+class _CommandAfterDashes(click.Command):
+    """A command whose arguments after ``--`` are a command line of its own (``slimbuild trace [PATH] -- CMD ...``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["command"] = tuple(args[at + 1:])
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+@cli.command("trace", cls=_CommandAfterDashes)
+@options.path_arg
+@options.python
+@click.option("--replace", is_flag=True, help="Start the trace file afresh instead of merging this run into it.")
+def trace_cmd(path: Path, python: str | None, replace: bool) -> int:
+    """Run the analysis as you do (after --), recording what it imports, opens and loads, into slimbuild.trace.json."""
+    from slimbuild import pipeline
+    from slimbuild.config import load_settings
+    from slimbuild.errors import UsageError
+
+    command = click.get_current_context().meta.get("command", ())
+    if not command:
+        raise UsageError("no command to trace", hint="give it after '--', e.g. slimbuild trace -- python analysis.py")
+    outcome = pipeline.trace(load_settings(path, {"python": python}), command, replace=replace)
+    if outcome.exit_code != 0:
+        _echo(f"slimbuild: error: '{' '.join(command)}' exited with {outcome.exit_code}; no trace written", err=True)
+        return outcome.exit_code
+    _warn(outcome.warnings)
+    t, c = outcome.trace, outcome.command
+    assert t is not None and c is not None
+    _echo(
+        f"traced '{' '.join(c.argv)}' ({outcome.processes} Python process{'es' if outcome.processes != 1 else ''}): "
+        f"{len(t.modules)} modules, {len(t.opened)} files opened, {len(t.needed)} extension modules' libraries "
+        f"-> {outcome.path.name} ({len(t.commands)} command{'s' if len(t.commands) != 1 else ''})"
+    )
+    return int(ExitCode.OK)
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}", hint="nothing was left half-written")
 

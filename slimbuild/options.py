@@ -20,6 +20,14 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+python = click.option(
+    "--python",
+    "python",
+    default=None,
+    metavar="PATH",
+    help="Interpreter of the project's environment, for installed-distribution metadata.",
+)
+
 path_arg = click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 as_json = click.option("--json", "as_json", is_flag=True, help="Print one versioned JSON object on stdout.")
 platform = click.option(
@@ -38,13 +46,7 @@ analysis = _stack(
         help="Entrypoint name from the config, or a .py file, package, module:function or notebook.",
     ),
     click.option("--target-python", default=None, metavar="X.Y", help="Python version of the image (stdlib is judged for it)."),
-    click.option(
-        "--python",
-        "python",
-        default=None,
-        metavar="PATH",
-        help="Interpreter of the project's environment, for installed-distribution metadata.",
-    ),
+    python,
     click.option(
         "--allow-unparseable",
         is_flag=True,

@@ -2,8 +2,8 @@
 
 ``analyze``/``check`` (:mod:`.analyzing`), ``lock``/``lock_findings`` (:mod:`.locking`), ``prepare_build``/``build``
 (:mod:`.building`), ``inspect``/``diff`` (:mod:`.inspecting`), ``verify`` (:mod:`.verifying`), ``spec``
-(:mod:`.specifying`), ``sbom`` (:mod:`.sbomming`). Attributes load their module on first use, so the pre-commit
-``check`` never imports the Docker SDK or Jinja2 (PEP 562).
+(:mod:`.specifying`), ``sbom`` (:mod:`.sbomming`), ``trace`` (:mod:`.tracing`). Attributes load their module on
+first use, so the pre-commit ``check`` never imports the Docker SDK or Jinja2 (PEP 562).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from slimbuild.pipeline.sbomming import sbom as sbom
     from slimbuild.pipeline.specifying import SpecOutcome as SpecOutcome
     from slimbuild.pipeline.specifying import spec as spec
+    from slimbuild.pipeline.tracing import TraceOutcome as TraceOutcome
+    from slimbuild.pipeline.tracing import trace as trace
     from slimbuild.pipeline.verifying import Verification as Verification
     from slimbuild.pipeline.verifying import verify as verify
 
@@ -37,11 +39,12 @@ _WHERE = {
     "verify": "verifying", "Verification": "verifying",
     "spec": "specifying", "SpecOutcome": "specifying",
     "sbom": "sbomming",
+    "trace": "tracing", "TraceOutcome": "tracing",
 }  # fmt: skip
 
 __all__ = [
-    "BuildInputs", "BuildResult", "LockOutcome", "SpecOutcome", "Verification", "analyze", "build", "check", "diff",
-    "inspect", "lock", "lock_findings", "prepare_build", "sbom", "spec", "verify",
+    "BuildInputs", "BuildResult", "LockOutcome", "SpecOutcome", "TraceOutcome", "Verification", "analyze", "build",
+    "check", "diff", "inspect", "lock", "lock_findings", "prepare_build", "sbom", "spec", "trace", "verify",
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from slimbuild.analysis import runtime_feed
 from slimbuild.analysis.declared import read_declared
 from slimbuild.analysis.declared_lines import FileOptions
 from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
@@ -17,6 +18,7 @@ from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.mapping import is_namespace_root
 from slimbuild.analysis.reconcile import failing, reconcile
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, shadowed_namespaces, wheel_index
+from slimbuild.analysis.runtime import Trace
 from slimbuild.analysis.thirdparty import ChainReader, Reader, SiteReader, WheelReader, keep_evidenced, scan
 from slimbuild.cache import parsecache, replay
 from slimbuild.cache.evidence import read_digest_factory
@@ -67,6 +69,11 @@ def _entrypoints(
         # where each entrypoint was found (a package's __main__, a dotted module): its directories
         evidence.add_dirs({str(p) for e in entries for p in (root / e.path).parents if p == root or root in p.parents})
     return entries
+
+
+def selected_entrypoints(settings: Settings, requested: str = "") -> list[Entrypoint]:
+    """The entrypoints analyze would select (the trace command checks that its run reached one)."""
+    return _entrypoints(settings, requested, None)
 
 
 def _reconciled(
@@ -274,18 +281,14 @@ def analyze(
         read_digest=read_digest_factory(settings.max_source_bytes), grammar=grammar,
         evidence_sink=record.evidence if record is not None else None,
     )
+    runtime = _runtime_trace(settings, record)
     results = []
     for entry in entries:
         declarations = declared_by_entry[entry.name]
         graph = _traced(settings, trace, entry, env_index, wheels_index, declarations)
-        resolved = resolve_modules(
-            (s.module for s in (*graph.third_party, *graph.never_run)),
-            user_mapping=settings.mapping,
-            environment=env_index,
-            wheels=wheels_index,
-            declared=(d.name for d in declarations.declared),
-        )
-        analysis = _reconciled(settings, entry, graph, resolved, declarations)
+        resolve = partial(resolve_modules, user_mapping=settings.mapping, environment=env_index, wheels=wheels_index,
+                          declared=[d.name for d in declarations.declared])
+        analysis = _resolved_analysis(settings, entry, graph, declarations, resolve, runtime)
         if analysis.unused:  # third-party code may import one of them: read it (wheels after a lock, the environment)
             wheels = _locked_wheels(settings, entry.name, cache_dir(env), record)
             analysis = keep_third_party(settings, analysis, wheels, env_index, wheels_index, cache_dir(env) / "thirdparty")
@@ -296,6 +299,31 @@ def analyze(
         for f in sorted({*consulted, root / "pyproject.toml", root / "slimbuild.toml", cache_dir(env) / WHEEL_MODULES_FILE}):
             record.file(f)
     return tuple(results)
+
+
+def _resolved_analysis(
+    settings: Settings, entry: Entrypoint, graph: ImportGraph, declarations: _Declarations,
+    resolve: Callable[[Iterable[str]], dict[str, Resolved]], runtime: Trace | None,
+) -> Analysis:
+    """The entrypoint's graph (with what traced runs reached from it) resolved and reconciled, then the trace's reasons
+    (the declared distributions the run kept, the data files it opened)."""
+    seen = runtime_feed.view(graph, runtime) if runtime is not None else None
+    graph = runtime_feed.with_view(graph, seen) if seen is not None else graph
+    resolved = resolve(s.module for s in (*graph.third_party, *graph.never_run))
+    analysis = _reconciled(settings, entry, graph, resolved, declarations)
+    if seen is None or runtime is None:
+        return analysis
+    at_run = {**resolve(runtime_feed.resolve_names(seen)), **resolved}
+    return runtime_feed.apply(analysis, seen, runtime, at_run, settings.include)
+
+
+def _runtime_trace(settings: Settings, record: replay.Recorder | None) -> Trace | None:
+    """What traced runs imported and opened (``slimbuild trace``), when the project has a trace; it is evidence."""
+    from slimbuild.pipeline.tracing import read_trace, trace_path
+
+    if record is not None:
+        record.file(trace_path(settings))
+    return read_trace(settings)
 
 
 def _traced(
