@@ -143,6 +143,7 @@ def build_manifest(
     excluded: Sequence[str],
     pythonpath: Sequence[str] = (),
     inputs: Sequence[Mapping[str, Any]] = (),
+    system_packages: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """The manifest of a build before its image exists (embedded in the image, completed after tagging).
 
@@ -173,6 +174,7 @@ def build_manifest(
         pins=[{"name": p.name, "version": p.version, "source": p.source} for p in lock.pins],
         pythonpath=pythonpath,
         inputs=inputs,
+        system_packages=system_packages,
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],
