@@ -46,7 +46,8 @@ def _get(url: str, limit: int) -> bytes:
         raise ResolutionError(
             f"system-packages: cannot fetch {url}: {reason}",
             hint="the host fetches the .deb files (the build stays offline): let it reach the Debian archive, "
-            "or set SLIMBUILD_DEBIAN_MIRROR to a mirror it can reach",
+            "or set SLIMBUILD_DEBIAN_MIRROR to a mirror it can reach (a file gone from the archive: --upgrade fetches "
+            "the current index)",
         ) from None
     if len(data) > limit:
         raise IntegrityError(f"system-packages: {url} is larger than {limit} bytes", "check the mirror")
