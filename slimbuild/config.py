@@ -66,6 +66,8 @@ class Settings:
     smoke: tuple[str, ...] = ()
     pyc: bool = True  # hash-based .pyc: start-up 0.7 s vs 1.5-2.2 s without (scripts/spike/NOTES.md)
     allow_sdist: tuple[str, ...] = ()
+    # Debian packages installed into the image from .deb files fetched on the host (pipeline/system_libs.py)
+    system_packages: tuple[str, ...] = ()
     allow_secrets: tuple[str, ...] = ()  # globs (gitignore style) the secret checks let into the image (B20)
     audit: bool = False
     healthcheck: tuple[str, ...] = ()
@@ -105,6 +107,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "smoke": ("smoke", list),
     "pyc": ("pyc", bool),
     "allow-sdist": ("allow_sdist", list),
+    "system-packages": ("system_packages", list),
     "allow-secrets": ("allow_secrets", list),
     "audit": ("audit", bool),
     "healthcheck": ("healthcheck", list),

@@ -60,7 +60,7 @@ class Output:
 
 
 # every package of slimbuild and its data: the recorded output of a command depends on all of it
-_OWN_CODE = ("", "analysis", "analysis/data", "cache", "image", "locking", "pipeline", "record")
+_OWN_CODE = ("", "analysis", "analysis/data", "cache", "image", "locking", "locking/data", "pipeline", "record")
 
 
 def _own_environment() -> tuple[tuple[str, int], ...]:

@@ -39,6 +39,7 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH)", re.IGNORECASE)
 _SDIST_FILE = re.compile(r"[A-Za-z0-9_.+-]+\.tar\.gz")
 _WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
+_DEB_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+~-]*\.deb")  # pool file names: name_version_arch.deb
 _PIP_WHEEL = re.compile(r"pip-[A-Za-z0-9_.+!-]+\.whl")
 _PRUNE_PATTERN = re.compile(r"[A-Za-z0-9_.*+-]+")
 _INTERPRETER = re.compile(r"/[A-Za-z0-9_./+-]+")
@@ -145,6 +146,9 @@ def _check_wheelhouse(plan: BuildPlan) -> None:
             raise PolicyViolation(
                 f"wheel file {name!r} is not a plain wheel file name", hint="only *.whl files from the wheelhouse"
             )
+    for name in plan.debs:
+        if not _DEB_FILE.fullmatch(name):
+            raise PolicyViolation(f"Debian package file {name!r} is not a plain .deb file name", hint="a pool file name")
     for pattern in plan.prune:
         if not _PRUNE_PATTERN.fullmatch(pattern) or pattern.strip(".*") == "":
             raise PolicyViolation(

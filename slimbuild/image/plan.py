@@ -24,6 +24,7 @@ from slimbuild.models import Analysis
 
 # Build-context layout the templates expect (context.py writes these arcnames).
 CONTEXT_WHEELS_DIR = "wheels"
+CONTEXT_DEBS_DIR = "debs"  # the system-packages' .deb files, extracted into /stage by the builder (offline)
 CONTEXT_LOCK = "requirements.lock"
 CONTEXT_BUILD_LOCK = "build-requirements.lock"
 CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the paths they take in the image
@@ -92,6 +93,7 @@ class BuildPlan:
     strip_sources: bool = False
     sdists: tuple[str, ...] = ()  # distributions built from an sdist in the builder (allow-sdist); needs CONTEXT_BUILD_LOCK
     keep_sources: tuple[str, ...] = ()
+    debs: tuple[str, ...] = ()  # .deb file names under CONTEXT_DEBS_DIR (system-packages), extracted into the image
     uid: int = RUNTIME_UID
     prune: tuple[str, ...] = DEFAULT_PRUNE
     healthcheck: tuple[str, ...] = ()
@@ -335,6 +337,7 @@ def make_plan(
     strip_sources: bool = False,
     keep_sources: Sequence[str] = (),
     sdists: Sequence[str] = (),
+    debs: Sequence[str] = (),
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -356,6 +359,7 @@ def make_plan(
         strip_sources=strip_sources and pyc,
         keep_sources=tuple(sorted(keep_sources)),
         sdists=tuple(sorted(sdists)),
+        debs=tuple(sorted(debs)),
     )
 
 

@@ -35,6 +35,7 @@ from slimbuild.image.dockerfile import validate_dockerfile, validate_plan
 from slimbuild.image.plan import (
     CONTEXT_APP_DIR,
     CONTEXT_BUILD_LOCK,
+    CONTEXT_DEBS_DIR,
     CONTEXT_LOCK,
     CONTEXT_ROOT_DIR,
     CONTEXT_STAGE_SCRIPT,
@@ -116,6 +117,9 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "sdists": sorted(set(plan.sdists)),
         "build_lock_source": CONTEXT_BUILD_LOCK,
         "build_lock_dest": "/tmp/build-requirements.lock",
+        "deb_sources": [f"{CONTEXT_DEBS_DIR}/{d}" for d in sorted(set(plan.debs), key=str.encode)],
+        "debs_dest": "/tmp/debs/",
+        "deb_files": sorted(set(plan.debs), key=str.encode),
         "app_groups": _app_groups(plan.app_files),  # per-directory COPY lists, for user templates that want them
         "app_root_source": f"{CONTEXT_ROOT_DIR}/",
         "entrypoint": list(plan.entrypoint),

@@ -12,7 +12,8 @@ interpreter, not slimbuild's) and run once, by the venv's python, after pip inst
    module that does not compile keeps its source, and packages named by ``--keep-source`` (they read
    their own source at run time: numba, torch.jit ...) keep it and get ``__pycache__`` bytecode;
 3. move the venv under the staging root with a passwd/group entry for the runtime uid (without one
-   ``getpass.getuser()`` raises) and clamp every mtime there to ``--epoch`` (reproducible layers).
+   ``getpass.getuser()`` raises), extract each ``--deb`` (system-packages) there and clamp every mtime
+   there to ``--epoch`` (reproducible layers).
 
 One Python process instead of a shell pipeline: the shell's per-file ``rm`` forked once for every
 module (seconds for scipy and scikit-learn).
@@ -28,6 +29,7 @@ import os
 import py_compile
 import re
 import shutil
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Sequence
@@ -264,7 +266,6 @@ def install_and_compile(
     Every module is still compiled in this one process, in a fixed order (the groups in order, each
     sorted), so the bytecode is reproducible while the other group's pip uses the second core.
     """
-    import subprocess
     import time
 
     start = time.monotonic()
@@ -354,6 +355,28 @@ def stage(venv: str, root: str, uid: int, passwd: str = "copy", etc: str = "/etc
             os.chmod(dest, 0o644)
 
 
+MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def install_debs(debs: Sequence[str], root: str, system_root: str = "/") -> None:
+    """Extract each .deb under root (``dpkg-deb -x``: offline, no maintainer scripts), in the given order.
+
+    Where the image's ``/lib`` (``/bin`` ...) is a link into ``/usr`` (merged /usr, Debian 12), what a package
+    puts there moves below ``usr/``: a real ``lib/`` in the layer would replace the base's link.
+    """
+    for deb in debs:
+        try:
+            subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
+        except FileNotFoundError:
+            sys.exit("slimbuild-stage: dpkg-deb is not in the builder image: system-packages needs a Debian builder")
+        _log(f"extracted {os.path.basename(deb)}")
+    for name in MERGED_USR:
+        top = os.path.join(root, name)
+        if os.path.isdir(top) and not os.path.islink(top) and os.path.islink(os.path.join(system_root, name)):
+            shutil.copytree(top, os.path.join(root, "usr", name), symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(top)
+
+
 def clamp_mtimes(root: str, epoch: int) -> None:
     """Set every entry under root (root included, links not followed) to epoch."""
     os.utime(root, (epoch, epoch), follow_symlinks=False)
@@ -375,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pyc", action="store_true")
     ap.add_argument("--strip-sources", action="store_true")
     ap.add_argument("--keep-source", action="append", default=[])
+    ap.add_argument("--deb", action="append", default=[], help="a .deb to extract into the staging root (system-packages)")
     ap.add_argument("--install", metavar="LOCK", help="install this lock first, one pip per group (pip's command after --)")
     ap.add_argument("--wheels", default="/wheels/", help="the wheelhouse (to group the lock by what each wheel writes)")
     ap.add_argument("pip", nargs=argparse.REMAINDER, help="-- PIP_MAIN install ARGS...: how to run pip, without -r")
@@ -393,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pyc and not args.install:
         compile_sources(args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
     stage(args.venv, args.stage, args.uid, args.passwd, args.etc)
+    install_debs(args.deb, args.stage)
     clamp_mtimes(args.stage, args.epoch)
     return 0
 

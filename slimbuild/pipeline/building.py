@@ -32,6 +32,7 @@ from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,
     CONTEXT_BUILD_LOCK,
+    CONTEXT_DEBS_DIR,
     CONTEXT_LOCK,
     CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
@@ -67,6 +68,7 @@ from slimbuild.pipeline import outputs
 from slimbuild.pipeline.base_python import Base, pin_base, resolve_base
 from slimbuild.pipeline.imaging import discard, no_cache, sbom_in_app, untagged_image
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
+from slimbuild.pipeline.system_libs import SystemPackages, check_system_libs
 from slimbuild.record import data, manifest, provenance
 from slimbuild.record.provenance import git_state, source_date_epoch
 
@@ -97,6 +99,7 @@ class BuildInputs:
     warnings: tuple[str, ...]
     template_dir: Path | None = None  # a user's template directory (None: the bundled templates)
     sbom: bool = False  # build --sbom: a CycloneDX document beside the embedded manifest (pipeline/sbomming.py)
+    system_packages: tuple[Mapping[str, str], ...] = ()  # the .deb files installed (system-packages): name, version, sha256
 
 
 @dataclass(frozen=True)
@@ -179,11 +182,16 @@ def prepare_build(
 
     outcomes = lock(settings, requested, locked=locked, env=env, upgrade=upgrade, before_wheels=pin)
     pin()  # a lock stage that fetched nothing
+    # the libraries the wheels need, against the base and the system-packages: a missing one fails here (exit 7)
+    system = check_system_libs(
+        settings.system_packages, engines[0] if engines else None, bases[0].reference,
+        [w for o in outcomes for w in o.wheels], settings.machine, cache_dir(env), env, refresh=upgrade,
+    )  # fmt: skip
     run = _run_values(settings, bases[0], env)
-    return tuple(_prepare_one(settings, o, run, sbom) for o in outcomes)
+    return tuple(_prepare_one(settings, o, run, system, sbom) for o in outcomes)
 
 
-def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool = False) -> BuildInputs:
+def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: SystemPackages, sbom: bool = False) -> BuildInputs:
     """One entrypoint's plan, Dockerfile, context files and content tag."""
     a = o.analysis
     entry, name = a.entry, a.entrypoint_name
@@ -217,7 +225,10 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool
     app_files = app_file_list(app, MANIFEST_IN_APP)
     if sbom:
         app_files = sorted({*app_files, sbom_in_app()})
-    plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
+    debs = [(f"{CONTEXT_DEBS_DIR}/{path.name}", path, pkg.sha256) for pkg, path in system.debs]
+    plan, template_dir, dockerfile = _render(
+        settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run, [path.name for _, path in system.debs]
+    )
     files = (
         *app,
         # fetch_wheels hashed each wheel in this run: the digests are reused (with_digests reads only the others)
@@ -226,6 +237,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool
         ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
         ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
         *build_files,
+        *(ContextFile(arcname, path, None, 0o644, sha) for arcname, path, sha in debs),
         ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
     )
     ordered = with_digests(sorted(files, key=lambda f: f.arcname))
@@ -234,7 +246,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, sbom: bool
     warnings = (*run.warnings, *o.warnings, *large, *skipped)
     return BuildInputs(
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
-        smoke, warnings, template_dir, sbom,
+        smoke, warnings, template_dir, sbom, system.records(),
     )  # fmt: skip
 
 
@@ -276,6 +288,7 @@ def _render(
     labels: Mapping[str, str],
     sdists: Sequence[str],
     run: _RunValues,
+    debs: Sequence[str] = (),
 ) -> tuple[BuildPlan, Path | None, str]:
     """The plan, the user's template directory (None: the bundled templates) and the rendered Dockerfile."""
     plan = make_plan(
@@ -293,6 +306,7 @@ def _render(
         strip_sources=settings.strip_sources,
         keep_sources=settings.keep_sources,
         sdists=sdists,
+        debs=debs,
     )
     template_dir = user_template_dir(settings.template, settings.root)
     if template_dir is not None:

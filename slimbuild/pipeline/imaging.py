@@ -149,6 +149,7 @@ def untagged_image(
         git=inputs.git,
         excluded=inputs.excluded,
         inputs=data_inputs,
+        system_packages=inputs.system_packages,
         # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
         pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
         sbom=f"/app/{sbom_in_app()}" if inputs.sbom else "",

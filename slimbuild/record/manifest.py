@@ -200,6 +200,7 @@ def make_manifest(
     inputs: Iterable[Mapping[str, Any]] = (),
     pythonpath: Sequence[str] = (),
     sbom: str = "",
+    system_packages: Iterable[Mapping[str, str]] = (),
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
@@ -229,14 +230,27 @@ def make_manifest(
         "unparsed": sorted(set(unparsed)),
         "unresolved_dynamic": sorted({str(loc) for loc in unresolved_dynamic}, key=_natural),
     }
-    pin_list = sorted((dict(p) for p in pins), key=lambda p: (p["name"], p["version"], p["source"]))
-    if pin_list:  # optional: absent when nothing was pinned (manifests written before pins existed read the same)
-        manifest["pins"] = pin_list
-    manifest.update({"pythonpath": list(pythonpath)} if pythonpath else {})  # optional: set by [tool.slimbuild] pythonpath
+    manifest.update(_optional_keys(pins, pythonpath, system_packages))
     manifest.update({"sbom": sbom} if sbom else {})  # optional: where build --sbom wrote it (verify rebuilds with it)
     result: dict[str, Any] = _sort_keys(manifest)
     validate_manifest(result, "new manifest")
     return result
+
+
+def _optional_keys(
+    pins: Iterable[Mapping[str, str]], pythonpath: Sequence[str], system_packages: Iterable[Mapping[str, str]]
+) -> dict[str, Any]:
+    """The optional top-level keys that have a value (absent otherwise: older manifests read the same)."""
+    out: dict[str, Any] = {}
+    pin_list = sorted((dict(p) for p in pins), key=lambda p: (p["name"], p["version"], p["source"]))
+    if pin_list:  # where each pin came from; absent when nothing was pinned
+        out["pins"] = pin_list
+    if pythonpath:  # the image's PYTHONPATH, recorded when [tool.slimbuild] pythonpath sets it
+        out["pythonpath"] = list(pythonpath)
+    packages = sorted((dict(p) for p in system_packages), key=lambda p: p["name"])
+    if packages:  # the Debian packages system-packages installed (name, version, sha256 of the .deb)
+        out["system_packages"] = packages
+    return out
 
 
 def with_image(

@@ -144,6 +144,7 @@ def build_manifest(
     pythonpath: Sequence[str] = (),
     inputs: Sequence[Mapping[str, Any]] = (),
     sbom: str = "",
+    system_packages: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """The manifest of a build before its image exists (embedded in the image, completed after tagging).
 
@@ -175,6 +176,7 @@ def build_manifest(
         pythonpath=pythonpath,
         sbom=sbom,
         inputs=inputs,
+        system_packages=system_packages,
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],

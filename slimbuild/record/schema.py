@@ -54,7 +54,7 @@ HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath", "sbom"})
+_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath", "sbom", "system_packages"})
 _SCHEMA_V1: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -92,6 +92,8 @@ _SCHEMA_V1: dict[str, Any] = {
     "slimbuild_version": str,
     "smoke": [{"command": [str], "exit_code": int, "ok": bool}],
     "source_date_epoch": int,
+    # the Debian packages installed from .deb files (system-packages); optional, see _OPTIONAL_KEYS
+    "system_packages": [{"name": str, "sha256": HEX64, "version": str}],
     "target": {"platform": str, "python": str},
     "template": {"dockerfile_sha256": HEX64, "name": str},
     "unparsed": [str],
