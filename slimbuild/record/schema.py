@@ -51,10 +51,11 @@ class _Match:
 
 
 HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
+SHA256_DIGEST = _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pythonpath"})
+_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath"})
 _SCHEMA_V1: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -81,6 +82,9 @@ _SCHEMA_V1: dict[str, Any] = {
     "lock_sha256": HEX64,
     # where each pin of the lock came from (the environment, another tool's lock); optional, see _OPTIONAL_KEYS
     "pins": [{"name": str, "source": str, "version": str}],
+    # build --push: each ref pushed (host/repo:tag) and the manifest digest its registry stored; optional (the file
+    # beside the project only: the image's own copy cannot hold its own digest)
+    "pushed": [{"digest": SHA256_DIGEST, "reference": str}],
     # the image's PYTHONPATH when the configuration sets pythonpath (A50); optional, see _OPTIONAL_KEYS
     "pythonpath": [str],
     "schema_version": int,
