@@ -85,7 +85,7 @@ def cleanup(engine: DockerEngine) -> Iterator[list[str]]:
     yield refs
     for ref in refs:
         try:
-            engine.client.remove_image(ref)
+            engine.client.remove_image(ref, noprune=True)  # the build cache stays for the next test
         except Exception:  # noqa: BLE001 - cleanup must not mask the result
             pass
 
