@@ -161,6 +161,10 @@ def _progress(event: Any) -> None:
         _echo(f"slimbuild: {text[:117] + '...' if len(text) > 120 else text}", err=True)
     elif event.kind == "context" and event.total_bytes:
         _echo(f"slimbuild: sending context {event.total_bytes / 1e6:.1f} MB", err=True)
+    elif event.kind == "push":
+        _echo(f"slimbuild: {event.message}", err=True)
+    elif event.kind == "retry":  # every retry of a push, slimbuild's or the engine's own, is shown
+        _echo(f"slimbuild: warning: {event.message}", err=True)
 
 
 @cli.command("build")
@@ -172,11 +176,12 @@ def _progress(event: Any) -> None:
 def build_cmd(
     path: Path, entrypoint: str, as_json: bool, base_image: str, locked: bool, upgrade: bool, with_sbom: bool, **opts: Any
 ) -> int:
-    """Lock, render, build, smoke-run and tag a slim image; write the manifest beside the project."""
+    """Lock, render, build, smoke-run and tag a slim image (and push it); write the manifest beside the project."""
     from slimbuild import pipeline, report
 
     _State.json = as_json
-    tags, keep_context, no_cache = opts.pop("tags"), opts.pop("keep_context"), opts.pop("no_cache")
+    tags, keep_context = opts.pop("tags"), opts.pop("keep_context")
+    no_cache, push = opts.pop("no_cache"), opts.pop("push")
     settings = options.settings_from(path, opts)
     results = pipeline.build(
         settings,
@@ -190,6 +195,7 @@ def build_cmd(
         keep_context=keep_context,
         nocache=no_cache,
         sbom=with_sbom,
+        push=push,
     )
     for r in results:
         _warn(r.warnings)

@@ -91,6 +91,11 @@ tags = _stack(
     click.option(
         "--tag", "-t", "tags", multiple=True, metavar="REF", help="Extra tag(s), applied only after the smoke run passes."
     ),
+    click.option(
+        "--push",
+        is_flag=True,
+        help="Push every tag of the run to the registries the --tags name (after the smoke run); record the digests.",
+    ),
     click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar."),
     click.option(
         "--no-cache", "no_cache", is_flag=True, help="Make every layer again: no engine cache, no recorded deps image."

@@ -258,6 +258,7 @@ def _build_dict(r: BuildResult) -> dict[str, Any]:
         "size_bytes": r.size_bytes,
         "added_bytes": r.added_bytes,
         "manifest": str(r.manifest_path),
+        "pushed": [dict(p) for p in r.pushed],
         "warnings": list(r.warnings),
     }
 
@@ -275,6 +276,7 @@ def builds_text(results: Sequence[BuildResult]) -> str:
         out.append(f"image {r.image_id}")
         out.append(f"  size {r.size_bytes / 1e6:.1f} MB ({r.added_bytes / 1e6:.1f} MB over the base)")
         out.extend(f"  tag {t}" for t in r.tags)
+        out.extend(f"  pushed {p['reference']}@{p['digest']}" for p in r.pushed)
         out.append(f"  manifest {r.manifest_path}")
     return "\n".join(out) + "\n"
 
@@ -524,6 +526,7 @@ def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool
         )
         if image["tags"]:
             lines.append(f"  tags: {', '.join(image['tags'])}")
+        lines.extend(f"  pushed: {p['reference']}@{p['digest']}" for p in m.get("pushed") or [])  # build --push
         lines.extend(f"  layer {i}: {diff_id}" for i, diff_id in enumerate(image["layer_diff_ids"]))
     dists = sorted(m["distributions"], key=lambda d: (-(d["size_bytes"] or -1), d["name"]))
     total = sum(d["size_bytes"] or 0 for d in dists)

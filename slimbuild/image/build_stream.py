@@ -20,7 +20,7 @@ _MAX_LINE = 300
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _STEP = re.compile(r"Step (\d+)/(\d+) : (.*)")
 
-ProgressKind = Literal["context", "step", "log"]
+ProgressKind = Literal["context", "step", "log", "push", "retry"]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from slimbuild.image.build_stream import (
     parse_build_stream,
 )
 from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, unavailable
+from slimbuild.image.push import credentials_for, push_reference, registry_of
+from slimbuild.image.push_stream import PushOutcome
 
 MIN_API_VERSION = "1.41"
 DEFAULT_TIMEOUT = 60.0
@@ -129,6 +131,10 @@ class Engine(Protocol):
 
     def remove_chain(self, image_id: str) -> None:
         """Remove an untagged image and the untagged parents that only it used (a build's intermediates)."""
+        ...
+
+    def push(self, ref: str, *, env: Mapping[str, str], on_progress: ProgressCallback | None = None) -> PushOutcome:
+        """Push one tagged ref with Docker's credentials for its registry: the registry's digest, or RegistryError."""
         ...
 
 
@@ -531,6 +537,15 @@ class DockerEngine:
             raise BuildFailed(f"cannot remove image {_short(image_id)}: {one_line(str(exc.explanation or exc))}", "") from None
         except OSError as exc:
             raise self._lost(exc) from None
+
+    def push(self, ref: str, *, env: Mapping[str, str], on_progress: ProgressCallback | None = None) -> PushOutcome:
+        """Push REF (image/push.py: the credentials the docker CLI would use, the stream read to the end)."""
+        with _sigterm_raises():
+            try:
+                return push_reference(self._client, ref, credentials_for(registry_of(ref), env), on_progress=on_progress)
+            except _Terminated:
+                self._client.close()
+                raise Interrupted(f"push of {ref} interrupted", "no digest was recorded; push again") from None
 
     def untag(self, ref: str) -> None:
         """Remove the tag REF (the engine deletes the image when it was its last tag; the build cache stays)."""

@@ -64,7 +64,7 @@ from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import cache_dir
-from slimbuild.pipeline import outputs
+from slimbuild.pipeline import outputs, pushing
 from slimbuild.pipeline.base_python import Base, pin_base, resolve_base
 from slimbuild.pipeline.imaging import discard, no_cache, sbom_in_app, untagged_image
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
@@ -113,6 +113,7 @@ class BuildResult:
     manifest_path: Path
     manifest: Mapping[str, Any]
     warnings: tuple[str, ...]
+    pushed: tuple[Mapping[str, str], ...] = ()  # build --push: {"reference": host/repo:tag, "digest"}, sorted
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,7 @@ def _render(
     return plan, template_dir, render_dockerfile(plan, template_dir)  # validated there
 
 
+# long: every option of a build is one keyword here, and the all-or-nothing handling of the whole run is in one place
 def build(
     settings: Settings,
     requested: str = "",
@@ -329,13 +331,17 @@ def build(
     upgrade: bool = False,
     nocache: bool = False,
     sbom: bool = False,
+    push: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
-    stage every manifest; then tag them all and commit the files, all or nothing (pipeline/outputs.py).
+    stage every manifest; then tag them all (and with ``push``, push them: pipeline/pushing.py) and commit the
+    files, all or nothing (pipeline/outputs.py).
 
     Pass the ``engine``, or ``connect`` to reach one once the lock holds (analysis and lock run once either way).
     """
     env = os.environ if env is None else env
+    if push:
+        pushing.check_push_tags(tags)
     for t in tags:
         check_tag(t)
     cache = cache_dir(env)
@@ -360,10 +366,11 @@ def build(
     try:
         for inputs in prepared:
             built.append(
-                _build_one(settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh)
+                _build_one(
+                    settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh, push
+                )
             )
-        staged = [f for _, files in built for f in files]
-        outputs.publish(reach(), [(r.image_id, r.tags) for r, _ in built], staged)
+        return _publish(reach(), built, tags if push else None, env, on_progress)
     except BaseException:
         for result, files in built:  # publish undid the tags; no image of this run stays untagged
             discard(reach(), result.image_id)
@@ -373,7 +380,26 @@ def build(
     finally:
         if fresh is not None:
             shutil.rmtree(fresh, ignore_errors=True)
-    return tuple(r for r, _ in built)
+
+
+def _publish(
+    engine: Engine,
+    built: Sequence[tuple[BuildResult, Sequence[outputs.Staged]]],
+    push_tags: Sequence[str] | None,
+    env: Mapping[str, str],
+    on_progress: Callable[[ProgressEvent], None] | None,
+) -> tuple[BuildResult, ...]:
+    """Tag every image, push its refs (unless PUSH_TAGS is None) and commit the files: all or nothing."""
+    staged = [f for _, files in built for f in files]
+    published: list[pushing.Published] = []
+    finish = None
+    if push_tags is not None:
+        images = [(r.tags, r.manifest, r.manifest_path) for r, _ in built]
+        finish = pushing.before_commit(engine, images, push_tags, env=env, on_progress=on_progress, out=published)
+    outputs.publish(engine, [(r.image_id, r.tags) for r, _ in built], staged, before_commit=finish)
+    if push_tags is None:
+        return tuple(r for r, _ in built)
+    return tuple(replace(r, manifest=p.manifest, pushed=p.pushed) for (r, _), p in zip(built, published, strict=True))
 
 
 def _build_one(
@@ -387,8 +413,12 @@ def _build_one(
     cache: Path,
     data_inputs: Sequence[Mapping[str, Any]] = (),
     deps_cache: Path | None = None,
+    push: bool = False,
 ) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
-    """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged."""
+    """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged.
+
+    With ``push`` its refs also carry the run's tags in each --tag's repository (pipeline/pushing.py).
+    """
     a = inputs.outcome.analysis
     staged: list[outputs.Staged] = []
     try:
@@ -406,6 +436,8 @@ def _build_one(
         base_info = engine.inspect_image(inputs.base_reference)
         project = str(settings.project.get("name") or settings.root.name)
         refs = image_refs(repository_name(project, a.entrypoint_name, several), inputs.content_tag, inputs.git, user_tags)
+        if push:
+            refs = list(dict.fromkeys([*refs, *pushing.refs_to_push(refs, user_tags)]))
         final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
         final = provenance.with_index_sources(final, inputs.outcome.index_sources)
         path = outputs.manifest_file(settings, a.entrypoint_name, several)

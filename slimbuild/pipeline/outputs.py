@@ -1,7 +1,9 @@
 """Where a run writes, checked before any work; its files staged, then its tags, then the files committed.
 
 All or nothing (RELIABILITY rule 3): ``build`` stages every output it writes after the build (the manifests, the
-kept context) as temporary files beside their destinations, tags, and only then renames them into place. A failure
+kept context) as temporary files beside their destinations, tags, and only then renames them into place. With
+``--push`` the refs are pushed once every tag is applied and before any file is committed, so the manifest
+beside the project records every digest or is not updated at all. A failure
 or an interrupt at any point after tagging started undoes this run's tags (a moved ref goes back to its previous
 image, a new ref is removed) and removes the staged files, so no tag and no file claims an image that failed.
 """
@@ -177,21 +179,36 @@ def _undo(engine: Engine, applied: Sequence[Mapping[str, str | None]]) -> None:
                     pass  # the first failure is the one to report
 
 
-def publish(engine: Engine, images: Sequence[tuple[str, Sequence[str]]], files: Sequence[Staged]) -> None:
+def publish(
+    engine: Engine,
+    images: Sequence[tuple[str, Sequence[str]]],
+    files: Sequence[Staged],
+    *,
+    before_commit: Callable[[Sequence[Staged]], Sequence[Staged]] | None = None,
+) -> None:
     """Tag each (image id, refs), then commit the staged FILES; on any failure or interrupt, undo it all.
 
     Each ``engine.tag`` call is all or nothing by itself; the refs of calls that succeeded are undone here.
+    ``before_commit`` runs once every tag is applied (``build --push`` pushes there) and returns the files to
+    commit: FILES, or some of them restaged (it discards what it staged when it fails; a file it replaced is
+    discarded here). A failure in it undoes the tags like any other, and no file is committed.
     """
     applied: list[Mapping[str, str | None]] = []
+    committing: Sequence[Staged] = files
     try:
         for image_id, refs in images:
             previous = {ref: _image_of(engine, ref) for ref in refs}
             engine.tag(image_id, refs)  # undoes its own refs when it fails
             applied.append(previous)
-        for f in files:
+        if before_commit is not None:
+            committing = before_commit(files)
+            for f in files:
+                if f not in committing:
+                    f.discard()
+        for f in committing:
             f.commit()
     except BaseException:
         _undo(engine, applied)
-        for f in files:
+        for f in (*files, *committing):
             f.discard()
         raise

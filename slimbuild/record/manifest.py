@@ -19,7 +19,8 @@ Volatile fields (``VOLATILE_FIELDS``), ignored by ``diff_manifests`` unless aske
   byte-identical builds get different ids;
 * ``image.size_bytes``, ``image.added_bytes`` and ``image.layer_sizes``: what the engine reports depends
   on its storage (overlay2 counts unpacked bytes, the containerd image store counts compressed content);
-* ``image.tags``: names given to the image (user tags, the git tag), not its content.
+* ``image.tags``: names given to the image (user tags, the git tag), not its content;
+* ``pushed`` (``build --push``): where the image was published and the registry's digest for it.
 
 Everything else is expected to be identical across rebuilds of the same inputs (G1), including
 ``image.layer_diff_ids`` for the dependency and application layers (G4); layers written by ``RUN``
@@ -74,7 +75,7 @@ LABEL_MANIFEST = "io.slimbuild.manifest"
 # net/http server caps a request head at 1 MiB: larger manifests go in the file only, not the label.
 MAX_LABEL_BYTES = 192 * 1024
 
-VOLATILE_FIELDS = ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
+VOLATILE_FIELDS = ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags", "pushed")
 
 FileKind = Literal["source", "data", "notebook-script"]
 
@@ -268,6 +269,16 @@ def with_image(
 def with_smoke(manifest: Mapping[str, Any], smoke: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """A copy of the manifest with the smoke runs (``command``, ``exit_code``) filled in."""
     result: dict[str, Any] = _sort_keys({**manifest, "smoke": _smoke_list(smoke)})
+    validate_manifest(result, "updated manifest")
+    return result
+
+
+def with_pushed(manifest: Mapping[str, Any], pushed: Iterable[Mapping[str, str]]) -> dict[str, Any]:
+    """A copy of the manifest with ``pushed``: each ref pushed and its registry's manifest digest, sorted."""
+    records = sorted(
+        ({"digest": p["digest"], "reference": p["reference"]} for p in pushed), key=lambda p: (p["reference"], p["digest"])
+    )
+    result: dict[str, Any] = _sort_keys({**manifest, "pushed": records})
     validate_manifest(result, "updated manifest")
     return result
 

@@ -51,6 +51,7 @@ class _Match:
 
 
 HEX64 = _Match(r"[0-9a-f]{64}", "64 lowercase hex digits")
+SHA256_DIGEST = _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex digits")
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).

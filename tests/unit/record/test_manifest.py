@@ -203,7 +203,7 @@ def test_G8_schema_keys_pinned() -> None:
     assert SCHEMA_VERSION == 2
     assert MANIFEST_PATH_IN_IMAGE == "/app/.slimbuild/manifest.json"
     assert (LABEL_MANIFEST, LABEL_MANIFEST_SHA) == ("io.slimbuild.manifest", "io.slimbuild.manifest-sha256")
-    assert VOLATILE_FIELDS == ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags")
+    assert VOLATILE_FIELDS == ("image.added_bytes", "image.id", "image.layer_sizes", "image.size_bytes", "image.tags", "pushed")
 
 
 # --------------------------------------------------------------------------- H2 malformed
