@@ -7,6 +7,7 @@ functions of :mod:`slimbuild.image.plan` and :mod:`slimbuild.record.provenance`;
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,10 +33,12 @@ from slimbuild.image.context import (
     write_context_tar,
 )
 from slimbuild.image.engine import Engine
+from slimbuild.image.layers import LayerUnit, WheelInfo, group_layers, layered, layout_text, wheel_name
 from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,
     CONTEXT_BUILD_LOCK,
+    CONTEXT_LAYERS,
     CONTEXT_LOCK,
     CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
@@ -217,7 +220,12 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
     # The embedded manifest joins the context in _build_one; the Dockerfile must copy it too.
     labels = oci_labels(epoch=run.epoch, title=f"{run.project} {name}", lock_text=lock_text, version=run.version, git=git)
     app_files = app_file_list(app, MANIFEST_IN_APP)
-    plan, template_dir, dockerfile = _render(settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run)
+    units = venv_layers(settings, o.wheels)
+    plan, template_dir, dockerfile = _render(
+        settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run, units
+    )
+    if units:
+        build_files.append(ContextFile(CONTEXT_LAYERS, None, layout_text(units), 0o644))
     files = (
         *app,
         # fetch_wheels hashed each wheel in this run: the digests are reused (with_digests reads only the others)
@@ -236,6 +244,16 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues) -> BuildIn
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
         smoke, warnings, template_dir,
     )  # fmt: skip
+
+
+def venv_layers(settings: Settings, wheels: Sequence[Path]) -> tuple[LayerUnit, ...]:
+    """The venv's layers for the lock's distribution files (none: the venv is one layer), per ``venv-layers``."""
+    if not layered(settings.venv_layers, len(settings.entrypoints)):
+        return ()
+    return group_layers([
+        WheelInfo(wheel_name(p.name), verified_sha256(p) or hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
+        for p in wheels
+    ])  # fmt: skip
 
 
 def _shipped_paths(root: Path, project_files: Sequence[ContextFile], files: Sequence[str]) -> list[str]:
@@ -276,6 +294,7 @@ def _render(
     labels: Mapping[str, str],
     sdists: Sequence[str],
     run: _RunValues,
+    units: Sequence[LayerUnit] = (),
 ) -> tuple[BuildPlan, Path | None, str]:
     """The plan, the user's template directory (None: the bundled templates) and the rendered Dockerfile."""
     plan = make_plan(
@@ -293,6 +312,7 @@ def _render(
         strip_sources=settings.strip_sources,
         keep_sources=settings.keep_sources,
         sdists=sdists,
+        layers=units,
     )
     template_dir = user_template_dir(settings.template, settings.root)
     if template_dir is not None:
