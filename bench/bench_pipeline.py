@@ -18,7 +18,8 @@ which are shared only below the first differing layer), with the base's layers a
 a registry on 127.0.0.1 (tests/docker/conftest.py's ``registry_server``): the sum of the unique blobs of the three
 manifests (layers and configs), with and without the base's; (3) the pipeline's cold build (no engine cache, no
 recorded deps image) and warm build (every stage's entrypoint edited, caches kept); (4) start-up of each stage's
-entrypoint inside its image, median of N runs in one container.
+entrypoint inside its image: the median of N runs, in 5 rounds of one container each that alternate between the
+two layouts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -161,16 +163,28 @@ argv = {argv!r}
 times = []
 for _ in range({runs}):
     t = time.perf_counter(); subprocess.run(argv, check=True, stdout=subprocess.DEVNULL); times.append(time.perf_counter() - t)
-print(round(statistics.median(times) * 1000, 1))
+print(" ".join(str(round(t * 1000, 2)) for t in times))
 """
 
 
-def startup_ms(engine: DockerEngine, image_id: str, runs: int) -> float:
+def startup_times(engine: DockerEngine, image_id: str, runs: int) -> list[float]:
+    """Milliseconds of each of ``runs`` runs of the image's entrypoint, in one container."""
     argv = list(engine.inspect_image(image_id)["Config"]["Entrypoint"])
     run = engine.run(image_id, ["/opt/venv/bin/python", "-c", STARTUP.format(argv=argv, runs=runs)], user="10001:10001", timeout=600)
     if run.exit_code != 0:
         raise SystemExit(f"start-up run failed: {run.output}")
-    return float(run.output.strip().splitlines()[-1])
+    return [float(t) for t in run.output.strip().splitlines()[-1].split()]
+
+
+def startup_ms(engine: DockerEngine, images: dict[str, dict[str, str]], runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median start-up per mode and stage; the modes' containers alternate, round by round (a loaded machine's
+    drift then falls on both alike)."""
+    times: dict[str, dict[str, list[float]]] = {m: {s: [] for s in STAGES} for m in images}
+    for _ in range(rounds):
+        for stage in STAGES:
+            for mode, ids in images.items():
+                times[mode][stage] += startup_times(engine, ids[stage], max(1, runs // rounds))
+    return {m: {s: round(statistics.median(t), 1) for s, t in by.items()} for m, by in times.items()}
 
 
 def edit_entrypoints(root: Path) -> None:
@@ -185,7 +199,7 @@ def _ratio(after: float, before: float) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--startup-runs", type=int, default=20)
+    ap.add_argument("--startup-runs", type=int, default=40, help="runs per stage and mode, in 5 alternating rounds")
     ap.add_argument("--out", default=str(REPO / "bench/results/pipeline.json"))
     ap.add_argument("--md", default=str(REPO / "bench/results/pipeline.md"))
     args = ap.parse_args(argv)
@@ -196,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_layers = len(engine.inspect_image(BASE_IMAGE)["RootFS"]["Layers"])
     results: dict[str, Any] = {"base_image": BASE_IMAGE, "base_layers": base_layers, "startup_runs": args.startup_runs}
     made: list[str] = []
+    images: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp_name:
         tmp = Path(tmp_name)
         os.environ["SOURCE_DATE_EPOCH"] = EPOCH
@@ -215,9 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "warm_build_s": round(warm, 1),
                             "stored": stored(engine, list(ids.values()), base_layers),
                             "pushed": pushed(engine, registry, mode, ids, base_layers),
-                            "startup_ms": {s: startup_ms(engine, i, args.startup_runs) for s, i in ids.items()},
                         }
+                        images[mode] = ids
                         print(mode, json.dumps(results[mode]), file=sys.stderr, flush=True)
+            for mode, by_stage in startup_ms(engine, images, args.startup_runs).items():
+                results[mode]["startup_ms"] = by_stage
         finally:
             for image_id in made:
                 try:
