@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _VERSION = re.compile(r"^3\.\d{1,2}$")
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 # Target versions slimbuild knows the standard library of (stdlib-list), oldest first.
+VENV_LAYERS = ("single", "distribution")  # venv-layers; "" is "distribution" with several entrypoints, else "single"
 SUPPORTED_TARGETS = tuple(f"3.{minor}" for minor in range(8, 15))
 
 
@@ -74,6 +75,9 @@ class Settings:
     strip_sources: bool = True
     keep_sources: tuple[str, ...] = ("lightning", "numba", "pytorch_lightning", "taichi", "torch", "torchaudio",
                                      "torchvision", "triton")
+    # the venv's layers: "distribution" (one per distribution, shared across stages and projects) or "single";
+    # "" chooses "distribution" for a project with several entrypoints (a pipeline), else "single"
+    venv_layers: str = ""
     config_file: str = ""
     lock_out: str = ""  # --lock-out: where the lock is read and written instead of the project
     manifest_out: str = ""  # --manifest-out: where build writes the manifest instead of the project
@@ -113,6 +117,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "healthcheck": ("healthcheck", list),
     "strip-sources": ("strip_sources", bool),
     "keep-sources": ("keep_sources", list),
+    "venv-layers": ("venv_layers", str),
     "inputs": ("inputs", tuple),  # a list of tables: parse_inputs
     "pipeline": ("pipeline", dict),  # a table of stages: parse_pipeline
 }
@@ -376,6 +381,11 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
     if settings.pipeline is not None:
         check_stages(settings.pipeline, settings.entrypoints)
+    if settings.venv_layers and settings.venv_layers not in VENV_LAYERS:
+        raise ConfigError(
+            f"venv-layers = {settings.venv_layers!r} is not one of {', '.join(VENV_LAYERS)}",
+            hint='venv-layers = "distribution" (one layer per distribution, shared by stages) or "single"',
+        )
     return replace(settings, pythonpath=tuple(_pythonpath_entry(settings.root, p) for p in settings.pythonpath))
 
 

@@ -195,6 +195,9 @@ def _check_labels_and_env(plan: BuildPlan) -> None:
 
 
 def _check_unique(plan: BuildPlan) -> None:
+    keys = [u.key for u in plan.layers]
+    if len(set(keys)) != len(keys) or not all(re.fullmatch(r"[0-9a-f]{16}", k) for k in keys):
+        raise PolicyViolation("the venv's layer keys are not 16 distinct hex digits", hint="re-render from the lock")
     for what, pairs in (("label", plan.labels), ("env", plan.env)):
         keys = [k for k, _ in pairs]
         if len(set(keys)) != len(keys):

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from slimbuild.errors import ConfigError
 from slimbuild.image.context import ContextFile, context_digest
 from slimbuild.image.dockerfile import parse_dockerfile
+from slimbuild.image.layers import LayerUnit
 from slimbuild.locking.lockfile import LockedDist
 from slimbuild.models import Analysis
 
@@ -31,6 +32,7 @@ CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the pa
 CONTEXT_APP_DIR = "image/app"
 RUNTIME_UID = 10001  # the numeric uid:gid the bundled templates' runtime stage runs as (USER uid:uid)
 CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
+CONTEXT_LAYERS = "slimbuild-layers.txt"  # the venv's layers (image/layers.py), when it has one per distribution
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
 DEFAULT_PRUNE: tuple[str, ...] = (
@@ -101,6 +103,8 @@ class BuildPlan:
     # An image built earlier from this plan's builder and deps stages (``build`` does that in a first
     # step): the Dockerfile then starts from it instead of repeating those stages.
     deps_image: str = ""
+    # The venv's layers, one per distribution or group (image/layers.py); () is one layer for the whole venv.
+    layers: tuple[LayerUnit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,7 @@ def make_plan(
     keep_sources: Sequence[str] = (),
     sdists: Sequence[str] = (),
     debs: Sequence[str] = (),
+    layers: Sequence[LayerUnit] = (),
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -360,6 +365,7 @@ def make_plan(
         keep_sources=tuple(sorted(keep_sources)),
         sdists=tuple(sorted(sdists)),
         debs=tuple(sorted(debs)),
+        layers=tuple(layers),
     )
 
 

@@ -36,6 +36,7 @@ from slimbuild.image.plan import (
     CONTEXT_APP_DIR,
     CONTEXT_BUILD_LOCK,
     CONTEXT_DEBS_DIR,
+    CONTEXT_LAYERS,
     CONTEXT_LOCK,
     CONTEXT_ROOT_DIR,
     CONTEXT_STAGE_SCRIPT,
@@ -137,6 +138,10 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         else "",
         "uid": int(plan.uid),
         "deps_image": plan.deps_image,
+        # the venv's layers: keys in COPY order (empty: one layer), and the layout file stage_venv reads
+        "layers": [u.key for u in plan.layers],
+        "layers_source": CONTEXT_LAYERS,
+        "layers_dest": f"/tmp/{CONTEXT_LAYERS}",
         "prune": sorted(set(plan.prune), key=str.encode),
     }
 

@@ -78,10 +78,10 @@ def python_sources(root: str) -> list[str]:
     return found
 
 
-def _compile(source: str, cfile: str | None) -> bool:
+def _compile(source: str, cfile: str | None, dfile: str | None = None) -> bool:
     try:
         py_compile.compile(
-            source, cfile=cfile, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+            source, cfile=cfile, dfile=dfile, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
         )
     except (py_compile.PyCompileError, OSError, ValueError):
         return False  # e.g. Python 2 leftovers in a wheel: the source stays, uncompiled
@@ -89,10 +89,12 @@ def _compile(source: str, cfile: str | None) -> bool:
 
 
 def compile_sources(
-    site_packages: str, *, strip_sources: bool, keep_sources: Sequence[str], tops: Sequence[str] | None = None
+    site_packages: str, *, strip_sources: bool, keep_sources: Sequence[str], tops: Sequence[str] | None = None,
+    staged_at: str = "",
 ) -> int:
     """Compile every module once (only those under ``tops`` when given); with strip_sources, replace
-    sources by legacy .pyc. Returns the count compiled."""
+    sources by legacy .pyc. Returns the count compiled. ``staged_at``: site_packages lies below this staging
+    root, and the bytecode names each source at its path in the image (the path without that prefix)."""
     keep_rx = None
     if keep_sources:
         keep_rx = re.compile("/site-packages/(" + "|".join(re.escape(k) for k in sorted(keep_sources)) + ")/")
@@ -108,12 +110,13 @@ def compile_sources(
             elif top.endswith(".py") and os.path.isfile(path):
                 sources.append(path)
     for source in sources:
+        dfile = source[len(staged_at.rstrip("/")) :] if staged_at else None
         if strip_sources and not (keep_rx and keep_rx.search(source)):
-            if _compile(source, source + "c"):
+            if _compile(source, source + "c", dfile):
                 os.unlink(source)
                 compiled += 1
             continue  # a module that does not compile keeps its source, uncompiled
-        if _compile(source, importlib.util.cache_from_source(source)):
+        if _compile(source, importlib.util.cache_from_source(source), dfile):
             compiled += 1
     return compiled
 
@@ -385,6 +388,132 @@ def clamp_mtimes(root: str, epoch: int) -> None:
             os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
 
 
+# ---------------------------------------------------------------- one layer per distribution
+
+LAYOUT_VERSION = "slimbuild-layers v1"  # image/layers.py writes the layout file
+SKELETON = "skel"
+UNIT_EPOCH = 315532800  # every unit's mtime: fixed (the zip epoch), so a layer never depends on the project
+
+
+def read_layout(path: str) -> list[tuple[str, list[str]]]:
+    """(key, canonical names) per unit of the layout file, in its order."""
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    if not lines or lines[0] != LAYOUT_VERSION:
+        raise SystemExit(f"slimbuild-stage: {path} is not a {LAYOUT_VERSION} file")
+    units = []
+    for line in lines[1:]:
+        key, *names = line.split()
+        if not re.fullmatch(r"[0-9a-f]{16}", key) or not names:
+            raise SystemExit(f"slimbuild-stage: bad layout line in {path}: {line!r}")
+        units.append((key, names))
+    return units
+
+
+def _dist_infos(site_packages: str) -> dict[str, str]:
+    """Canonical distribution name -> its .dist-info directory name in site-packages."""
+    found = {}
+    for entry in sorted(os.listdir(site_packages)):
+        if entry.endswith(".dist-info") and os.path.isdir(os.path.join(site_packages, entry)):
+            found[re.sub(r"[-_.]+", "-", entry[: -len(".dist-info")].rsplit("-", 1)[0]).lower()] = entry
+    return found
+
+
+def _record_paths(site_packages: str, dist_info: str) -> list[str]:
+    """The absolute paths a distribution's RECORD lists (its files, scripts and data), in RECORD's order."""
+    import csv
+
+    paths = []
+    with open(os.path.join(site_packages, dist_info, "RECORD"), encoding="utf-8", newline="") as fh:
+        for row in csv.reader(fh):
+            if row and row[0]:
+                paths.append(os.path.normpath(os.path.join(site_packages, row[0])))
+    return paths
+
+
+def _move_into(path: str, unit_root: str) -> None:
+    dest = unit_root + path
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    os.rename(path, dest)
+
+
+def split_units(venv: str, site_packages: str, stage_root: str, units: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """Move each unit's distributions (every file their RECORD lists that is still there, and their whole
+    .dist-info) from the venv to ``<stage_root>/<key>/<same absolute path>``. What no unit owns stays in the
+    venv (its skeleton). A path two distributions list goes with the first unit. Returns the unit roots."""
+    venv = os.path.normpath(venv)
+    infos = _dist_infos(site_packages)
+    roots = []
+    for key, names in units:
+        unit_root = os.path.join(stage_root, key)
+        os.makedirs(unit_root, exist_ok=True)  # a unit whose files were all pruned is an empty layer
+        roots.append(unit_root)
+        for name in sorted(names):
+            dist_info = infos.get(name)
+            if dist_info is None:
+                continue  # pruned whole (an installer the image does not need)
+            for path in _record_paths(site_packages, dist_info):
+                if path.startswith(venv + os.sep) and os.path.lexists(path) and not os.path.isdir(path):
+                    _move_into(path, unit_root)
+            info_dir = os.path.join(site_packages, dist_info)
+            for dirpath, _dirs, filenames in os.walk(info_dir):
+                for f in sorted(filenames):
+                    _move_into(os.path.join(dirpath, f), unit_root)
+    _remove_empty_dirs(site_packages)
+    return roots
+
+
+def _remove_empty_dirs(top: str) -> None:
+    """Remove the directories below top (not top itself) that the moves left empty."""
+    for dirpath, _dirs, _files in os.walk(top, topdown=False):
+        if dirpath != top and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+
+
+def compile_units(roots: Sequence[str], site_packages: str, *, strip_sources: bool, keep_sources: Sequence[str]) -> None:
+    """Compile each unit in a fresh interpreter of its own (two at a time), so that its bytecode depends only
+    on its own sources, never on what this process compiled before."""
+    import subprocess
+
+    flags = ["--strip-sources"] if strip_sources else []
+    for name in keep_sources:
+        flags += ["--keep-source", name]
+    pending = list(roots)
+    running: list[subprocess.Popen[bytes]] = []
+    while pending or running:
+        while pending and len(running) < 2:
+            root = pending.pop(0)
+            cmd = [sys.executable, os.path.abspath(__file__), "--compile-unit", root, site_packages, *flags]
+            running.append(subprocess.Popen(cmd))
+        proc = running.pop(0)
+        if proc.wait() != 0:
+            raise SystemExit(f"slimbuild-stage: compiling a layer failed (exit {proc.returncode})")
+
+
+def _compile_unit_main(argv: Sequence[str]) -> int:
+    ap = argparse.ArgumentParser(prog="slimbuild-stage --compile-unit")
+    ap.add_argument("root")
+    ap.add_argument("site_packages")
+    ap.add_argument("--strip-sources", action="store_true")
+    ap.add_argument("--keep-source", action="append", default=[])
+    args = ap.parse_args(argv)
+    staged = args.root + args.site_packages
+    if os.path.isdir(staged):
+        compile_sources(staged, strip_sources=args.strip_sources, keep_sources=args.keep_source, staged_at=args.root)
+    return 0
+
+
+def clamp_unit(root: str) -> None:
+    """Every directory of a unit 0755 and every entry at UNIT_EPOCH: the directories several layers hold
+    (opt/, site-packages/, bin/ ...) are then the identical entry in each."""
+    for dirpath, dirnames, _files in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+    os.chmod(root, 0o755)
+    clamp_mtimes(root, UNIT_EPOCH)
+
+
+# long: the command line and the order of the steps, each one call
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Finish the builder stage's venv: prune, compile, stage and clamp.")
     ap.add_argument("--venv", default=sys.prefix)
@@ -401,7 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--deb", action="append", default=[], help="a .deb to extract into the staging root (system-packages)")
     ap.add_argument("--install", metavar="LOCK", help="install this lock first, one pip per group (pip's command after --)")
     ap.add_argument("--wheels", default="/wheels/", help="the wheelhouse (to group the lock by what each wheel writes)")
+    ap.add_argument("--layers", metavar="LAYOUT", help="stage one root per unit of this layout file (image/layers.py)")
     ap.add_argument("pip", nargs=argparse.REMAINDER, help="-- PIP_MAIN install ARGS...: how to run pip, without -r")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--compile-unit"]:
+        return _compile_unit_main(argv[1:])
     args = ap.parse_args(argv)
     pip = args.pip[1:] if args.pip[:1] == ["--"] else list(args.pip)  # only the separator, not pip's own "--"
     if args.install:
@@ -409,16 +542,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error("--install needs pip's command after --")
         install_and_compile(
             args.install, pip, args.wheels, args.site_packages, work="/tmp/slimbuild-groups", prune_patterns=args.prune,
-            pyc=args.pyc, strip_sources=args.strip_sources, keep_sources=args.keep_source,
+            pyc=args.pyc and not args.layers, strip_sources=args.strip_sources, keep_sources=args.keep_source,
         )
     prune(args.site_packages, args.prune)
     for name in OTHER_SHELLS:
         _remove(os.path.join(args.venv, "bin", name))
-    if args.pyc and not args.install:
+    roots = split_units(args.venv, args.site_packages, args.stage, read_layout(args.layers)) if args.layers else []
+    if args.pyc and (roots or not args.install):  # what no unit holds (or the whole venv) compiles here
         compile_sources(args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
-    stage(args.venv, args.stage, args.uid, args.passwd, args.etc)
-    install_debs(args.deb, args.stage)
-    clamp_mtimes(args.stage, args.epoch)
+    if args.pyc and roots:  # by the venv's interpreter: before the venv moves
+        compile_units(roots, args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
+    skeleton = os.path.join(args.stage, SKELETON) if args.layers else args.stage
+    stage(args.venv, skeleton, args.uid, args.passwd, args.etc)
+    install_debs(args.deb, skeleton)  # system-packages travel with the venv's skeleton (its own layer when layered)
+    clamp_mtimes(skeleton, args.epoch)
+    for root in roots:
+        clamp_unit(root)
     return 0
 
 

@@ -7,6 +7,7 @@ functions of :mod:`slimbuild.image.plan` and :mod:`slimbuild.record.provenance`;
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -28,11 +29,13 @@ from slimbuild.image.context import (
     with_digests,
 )
 from slimbuild.image.engine import Engine
+from slimbuild.image.layers import LayerUnit, WheelInfo, group_layers, layered, layout_text, wheel_name
 from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,
     CONTEXT_BUILD_LOCK,
     CONTEXT_DEBS_DIR,
+    CONTEXT_LAYERS,
     CONTEXT_LOCK,
     CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
@@ -192,6 +195,7 @@ def prepare_build(
     return tuple(_prepare_one(settings, o, run, system, sbom) for o in outcomes)
 
 
+# long: one entrypoint's context, file by file (app, wheels, debs, layers, lock, stage script, Dockerfile), in one place
 def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: SystemPackages, sbom: bool = False) -> BuildInputs:
     """One entrypoint's plan, Dockerfile, context files and content tag."""
     a = o.analysis
@@ -227,9 +231,13 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
     if sbom:
         app_files = sorted({*app_files, sbom_in_app()})
     debs = [(f"{CONTEXT_DEBS_DIR}/{path.name}", path, pkg.sha256) for pkg, path in system.debs]
+    units = venv_layers(settings, o.wheels)
     plan, template_dir, dockerfile = _render(
-        settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run, [path.name for _, path in system.debs]
-    )
+        settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run,
+        [path.name for _, path in system.debs], units,
+    )  # fmt: skip
+    if units:
+        build_files.append(ContextFile(CONTEXT_LAYERS, None, layout_text(units), 0o644))
     files = (
         *app,
         # fetch_wheels hashed each wheel in this run: the digests are reused (with_digests reads only the others)
@@ -249,6 +257,16 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
         smoke, warnings, template_dir, sbom, system.records(),
     )  # fmt: skip
+
+
+def venv_layers(settings: Settings, wheels: Sequence[Path]) -> tuple[LayerUnit, ...]:
+    """The venv's layers for the lock's distribution files (none: the venv is one layer), per ``venv-layers``."""
+    if not layered(settings.venv_layers, len(settings.entrypoints)):
+        return ()
+    return group_layers([
+        WheelInfo(wheel_name(p.name), verified_sha256(p) or hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
+        for p in wheels
+    ])  # fmt: skip
 
 
 def _shipped_paths(root: Path, project_files: Sequence[ContextFile], files: Sequence[str]) -> list[str]:
@@ -290,6 +308,7 @@ def _render(
     sdists: Sequence[str],
     run: _RunValues,
     debs: Sequence[str] = (),
+    units: Sequence[LayerUnit] = (),
 ) -> tuple[BuildPlan, Path | None, str]:
     """The plan, the user's template directory (None: the bundled templates) and the rendered Dockerfile."""
     plan = make_plan(
@@ -308,6 +327,7 @@ def _render(
         keep_sources=settings.keep_sources,
         sdists=sdists,
         debs=debs,
+        layers=units,
     )
     template_dir = user_template_dir(settings.template, settings.root)
     if template_dir is not None:
