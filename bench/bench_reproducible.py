@@ -56,7 +56,7 @@ def _project(work: Path) -> Path:
 
 def _commit(root: Path, message: str) -> None:
     _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", message)
+    _git(root, "commit", "-q", "--allow-empty", "-m", message)
 
 
 def _verify(env: dict[str, str], manifest: str) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def _verify(env: dict[str, str], manifest: str) -> dict[str, Any]:
 
 
 def _med(values: list[float | None]) -> float | None:
-    return _med([v for v in values if v is not None])
+    return bb.med([v for v in values if v is not None])
 
 
 def _share(build: dict[str, Any]) -> float | None:
