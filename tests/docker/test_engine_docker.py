@@ -95,7 +95,8 @@ def _nobody_pythonpath() -> Path:
         shutil.copytree(next(iter(spec.submodule_search_locations)), dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "slimbuild" / "image").mkdir(parents=True)
     for module in (
-        "__init__.py", "errors.py", "image/__init__.py", "image/engine.py", "image/engine_host.py", "image/build_stream.py"
+        "__init__.py", "errors.py", "redact.py", "image/__init__.py", "image/engine.py", "image/engine_host.py",
+        "image/build_stream.py", "image/push.py", "image/push_stream.py",
     ):
         shutil.copyfile(ROOT / "slimbuild" / module, dest / "slimbuild" / module)
     for path in dest.rglob("*"):
