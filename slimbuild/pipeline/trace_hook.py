@@ -206,9 +206,31 @@ def install() -> None:
 
         os._exit = _exit  # type: ignore[assignment]
         atexit.register(tracer.sync)
+        _sync_on_sigterm(tracer)
         tracer.known = set(sys.modules)
         sys.addaudithook(tracer.on_event)
     _chain(boot)
+
+
+def _sync_on_sigterm(tracer: _Tracer) -> None:
+    """A process ended by SIGTERM (multiprocessing's ``Pool.terminate`` ends its idle workers so) writes the modules
+    it loaded since its last import event first, then dies of the signal as it would have. Only where SIGTERM has its
+    default action: a program's own handler is left alone (it replaces this one when it installs it later)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return
+
+    def _term(signum: int, frame: object) -> None:
+        tracer.sync()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        signal.signal(signal.SIGTERM, _term)
+    except (ValueError, OSError):
+        pass
 
 
 def _chain(boot: str | None) -> None:
