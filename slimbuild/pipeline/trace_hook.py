@@ -78,6 +78,24 @@ class _Tracer:
         if name not in self.asked:
             self.asked[name] = _importer()
 
+    def wrap_builtin_import(self) -> None:
+        """Write the modules an ``import`` statement loaded as soon as it returns: a process that is killed next
+        (multiprocessing's ``Pool.terminate`` ends its workers with SIGTERM) loses nothing it imported, and a failed
+        import, which raises, is never written."""
+        import builtins
+
+        real = builtins.__import__
+        tracer = self
+
+        def __import__(name: str, globals: object = None, locals: object = None, fromlist: object = (), level: int = 0) -> object:
+            module = real(name, globals, locals, fromlist, level)  # type: ignore[arg-type]
+            if len(sys.modules) != len(tracer.known):
+                tracer.sync()
+            return module
+
+        __import__.__doc__ = real.__doc__
+        builtins.__import__ = __import__  # type: ignore[assignment]
+
     def wrap_import_module(self) -> None:
         """Know who calls ``importlib.import_module`` (importlib's own Python raises no ``import`` event)."""
         import importlib
@@ -206,31 +224,10 @@ def install() -> None:
 
         os._exit = _exit  # type: ignore[assignment]
         atexit.register(tracer.sync)
-        _sync_on_sigterm(tracer)
+        tracer.wrap_builtin_import()
         tracer.known = set(sys.modules)
         sys.addaudithook(tracer.on_event)
     _chain(boot)
-
-
-def _sync_on_sigterm(tracer: _Tracer) -> None:
-    """A process ended by SIGTERM (multiprocessing's ``Pool.terminate`` ends its idle workers so) writes the modules
-    it loaded since its last import event first, then dies of the signal as it would have. Only where SIGTERM has its
-    default action: a program's own handler is left alone (it replaces this one when it installs it later)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        return
-
-    def _term(signum: int, frame: object) -> None:
-        tracer.sync()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    try:
-        signal.signal(signal.SIGTERM, _term)
-    except (ValueError, OSError):
-        pass
 
 
 def _chain(boot: str | None) -> None:
