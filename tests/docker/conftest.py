@@ -169,3 +169,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """host:port of an open registry on loopback, for one test module."""
     with registry_server(tmp_path_factory.mktemp("registry")) as address:
         yield address
+
+
+def registry_digest(address: str, repo: str, tag: str) -> str:
+    """The digest the registry on 127.0.0.1 serves for repo:tag (its Docker-Content-Digest header)."""
+    req = urllib.request.Request(
+        f"http://{address}/v2/{repo}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return str(resp.headers["Docker-Content-Digest"])

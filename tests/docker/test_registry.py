@@ -9,7 +9,6 @@ the registry itself serves for that tag.
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -17,20 +16,11 @@ import pytest
 
 from slimbuild.image.engine import DockerEngine
 from tests.constants import OK
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, registry_digest
 from tests.docker.test_image_properties import build_env, cli, write_project
 
 pytestmark = pytest.mark.docker
 
-def _registry_digest(address: str, repo: str, tag: str) -> str:
-    """The digest the registry serves for repo:tag (its Docker-Content-Digest header)."""
-    req = urllib.request.Request(
-        f"http://{address}/v2/{repo}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return str(resp.headers["Docker-Content-Digest"])
 
 
 def test_F5_base_with_a_registry_digest_is_pinned_and_recorded(
@@ -46,7 +36,7 @@ def test_F5_base_with_a_registry_digest_is_pinned_and_recorded(
             digest = (event.get("aux") or {}).get("Digest")
             if digest:
                 pushed.append(str(digest))
-        served = _registry_digest(registry, repo, "bookworm")
+        served = registry_digest(registry, repo, "bookworm")
         assert pushed == [served]
         assert f"{registry}/{repo}@{served}" in engine.inspect_image(ref)["RepoDigests"]
 

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import trustme
 
 from slimbuild.image.engine import DockerEngine, connect
 from tests.constants import ENGINE, OK
-from tests.docker.conftest import BASE_IMAGE, _no_engine
+from tests.docker.conftest import BASE_IMAGE, _no_engine, registry_digest
 from tests.docker.remote_daemon import DOCKERD, RemoteDaemon, free_port, new_root, write_client_certs
 from tests.docker.test_image_properties import build_env, cli
 
@@ -72,14 +71,6 @@ def _project(root: Path, nonce: str, *, runtime_step: str = "") -> Path:
     return root
 
 
-def _registry_digest(address: str, repo: str, tag: str) -> str:
-    req = urllib.request.Request(
-        f"http://{address}/v2/{repo}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return str(resp.headers["Docker-Content-Digest"])
 
 
 def test_M11_build_smoke_run_and_push_through_a_tls_remote_engine(
@@ -106,7 +97,7 @@ def test_M11_build_smoke_run_and_push_through_a_tls_remote_engine(
             for event in second.client.push(f"{registry}/{repo}", tag="v1", stream=True, decode=True)
             if "error" not in event and (event.get("aux") or {}).get("Digest")
         ]
-        assert pushed == [_registry_digest(registry, repo, "v1")]
+        assert pushed == [registry_digest(registry, repo, "v1")]
     finally:
         second.close()
 

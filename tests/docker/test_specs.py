@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from slimbuild.image.engine import DockerEngine
 from slimbuild.record.manifest import read_manifest_file, write_manifest
 from tests.conftest import Run
 from tests.constants import OK, USAGE
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, registry_digest
 from tests.runspecs import check_job, check_pachyderm, check_workflow, documents
 
 pytestmark = pytest.mark.docker
@@ -30,15 +29,6 @@ SHARED_CACHE = Path(os.environ.get("SLIMBUILD_TEST_CACHE", "~/.cache/slimbuild-t
 STAGES = ("ingest", "features", "report")
 
 
-def _served(address: str, repo: str, tag: str) -> str:
-    """The digest the registry serves for repo:tag (its Docker-Content-Digest header)."""
-    req = urllib.request.Request(
-        f"http://{address}/v2/{repo}/manifests/{tag}",
-        method="HEAD",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return str(resp.headers["Docker-Content-Digest"])
 
 
 def _push(engine: DockerEngine, repository: str, tag: str) -> str:
@@ -80,7 +70,7 @@ def test_M9_the_example_pipeline_pushed_gets_specs_pinned_by_the_served_digests(
             engine.client.tag(image["image_id"], repository, "0.1")
             made.append(f"{repository}:0.1")
             digest = _push(engine, repository, "0.1")
-            assert digest == _served(registry, f"{space}/{name}", "0.1")
+            assert digest == registry_digest(registry, f"{space}/{name}", "0.1")
             pinned[name] = f"{repository}@{digest}"
             made.append(pinned[name])
             assert pinned[name] in engine.inspect_image(image["image_id"])["RepoDigests"]
