@@ -6,8 +6,9 @@ interpreter, not slimbuild's) and run once, by the venv's python, after pip inst
 1. prune what a run never needs: ``tests`` and ``__pycache__`` directories, C/Cython sources and
    headers, the installers (``--prune`` patterns, relative to site-packages), the venv's activate
    scripts for other shells. Never a ``*.so`` or a ``*.libs`` directory (``strip`` corrupts them);
-2. with ``--pyc``: PEP 552 ``unchecked-hash`` bytecode, compiled in this one process in a fixed (sorted)
-   order, so that the bytes are reproducible (run it with ``PYTHONHASHSEED=0``). With ``--strip-sources``
+2. with ``--pyc``: PEP 552 ``unchecked-hash`` bytecode, each job compiled in a fresh interpreter of its own
+   over a fixed set of top-level entries in sorted order, so that the bytes are reproducible (run it with
+   ``PYTHONHASHSEED=0``). With ``--strip-sources``
    each third-party module gets a legacy-layout ``.pyc`` beside it and its ``.py`` is removed; a
    module that does not compile keeps its source, and packages named by ``--keep-source`` (they read
    their own source at run time: numba, torch.jit ...) keep it and get ``__pycache__`` bytecode;
@@ -252,6 +253,28 @@ def plan_groups(entries: Sequence[tuple[str, str]], wheels: str) -> list[list[tu
     return [[(n, by_name[n]) for n in names if n in first], [(n, by_name[n]) for n in names if n not in first]]
 
 
+def split_tops(site_packages: str, tops: Sequence[str], parts: int) -> list[list[str]]:
+    """Top-level entries in at most ``parts`` jobs of about equal ``.py`` bytes: largest first to the lightest
+    job, ties by name, each job sorted (deterministic)."""
+    def size(top: str) -> int:
+        path = os.path.join(site_packages, top)
+        files = python_sources(path) if os.path.isdir(path) and not os.path.islink(path) else [path]
+        return sum(os.path.getsize(f) for f in files if f.endswith(".py") and os.path.isfile(f))
+
+    jobs: list[tuple[int, int, list[str]]] = [(0, i, []) for i in range(max(1, parts))]
+    for weight, top in sorted(((size(t), t) for t in tops), key=lambda wt: (-wt[0], wt[1])):
+        load, i, names = min(jobs)
+        jobs[i] = (load + weight, i, [*names, top])
+    return [sorted(names) for _, _, names in jobs if names]
+
+
+def _compile_job(site_packages: str, tops: Sequence[str], strip: bool, keep: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Compile these entries in a fresh interpreter: the bytecode depends only on them, never on another job."""
+    flags = (["--strip-sources"] if strip else []) + [f"--keep-source={k}" for k in keep] + [f"--top={t}" for t in tops]
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--compile-unit", "", site_packages, *flags])
+
+
+# long: one loop over the groups: wait for each pip, prune its entries and start its compile jobs
 def install_and_compile(
     lock: str,
     pip: Sequence[str],
@@ -264,11 +287,8 @@ def install_and_compile(
     strip_sources: bool,
     keep_sources: Sequence[str],
 ) -> None:
-    """Install the lock with one pip per group, at once; prune and compile each group as soon as it is in.
-
-    Every module is still compiled in this one process, in a fixed order (the groups in order, each
-    sorted), so the bytecode is reproducible while the other group's pip uses the second core.
-    """
+    """Install the lock with one pip per group, at once; prune and compile each group as soon as it is in, in fresh
+    interpreters over fixed sets of entries (the last group in two jobs: no pip is left to use the second core)."""
     import time
 
     start = time.monotonic()
@@ -280,6 +300,7 @@ def install_and_compile(
         with open(path, "w", encoding="utf-8") as fh:
             fh.write("".join(line + "\n" for _, line in group))
         procs.append(subprocess.Popen([sys.executable, *pip, "-r", path]))
+    compiling: list[subprocess.Popen[bytes]] = []
     try:
         for i, (proc, group) in enumerate(zip(procs, groups), 1):
             names = ", ".join(n for n, _ in group)
@@ -289,10 +310,16 @@ def install_and_compile(
             tops = sorted(_installed_tops(site_packages, [n for n, _ in group]))
             prune(site_packages, prune_patterns, tops=tops)
             if pyc:
-                count = compile_sources(site_packages, strip_sources=strip_sources, keep_sources=keep_sources, tops=tops)
-                _log(f"group {i}/{len(groups)}: {count} modules compiled by {time.monotonic() - start:.1f}s")
+                parts = 2 if i == len(groups) else 1  # the other groups compile beside a pip
+                for job in split_tops(site_packages, tops, parts):
+                    compiling.append(_compile_job(site_packages, job, strip_sources, keep_sources))
+        for job_proc in compiling:
+            if job_proc.wait() != 0:
+                raise SystemExit(f"slimbuild-stage: compiling failed (exit {job_proc.returncode})")
+        if pyc:
+            _log(f"{len(compiling)} compile jobs done by {time.monotonic() - start:.1f}s")
     finally:
-        for proc in procs:
+        for proc in [*procs, *compiling]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -496,10 +523,15 @@ def _compile_unit_main(argv: Sequence[str]) -> int:
     ap.add_argument("site_packages")
     ap.add_argument("--strip-sources", action="store_true")
     ap.add_argument("--keep-source", action="append", default=[])
+    ap.add_argument("--top", action="append", help="only these top-level entries (install_and_compile's jobs)")
     args = ap.parse_args(argv)
     staged = args.root + args.site_packages
     if os.path.isdir(staged):
-        compile_sources(staged, strip_sources=args.strip_sources, keep_sources=args.keep_source, staged_at=args.root)
+        count = compile_sources(
+            staged, strip_sources=args.strip_sources, keep_sources=args.keep_source, tops=args.top, staged_at=args.root
+        )
+        if args.top:
+            _log(f"{count} modules compiled ({', '.join(args.top[:4])}{' ...' if len(args.top) > 4 else ''})")
     return 0
 
 

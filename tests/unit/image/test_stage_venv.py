@@ -282,7 +282,8 @@ def test_install_runs_one_pip_per_group_then_prunes_and_compiles_each(tmp_path: 
     venv, site, lock, pip = _install_fixture(tmp_path)
     done = _install(tmp_path, venv, site, lock, pip)
     assert done.returncode == 0, done.stderr
-    assert "group 1/2 installed" in done.stderr and "group 2/2: " in done.stderr
+    assert "group 1/2 installed" in done.stderr and "group 2/2 installed" in done.stderr
+    assert "compile jobs done" in done.stderr
     staged = tmp_path / "stage" / str(site).lstrip("/")
     assert (staged / "heavy_src/core.pyc").exists() and not (staged / "heavy_src/core.py").exists()
     assert (staged / "heavy_bin/__init__.pyc").exists() and (staged / "heavy_bin/x.so").exists()
@@ -295,3 +296,34 @@ def test_install_fails_naming_the_group_pip_could_not_install(tmp_path: Path) ->
     assert done.returncode != 0
     assert "pip failed (exit 3) installing heavy-bin" in done.stderr
     assert not (tmp_path / "stage").exists()  # nothing staged from a failed install
+
+
+def test_G19_compile_jobs_split_by_source_bytes_deterministically(tmp_path: Path) -> None:
+    """The last group compiles in two fresh interpreters: the split depends only on the installed files."""
+    site = tmp_path / "site"
+    for top, size in (("big", 9000), ("mid", 5000), ("small", 3000), ("tiny", 100)):
+        (site / top).mkdir(parents=True)
+        (site / top / "m.py").write_text("x = 1\n" + "#" * size, encoding="utf-8")
+    (site / "alone.py").write_text("y = 2\n", encoding="utf-8")
+    tops = ["tiny", "alone.py", "small", "mid", "big"]
+    jobs = stage_venv.split_tops(str(site), tops, 2)
+    assert jobs == [["big"], ["alone.py", "mid", "small", "tiny"]]
+    assert stage_venv.split_tops(str(site), list(reversed(tops)), 2) == jobs  # the order given does not matter
+    assert stage_venv.split_tops(str(site), tops, 1) == [sorted(tops)]
+
+
+def test_G19_bytecode_is_the_same_however_the_jobs_run(tmp_path: Path) -> None:
+    """Each job is a fresh interpreter over sorted entries: two installs give byte-identical .pyc."""
+    digests = []
+    root = tmp_path / "root"
+    for _run in ("a", "b"):
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()  # the same paths each time: bytecode names its source
+        venv, site, lock, pip = _install_fixture(root)
+        done = _install(root, venv, site, lock, pip)
+        assert done.returncode == 0, done.stderr
+        staged = root / "stage" / str(site).lstrip("/")
+        digests.append(
+            {p.relative_to(staged).as_posix(): p.read_bytes() for p in sorted(staged.rglob("*.pyc"))}
+        )
+    assert digests[0] and digests[0] == digests[1]
