@@ -57,7 +57,7 @@ SB_CACHE = os.environ.get("SLIMBUILD_CACHE", str(Path.home() / ".cache" / "slimb
 NAIVE_REPO = "slimbuild-bench/naive-kitchen-sink"
 PROJECT_NAME = "bench-kitchen-sink"  # the slim image repository is slimbuild/<project dir name>
 
-GOALS = {"added": 0.08, "accessed": 1.3, "rebuild": 0.05, "cold": 0.2, "startup": 1.0}
+GOALS = {"default_prune": 1.2, "added": 0.08, "accessed": 1.3, "rebuild": 0.05, "cold": 0.2, "startup": 1.0}
 
 NAIVE_DOCKERFILE = """\
 # The naive image: one stage, the whole project, EVERY declared requirement, pip's defaults.
@@ -145,11 +145,12 @@ def _report(code):
         "mapped_so": sorted(m),
     }), flush=True)
 
-sys.argv = ["/app/train.py"]
-sys.path[0] = "/app"
+script = sys.argv[1] if len(sys.argv) > 1 else "/app/train.py"  # the image's entrypoint script
+sys.argv = [script]
+sys.path[0] = os.path.dirname(script)
 code = 0
 try:
-    runpy.run_path("/app/train.py", run_name="__main__")
+    runpy.run_path(script, run_name="__main__")
 except SystemExit as exc:
     code = exc.code
 _report(code)
@@ -522,17 +523,17 @@ def edit_train(path: Path, digits: int) -> str:
     return f"r2={{score:.{digits}f}}"
 
 
-def audit(image: str, hardened: bool = True) -> dict[str, Any]:
+def audit(image: str, hardened: bool = True, script: str = "/app/train.py") -> dict[str, Any]:
     flags = ["--network", "none"]
     if hardened:
         flags += ["--read-only", "--tmpfs", "/tmp", "--user", "10001:10001"]
-    cmd = ["docker", "run", "--rm", *flags, "--entrypoint", "/opt/venv/bin/python", image, "-c", AUDIT_SCRIPT]
+    cmd = ["docker", "run", "--rm", *flags, "--entrypoint", "/opt/venv/bin/python", image, "-c", AUDIT_SCRIPT, script]
     r = run(cmd)
     for line in r["stdout"].splitlines():
         if line.startswith("@@AUDIT@@"):
             doc = json.loads(line[len("@@AUDIT@@") :])
             doc["train_output"] = [x for x in r["stdout"].splitlines() if not x.startswith("@@")]
-            doc["command"] = " ".join(cmd[:-1]) + ' "<AUDIT_SCRIPT>"'
+            doc["command"] = " ".join(cmd[:-2]) + f' "<AUDIT_SCRIPT>" {script}'
             return doc
     return {"error": (r["stdout"] + r["stderr"])[-2000:], "rc": r["rc"]}
 
@@ -611,6 +612,75 @@ def count_dists(image: str) -> int | None:
         return None
 
 
+# --------------------------------------------------------------------------- --only size
+
+
+SIZE_EXAMPLES = ("kitchen-sink", "notebook")
+
+
+def entry_script(client: Any, image: str) -> str:
+    """The Python file the image's entrypoint runs (``/app/train.py``; a notebook's generated script)."""
+    config = client.inspect_image(image)["Config"]
+    argv = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    return next((a for a in argv if a.endswith(".py")), "/app/train.py")
+
+
+def size_only(env: dict[str, str], client: Any, base_size: int, images: Images) -> dict[str, Any]:
+    """Row 2 alone, for each example: one default build (no builder prune, the engine's cache as it is: the
+    smoke run is the build's), its bytes added over the base, and the read-only audit run of its entrypoint."""
+    out: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="bench-size-"))
+    ignore = shutil.ignore_patterns("slimbuild.lock", "slimbuild*.json", "__pycache__", ".slimbuild*")
+    try:
+        for name in SIZE_EXAMPLES:
+            project = work / f"bench-{name}"
+            shutil.copytree(REPO / "examples" / name, project, ignore=ignore)
+            lk = run([PY, "-m", "slimbuild", "lock", str(project), "--json"], env=env)
+            if lk["rc"] != 0:
+                out[name] = {"error": "lock failed", "stderr_tail": lk["stderr"][-2000:]}
+                continue
+            log(f"size: {name}: slimbuild build")
+            b = slim_build(env, project, work, f"size-{name}")
+            images.add(b.get("created_ids", []), b.get("tags", []))
+            if b["rc"] != 0:
+                out[name] = {"error": "build failed", "stderr_tail": b.get("stderr_tail")}
+                continue
+            sizes = image_sizes(client, b["image_id"], base_size)
+            script = entry_script(client, b["image_id"])
+            log(f"size: {name}: audit run of {script}")
+            a = audit(b["image_id"], script=script)
+            out[name] = {
+                "command": b["command"],
+                "added_bytes": sizes["added_bytes"],
+                "accessed_bytes": a.get("accessed_bytes"),
+                "ratio": ratio(sizes["added_bytes"], a.get("accessed_bytes"), 3),
+                "audit_exit_code": a.get("exit_code", a.get("rc")),
+                "audit": a,
+                "build": {k: b.get(k) for k in ("wall_s", "image_id", "warnings")},
+            }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def size_markdown(res: dict[str, Any]) -> str:
+    lines = [
+        f"### build size benchmark ({res['meta']['date']}, base `{BASE}`): `{res['meta']['command']}`",
+        "",
+        "| example | bytes added over the base | bytes the run opens or maps | ratio | goal | audit exit |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, r in res["size"].items():
+        if "error" in r:
+            lines.append(f"| {name} | {r['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {fmt_mb(r['added_bytes'])} | {fmt_mb(r['accessed_bytes'])} | {r['ratio']}x | <= {GOALS['default_prune']}x "
+            f"({verdict(r['ratio'], GOALS['default_prune'])}) | {r['audit_exit_code']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -678,6 +748,36 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _main_size(opts: argparse.Namespace) -> int:
+    env = env_for_tools()
+    client = docker_client()
+    base_info = client.inspect_image(BASE)
+    images = Images(base_info["Id"])
+    res: dict[str, Any] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python3 bench/bench_build.py " + " ".join(sys.argv[1:]),
+            "base": BASE,
+            "base_id": base_info["Id"],
+            "slimbuild_cache": SB_CACHE,
+        }
+    }
+    try:
+        res["size"] = size_only(env, client, int(base_info["Size"]), images)
+    finally:
+        if not opts.keep_images:
+            res["cleanup"] = images.remove_all()
+    default_out = str(REPO / "bench" / "results" / "build.json")
+    out = Path(opts.out if opts.out != default_out else REPO / "bench" / "results" / "build-size.json")
+    md_path = Path(opts.md if opts.md != str(REPO / "bench" / "results" / "build.md") else out.with_suffix(".md"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    md = size_markdown(res)
+    md_path.write_text(md)
+    print(md)
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--_timed-slimbuild":
         rest = sys.argv[2:]
@@ -703,7 +803,14 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "build.json"))
     ap.add_argument("--md", default=str(REPO / "bench" / "results" / "build.md"))
     ap.add_argument("--keep-images", action="store_true", help="do not remove the images this run created")
+    ap.add_argument(
+        "--only", choices=("size",),
+        help="size: only row 2 (added bytes / bytes opened or mapped) for kitchen-sink and notebook; no naive build, "
+        "no builder prune (writes bench/results/build-size.json and .md unless --out/--md)",
+    )
     opts = ap.parse_args()
+    if opts.only == "size":
+        return _main_size(opts)
 
     t_all = time.perf_counter()
     env = env_for_tools()

@@ -75,6 +75,10 @@ class Settings:
     strip_sources: bool = True
     keep_sources: tuple[str, ...] = ("lightning", "numba", "pytorch_lightning", "taichi", "torch", "torchaudio",
                                      "torchvision", "triton")
+    # the default pruning's exceptions (image/stage_prune.py): patterns relative to site-packages never pruned,
+    # and languages whose translation catalogues stay (beside en and the base's LANG)
+    keep_files: tuple[str, ...] = ()
+    keep_locales: tuple[str, ...] = ()
     # the venv's layers: "distribution" (one per distribution, shared across stages and projects) or "single";
     # "" chooses "distribution" for a project with several entrypoints (a pipeline), else "single"
     venv_layers: str = ""
@@ -117,6 +121,8 @@ _KEYS: dict[str, tuple[str, type]] = {
     "healthcheck": ("healthcheck", list),
     "strip-sources": ("strip_sources", bool),
     "keep-sources": ("keep_sources", list),
+    "keep-files": ("keep_files", list),
+    "keep-locales": ("keep_locales", list),
     "venv-layers": ("venv_layers", str),
     "inputs": ("inputs", tuple),  # a list of tables: parse_inputs
     "pipeline": ("pipeline", dict),  # a table of stages: parse_pipeline
@@ -381,12 +387,35 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
         raise ConfigError("max-source-bytes must be positive", hint="e.g. max-source-bytes = 10485760")
     if settings.pipeline is not None:
         check_stages(settings.pipeline, settings.entrypoints)
+    _check_keeps(settings, _config_text(root, source))
     if settings.venv_layers and settings.venv_layers not in VENV_LAYERS:
         raise ConfigError(
             f"venv-layers = {settings.venv_layers!r} is not one of {', '.join(VENV_LAYERS)}",
             hint='venv-layers = "distribution" (one layer per distribution, shared by stages) or "single"',
         )
     return replace(settings, pythonpath=tuple(_pythonpath_entry(settings.root, p) for p in settings.pythonpath))
+
+
+KEEP_FILE_PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]!+-]+(/[A-Za-z0-9._*?\[\]!+-]+)*")
+KEEP_LOCALE_NAME = re.compile(r"[a-z]{2,3}([_-][A-Za-z0-9]+)?(@[a-z]+)?|C|POSIX")
+
+
+def _check_keeps(settings: Settings, text: str) -> None:
+    """``keep-files`` patterns relative to site-packages and ``keep-locales`` language names; exit 2 otherwise."""
+    where = settings.config_file or "config"
+    for pattern in settings.keep_files:
+        if not isinstance(pattern, str) or not KEEP_FILE_PATTERN.fullmatch(pattern) or ".." in pattern.split("/"):
+            raise ConfigError(
+                f"{_key_line(text, 'keep-files', where)}: keep-files pattern {pattern!r} is not a path pattern "
+                "inside site-packages",
+                hint='e.g. keep-files = ["numpy/*.pyi", "mypkg/docs"] (relative to site-packages; * crosses /)',
+            )
+    for name in settings.keep_locales:
+        if not isinstance(name, str) or not KEEP_LOCALE_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{_key_line(text, 'keep-locales', where)}: keep-locales entry {name!r} is not a language name",
+                hint='e.g. keep-locales = ["de", "pt_BR"] (en and the base image\'s LANG are always kept)',
+            )
 
 
 def _pythonpath_entry(root: Path, entry: str) -> str:

@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from slimbuild.config import KEEP_FILE_PATTERN, KEEP_LOCALE_NAME
 from slimbuild.errors import ConfigError, PolicyViolation
 from slimbuild.redact import has_credentials, redact
 
@@ -154,6 +155,14 @@ def _check_wheelhouse(plan: BuildPlan) -> None:
             raise PolicyViolation(
                 f"prune pattern {pattern!r} is not a plain site-packages name", hint="e.g. 'pip' or 'pip-*.dist-info'"
             )
+    for pattern in plan.keep_files:  # rendered in single quotes: the config check's alphabet, nothing a shell reads
+        if not KEEP_FILE_PATTERN.fullmatch(pattern) or ".." in pattern.split("/"):
+            raise PolicyViolation(
+                f"keep-files pattern {pattern!r} is not a path pattern inside site-packages", hint="e.g. 'numpy/*.pyi'"
+            )
+    for name in plan.keep_locales:
+        if not KEEP_LOCALE_NAME.fullmatch(name):
+            raise PolicyViolation(f"keep-locales entry {name!r} is not a language name", hint="e.g. 'de' or 'pt_BR'")
 
 
 def _check_app_and_argv(plan: BuildPlan) -> None:

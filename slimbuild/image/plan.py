@@ -32,6 +32,7 @@ CONTEXT_ROOT_DIR = "image"  # the context's image/ holds the app files at the pa
 CONTEXT_APP_DIR = "image/app"
 RUNTIME_UID = 10001  # the numeric uid:gid the bundled templates' runtime stage runs as (USER uid:uid)
 CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
+CONTEXT_STAGE_RULES = "stage_prune.py"  # slimbuild/stage_prune.py: the pruning rules it imports (beside it)
 CONTEXT_LAYERS = "slimbuild-layers.txt"  # the venv's layers (image/layers.py), when it has one per distribution
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
@@ -95,6 +96,9 @@ class BuildPlan:
     strip_sources: bool = False
     sdists: tuple[str, ...] = ()  # distributions built from an sdist in the builder (allow-sdist); needs CONTEXT_BUILD_LOCK
     keep_sources: tuple[str, ...] = ()
+    # the default pruning's exceptions (image/stage_prune.py): patterns relative to site-packages, languages
+    keep_files: tuple[str, ...] = ()
+    keep_locales: tuple[str, ...] = ()
     debs: tuple[str, ...] = ()  # .deb file names under CONTEXT_DEBS_DIR (system-packages), extracted into the image
     uid: int = RUNTIME_UID
     prune: tuple[str, ...] = DEFAULT_PRUNE
@@ -340,6 +344,8 @@ def make_plan(
     healthcheck: Sequence[str] = (),
     strip_sources: bool = False,
     keep_sources: Sequence[str] = (),
+    keep_files: Sequence[str] = (),
+    keep_locales: Sequence[str] = (),
     sdists: Sequence[str] = (),
     debs: Sequence[str] = (),
     layers: Sequence[LayerUnit] = (),
@@ -363,6 +369,8 @@ def make_plan(
         healthcheck=tuple(healthcheck),
         strip_sources=strip_sources and pyc,
         keep_sources=tuple(sorted(keep_sources)),
+        keep_files=tuple(sorted(set(keep_files), key=str.encode)),
+        keep_locales=tuple(sorted(set(keep_locales))),
         sdists=tuple(sorted(sdists)),
         debs=tuple(sorted(debs)),
         layers=tuple(layers),

@@ -39,6 +39,7 @@ from slimbuild.image.plan import (
     CONTEXT_LAYERS,
     CONTEXT_LOCK,
     CONTEXT_ROOT_DIR,
+    CONTEXT_STAGE_RULES,
     CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
     BuildPlan,
@@ -115,6 +116,7 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "lock_dest": "/tmp/requirements.lock",
         "stage_source": CONTEXT_STAGE_SCRIPT,
         "stage_dest": f"/tmp/{CONTEXT_STAGE_SCRIPT}",
+        "stage_rules_source": CONTEXT_STAGE_RULES,  # imported by the stage script: copy it to the same directory
         "sdists": sorted(set(plan.sdists)),
         "build_lock_source": CONTEXT_BUILD_LOCK,
         "build_lock_dest": "/tmp/build-requirements.lock",
@@ -143,6 +145,8 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "layers_source": CONTEXT_LAYERS,
         "layers_dest": f"/tmp/{CONTEXT_LAYERS}",
         "prune": sorted(set(plan.prune), key=str.encode),
+        "keep_files": list(plan.keep_files),
+        "keep_locales": list(plan.keep_locales),
     }
 
 

@@ -3,9 +3,11 @@
 Shipped into the build context as it is (standard library only, Python 3.8+: it runs on the image's
 interpreter, not slimbuild's) and run once, by the venv's python, after pip installed the locked wheels:
 
-1. prune what a run never needs: ``tests`` and ``__pycache__`` directories, C/Cython sources and
-   headers, the installers (``--prune`` patterns, relative to site-packages), the venv's activate
-   scripts for other shells. Never a ``*.so`` or a ``*.libs`` directory (``strip`` corrupts them);
+1. prune what a run never needs: the installers (``--prune`` patterns, relative to site-packages), the venv's
+   activate scripts for other shells, and what image/stage_prune.py's rules call dead (test suites, caches,
+   docs, examples, C/C++/Cython sources and headers, stubs, unused translations; ``--keep-file`` patterns and
+   ``--keep-locale`` languages spare some). Never a ``*.so``, a ``*.libs`` directory (``strip`` corrupts them)
+   or a ``.dist-info`` file, and every RECORD is rewritten at the end to list what remains;
 2. with ``--pyc``: PEP 552 ``unchecked-hash`` bytecode, each job compiled in a fresh interpreter of its own
    over a fixed set of top-level entries in sorted order, so that the bytes are reproducible (run it with
    ``PYTHONHASHSEED=0``). With ``--strip-sources``
@@ -23,8 +25,6 @@ module (seconds for scipy and scikit-learn).
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import glob
 import importlib.util
 import os
 import py_compile
@@ -35,39 +35,14 @@ import sys
 import sysconfig
 from collections.abc import Sequence
 
-PRUNED_DIRS = ("tests", "__pycache__")
-PRUNED_SUFFIXES = (".pyx", ".pxd", ".pxi", ".c", ".h")
 OTHER_SHELLS = ("Activate.ps1", "activate.csh", "activate.fish")
 
+try:
+    from slimbuild.image import stage_prune
+except ImportError:  # run as the builder's script, slimbuild-stage.py: the rules are copied beside it
+    import stage_prune  # type: ignore[import-not-found,no-redef]
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def prune(site_packages: str, patterns: Sequence[str], tops: Sequence[str] | None = None) -> None:
-    """Remove test suites, caches, C sources and the named installers from site-packages (from its
-    top-level entries ``tops`` only, when given: another pip may still be writing the rest)."""
-    if tops is not None:
-        for top in sorted(tops):
-            if any(fnmatch.fnmatchcase(top, pattern) for pattern in patterns):
-                _remove(os.path.join(site_packages, top))
-            elif os.path.isdir(os.path.join(site_packages, top)):
-                prune(os.path.join(site_packages, top), ())
-        return
-    for dirpath, dirnames, filenames in os.walk(site_packages):
-        dirnames.sort()
-        for name in [d for d in dirnames if d in PRUNED_DIRS]:
-            shutil.rmtree(os.path.join(dirpath, name))
-            dirnames.remove(name)
-        for name in filenames:
-            if name.endswith(PRUNED_SUFFIXES):
-                os.unlink(os.path.join(dirpath, name))
-    for pattern in patterns:
-        for path in sorted(glob.glob(os.path.join(glob.escape(site_packages), pattern))):
-            _remove(path)
+_remove = stage_prune._remove
 
 
 def python_sources(root: str) -> list[str]:
@@ -283,6 +258,7 @@ def install_and_compile(
     *,
     work: str,
     prune_patterns: Sequence[str],
+    rules: stage_prune.Rules,
     pyc: bool,
     strip_sources: bool,
     keep_sources: Sequence[str],
@@ -308,7 +284,8 @@ def install_and_compile(
                 raise SystemExit(f"slimbuild-stage: pip failed (exit {proc.returncode}) installing {names}")
             _log(f"group {i}/{len(groups)} installed at {time.monotonic() - start:.1f}s: {names}")
             tops = sorted(_installed_tops(site_packages, [n for n, _ in group]))
-            prune(site_packages, prune_patterns, tops=tops)
+            pruned = stage_prune.prune(site_packages, prune_patterns, rules, tops=tops)
+            _log(f"group {i}/{len(groups)}: {pruned} bytes pruned")
             if pyc:
                 parts = 2 if i == len(groups) else 1  # the other groups compile beside a pip
                 for job in split_tops(site_packages, tops, parts):
@@ -545,6 +522,15 @@ def clamp_unit(root: str) -> None:
     clamp_mtimes(root, UNIT_EPOCH)
 
 
+def _rules(args: argparse.Namespace) -> stage_prune.Rules:
+    """The pruning rules for this venv: the --keep-file patterns, the languages of the builder's environment
+    (the base's) and --keep-locale, stubs kept when a type checker is installed or in the lock."""
+    locked = [name for name, _ in read_lock(args.install)] if args.install else []
+    stubs = stage_prune.stub_readers_installed(args.site_packages) or any(n in stage_prune.STUB_READERS for n in locked)
+    locales = [*stage_prune.environment_locales(os.environ), *args.keep_locale]
+    return stage_prune.Rules(keep=args.keep_file, locales=locales, stubs=stubs, jit=args.keep_source)
+
+
 # long: the command line and the order of the steps, each one call
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Finish the builder stage's venv: prune, compile, stage and clamp.")
@@ -559,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pyc", action="store_true")
     ap.add_argument("--strip-sources", action="store_true")
     ap.add_argument("--keep-source", action="append", default=[])
+    ap.add_argument("--keep-file", action="append", default=[], help="a pattern (relative to site-packages) never pruned")
+    ap.add_argument("--keep-locale", action="append", default=[], help="a language whose translations stay (en stays)")
     ap.add_argument("--deb", action="append", default=[], help="a .deb to extract into the staging root (system-packages)")
     ap.add_argument("--install", metavar="LOCK", help="install this lock first, one pip per group (pip's command after --)")
     ap.add_argument("--wheels", default="/wheels/", help="the wheelhouse (to group the lock by what each wheel writes)")
@@ -569,14 +557,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compile_unit_main(argv[1:])
     args = ap.parse_args(argv)
     pip = args.pip[1:] if args.pip[:1] == ["--"] else list(args.pip)  # only the separator, not pip's own "--"
+    rules = _rules(args)
     if args.install:
         if not pip:
             ap.error("--install needs pip's command after --")
         install_and_compile(
             args.install, pip, args.wheels, args.site_packages, work="/tmp/slimbuild-groups", prune_patterns=args.prune,
-            pyc=args.pyc and not args.layers, strip_sources=args.strip_sources, keep_sources=args.keep_source,
+            rules=rules, pyc=args.pyc and not args.layers, strip_sources=args.strip_sources, keep_sources=args.keep_source,
         )
-    prune(args.site_packages, args.prune)
+    stage_prune.prune(args.site_packages, args.prune, rules)
     for name in OTHER_SHELLS:
         _remove(os.path.join(args.venv, "bin", name))
     roots = split_units(args.venv, args.site_packages, args.stage, read_layout(args.layers)) if args.layers else []
@@ -584,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compile_sources(args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
     if args.pyc and roots:  # by the venv's interpreter: before the venv moves
         compile_units(roots, args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
+    for site in [root + args.site_packages for root in roots] or [args.site_packages]:
+        stage_prune.rewrite_records(site)  # after the bytecode: a stripped source's row names its .pyc
     skeleton = os.path.join(args.stage, SKELETON) if args.layers else args.stage
     stage(args.venv, skeleton, args.uid, args.passwd, args.etc)
     install_debs(args.deb, skeleton)  # system-packages travel with the venv's skeleton (its own layer when layered)

@@ -19,7 +19,7 @@ from typing import Any
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
 from slimbuild.errors import BuildFailed
-from slimbuild.image import stage_venv
+from slimbuild.image import stage_prune, stage_venv
 from slimbuild.image.build_stream import ProgressEvent
 from slimbuild.image.context import (
     ContextFile,
@@ -37,6 +37,7 @@ from slimbuild.image.plan import (
     CONTEXT_DEBS_DIR,
     CONTEXT_LAYERS,
     CONTEXT_LOCK,
+    CONTEXT_STAGE_RULES,
     CONTEXT_STAGE_SCRIPT,
     CONTEXT_WHEELS_DIR,
     DEPS_STAGE,
@@ -245,6 +246,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
         ContextFile(f"{CONTEXT_WHEELS_DIR}/{run.pip_path.name}", run.pip_path, None, 0o644, verified_sha256(run.pip_path)),
         ContextFile(CONTEXT_LOCK, None, lock_text, 0o644),
         ContextFile(CONTEXT_STAGE_SCRIPT, Path(stage_venv.__file__), None, 0o644),
+        ContextFile(CONTEXT_STAGE_RULES, Path(stage_prune.__file__), None, 0o644),
         *build_files,
         *(ContextFile(arcname, path, None, 0o644, sha) for arcname, path, sha in debs),
         ContextFile("Dockerfile", None, dockerfile.encode(), 0o644),
@@ -325,6 +327,8 @@ def _render(
         healthcheck=settings.healthcheck,
         strip_sources=settings.strip_sources,
         keep_sources=settings.keep_sources,
+        keep_files=settings.keep_files,
+        keep_locales=settings.keep_locales,
         sdists=sdists,
         debs=debs,
         layers=units,

@@ -226,7 +226,7 @@ def test_C1_wheels_and_lock_copied_before_app_files() -> None:
     builder = _stage(text, "builder")
     copies = [json.loads(i.value) for i in builder if i.keyword == "COPY"]
     assert copies[0][-1] == "/wheels/" and "wheels/pip-24.2-py3-none-any.whl" in copies[0]
-    assert copies[1] == ["requirements.lock", "slimbuild-stage.py", "/tmp/"]
+    assert copies[1] == ["requirements.lock", "slimbuild-stage.py", "stage_prune.py", "/tmp/"]
     assert [i.keyword for i in builder].index("RUN") > [i.keyword for i in builder].index("COPY")
 
 
