@@ -38,8 +38,10 @@ from slimbuild.image.plan import (
     CONTEXT_DEBS_DIR,
     CONTEXT_LAYERS,
     CONTEXT_LOCK,
+    CONTEXT_PRUNE_SCRIPT,
     CONTEXT_ROOT_DIR,
     CONTEXT_STAGE_SCRIPT,
+    CONTEXT_TRACED,
     CONTEXT_WHEELS_DIR,
     BuildPlan,
 )
@@ -143,6 +145,11 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "layers_source": CONTEXT_LAYERS,
         "layers_dest": f"/tmp/{CONTEXT_LAYERS}",
         "prune": sorted(set(plan.prune), key=str.encode),
+        "traced": bool(plan.traced),
+        "traced_source": CONTEXT_TRACED,
+        "traced_dest": f"/tmp/{CONTEXT_TRACED}",
+        "traced_script_source": CONTEXT_PRUNE_SCRIPT,
+        "traced_script_dest": f"/tmp/{CONTEXT_PRUNE_SCRIPT}",
     }
 
 
