@@ -375,22 +375,14 @@ class DockerEngine:
         try:
             with _sigterm_raises():
                 host_config = client.create_host_config(
-                    read_only=read_only,
-                    network_mode=network,
-                    tmpfs=dict(tmpfs),
-                    cap_drop=list(cap_drop),
+                    read_only=read_only, network_mode=network, tmpfs=dict(tmpfs), cap_drop=list(cap_drop),
                     security_opt=list(security_opt),
-                )
+                )  # fmt: skip
                 created = client.create_container(
-                    image_id,
-                    entrypoint=[argv[0]],
-                    command=list(argv[1:]) or None,
-                    user=user,
-                    environment=dict(env) or None,
-                    host_config=host_config,
-                    network_disabled=network == "none",
+                    image_id, entrypoint=[argv[0]], command=list(argv[1:]) or None, user=user,
+                    environment=dict(env) or None, host_config=host_config, network_disabled=network == "none",
                     labels={"slimbuild.run": "1"},
-                )
+                )  # fmt: skip
                 container = str(created["Id"])
                 if files:
                     client.put_archive(container, "/", files)
