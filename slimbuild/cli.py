@@ -181,7 +181,7 @@ def build_cmd(
 
     _State.json = as_json
     tags, keep_context = opts.pop("tags"), opts.pop("keep_context")
-    no_cache, push = opts.pop("no_cache"), opts.pop("push")
+    no_cache, push, trace_in_image = opts.pop("no_cache"), opts.pop("push"), opts.pop("trace_in_image")
     settings = options.settings_from(path, opts)
     results = pipeline.build(
         settings,
@@ -196,6 +196,7 @@ def build_cmd(
         nocache=no_cache,
         sbom=with_sbom,
         push=push,
+        trace_in_image=trace_in_image,
     )
     for r in results:
         _warn(r.warnings)
@@ -343,7 +344,8 @@ def trace_cmd(path: Path, python: str | None, replace: bool) -> int:
     assert t is not None and c is not None
     _echo(
         f"traced '{' '.join(c.argv)}' ({outcome.processes} Python process{'es' if outcome.processes != 1 else ''}): "
-        f"{len(t.modules)} modules, {len(t.opened)} files opened, {len(t.needed)} extension modules' libraries "
+        f"{len(t.modules)} modules, {len(t.opened)} files opened, {len(t.installed)} installed files, "
+        f"{len(t.needed)} extension modules' libraries "
         f"-> {outcome.path.name} ({len(t.commands)} command{'s' if len(t.commands) != 1 else ''})"
     )
     return int(ExitCode.OK)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _VERSION = re.compile(r"^3\.\d{1,2}$")
 HOST_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 # Target versions slimbuild knows the standard library of (stdlib-list), oldest first.
+PRUNE_MODES = ("default", "traced")  # prune: "traced" also drops what no traced run opened (image/traced.py)
 VENV_LAYERS = ("single", "distribution")  # venv-layers; "" is "distribution" with several entrypoints, else "single"
 SUPPORTED_TARGETS = tuple(f"3.{minor}" for minor in range(8, 15))
 
@@ -82,6 +83,8 @@ class Settings:
     # the venv's layers: "distribution" (one per distribution, shared across stages and projects) or "single";
     # "" chooses "distribution" for a project with several entrypoints (a pipeline), else "single"
     venv_layers: str = ""
+    # "traced": drop from the image the installed files no traced run opened, then re-run the traced commands in it
+    prune: str = "default"
     config_file: str = ""
     lock_out: str = ""  # --lock-out: where the lock is read and written instead of the project
     manifest_out: str = ""  # --manifest-out: where build writes the manifest instead of the project
@@ -124,6 +127,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "keep-files": ("keep_files", list),
     "keep-locales": ("keep_locales", list),
     "venv-layers": ("venv_layers", str),
+    "prune": ("prune", str),
     "inputs": ("inputs", tuple),  # a list of tables: parse_inputs
     "pipeline": ("pipeline", dict),  # a table of stages: parse_pipeline
 }
@@ -388,6 +392,11 @@ def load_settings(root: Path, overrides: Mapping[str, object] | None = None, env
     if settings.pipeline is not None:
         check_stages(settings.pipeline, settings.entrypoints)
     _check_keeps(settings, _config_text(root, source))
+    if settings.prune not in PRUNE_MODES:
+        raise ConfigError(
+            f"prune = {settings.prune!r} is not one of {', '.join(PRUNE_MODES)}",
+            hint='prune = "traced" (drop what no traced run opened; needs slimbuild.trace.json) or "default"',
+        )
     if settings.venv_layers and settings.venv_layers not in VENV_LAYERS:
         raise ConfigError(
             f"venv-layers = {settings.venv_layers!r} is not one of {', '.join(VENV_LAYERS)}",

@@ -98,6 +98,11 @@ tags = _stack(
     ),
     click.option("--keep-context", is_flag=True, help="Keep the build-context tar as .slimbuild-context.tar."),
     click.option(
+        "--trace-in-image",
+        is_flag=True,
+        help="Run the smoke command in the image under the trace's audit hook; record which installed files it opened.",
+    ),
+    click.option(
         "--no-cache", "no_cache", is_flag=True, help="Make every layer again: no engine cache, no recorded deps image."
     ),
     click.option(

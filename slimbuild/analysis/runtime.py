@@ -9,13 +9,20 @@ the time or the order of events, so tracing the same command again gives the sam
 imported from inside its own installed package is imported by that package (``site-packages/numpy/``), not by the
 line that happened to import it first: that varies with hash seeds, and only the package matters to what is reached.
 
-The file (schema version 1)::
+The file (schema version 2)::
 
-    {"schema": "slimbuild-trace", "version": 1, "project": NAME | null,
+    {"schema": "slimbuild-trace", "version": 2, "project": NAME | null,
      "commands": [{"argv": [...], "untraced": ["python -I x.py", ...]}],
      "modules": {"NAME": {"file": PATH | null, "imported_by": ["FILE:LINE" | "site-packages/PACKAGE/", ...]}},
-     "stdlib": [NAME, ...], "opened": [PATH, ...], "outside": [ABSOLUTE PATH, ...],
+     "stdlib": [NAME, ...], "opened": [PROJECT PATH, ...], "installed": [SITE-PACKAGES PATH, ...],
+     "outside": [ABSOLUTE PATH, ...],
      "libraries": {"dlopen": [NAME | PATH, ...], "needed": {PATH: [PATH | SONAME, ...]}}}
+
+``installed`` (new in version 2) lists the installed files the runs opened or the dynamic loader mapped (read from
+``/proc/self/maps`` as each process ends), relative to site-packages (``numpy/core/_multiarray_umath.so``,
+``certifi/cacert.pem``), beyond the modules' own files; ``prune = "traced"`` keeps them. Version 1 kept them in
+``opened`` as ``site-packages/...``: :func:`loads` migrates such a file (they move to ``installed``), and the next
+``slimbuild trace`` writes version 2.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from slimbuild.errors import ConfigError
 
 TRACE_FILE = "slimbuild.trace.json"
 SCHEMA = "slimbuild-trace"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1 is migrated on read (see the module doc)
 SITE = "site-packages/"
 _PYTHON = re.compile(r"python[0-9.]*$")
 _SKIPPED_ROOTS = ("/dev/", "/proc/", "/sys/")
@@ -69,6 +77,7 @@ class Trace:
     stdlib: tuple[str, ...] = ()
     opened: tuple[str, ...] = ()
     outside: tuple[str, ...] = ()
+    installed: tuple[str, ...] = ()  # relative to site-packages, without the SITE prefix
     dlopen: tuple[str, ...] = ()
     needed: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
 
@@ -141,6 +150,7 @@ def from_processes(
     modules: dict[str, tuple[str | None, set[str]]] = {}
     stdlib: set[str] = set()
     opened: set[str] = set()
+    installed: set[str] = set()
     outside: set[str] = set()
     dlopen: set[str] = set()
     started: list[list[str]] = []
@@ -170,10 +180,16 @@ def from_processes(
                 if is_file is not None and not is_file(places.absolute(rec[1])):
                     continue
                 where = places.place(rec[1])
-                if where[0] in ("site", "project"):
+                if where[0] == "site":
+                    installed.add(where[1][len(SITE):])
+                elif where[0] == "project":
                     opened.add(where[1])
                 elif where[0] == "outside":
                     outside.add(where[1])
+            elif kind == "m" and len(rec) >= 2 and isinstance(rec[1], str):  # mapped by the loader: installed only
+                where = places.place(rec[1])
+                if where[0] == "site":
+                    installed.add(where[1][len(SITE):])
             elif kind == "d" and len(rec) >= 2 and isinstance(rec[1], str):
                 where = places.place(rec[1]) if "/" in rec[1] else ("name", rec[1])
                 if where[0] != "skip":
@@ -188,6 +204,7 @@ def from_processes(
         stdlib=tuple(sorted(stdlib - {m.split(".")[0] for m in modules})),
         opened=tuple(sorted(p for p in opened if p not in module_files and "/__pycache__/" not in f"/{p}")),
         outside=tuple(sorted(outside)),
+        installed=tuple(sorted(p for p in installed if SITE + p not in module_files and "/__pycache__/" not in f"/{p}")),
         dlopen=tuple(sorted(dlopen)),
     )
 
@@ -240,6 +257,7 @@ def merge(old: Trace, new: Trace) -> Trace:
             stdlib=tuple(sorted({*old.stdlib, *new.stdlib})),
             opened=tuple(sorted({*old.opened, *new.opened})),
             outside=tuple(sorted({*old.outside, *new.outside})),
+            installed=tuple(sorted({*old.installed, *new.installed})),
             dlopen=tuple(sorted({*old.dlopen, *new.dlopen})),
             needed=old.needed,
         ),
@@ -257,6 +275,7 @@ def dumps(trace: Trace) -> str:
         "modules": {m.name: {"file": m.file, "imported_by": list(m.imported_by)} for m in trace.modules},
         "stdlib": list(trace.stdlib),
         "opened": list(trace.opened),
+        "installed": list(trace.installed),
         "outside": list(trace.outside),
         "libraries": {"dlopen": list(trace.dlopen), "needed": {so: list(libs) for so, libs in trace.needed}},
     }
@@ -316,17 +335,29 @@ def _from_doc(doc: Mapping[str, Any]) -> Trace:
         raise ValueError("'libraries' must be an object with 'dlopen' and 'needed'")
     needed = tuple(sorted((so, _strings(v, f"libraries.needed.{so}")) for so, v in libraries.get("needed", {}).items()))
     opened = _strings(doc.get("opened", []), "opened")
+    installed = set(_strings(doc.get("installed", []), "installed"))
+    if doc.get("version") == 1:  # version 1 listed the installed files in "opened", as site-packages/PATH
+        installed |= {p[len(SITE):] for p in opened if p.startswith(SITE)}
+        opened = tuple(p for p in opened if not p.startswith(SITE))
     escaping = {p for p in opened if escapes(p)}  # a hand-edited path outside the project: reported, never copied
+    # an installed path that leaves site-packages (absolute, ``..``): never kept nor pruned by, reported
+    leaving = {p for p in installed if escapes(p)}
     return Trace(
         project=project,
         commands=tuple(sorted(commands)),
         modules=tuple(sorted(modules)),
         stdlib=_strings(doc.get("stdlib", []), "stdlib"),
         opened=tuple(p for p in opened if p not in escaping),
-        outside=tuple(sorted({*_strings(doc.get("outside", []), "outside"), *escaping})),
+        outside=tuple(sorted({*_strings(doc.get("outside", []), "outside"), *escaping, *_as_outside(leaving)})),
+        installed=tuple(sorted(installed - leaving)),
         dlopen=_strings(libraries.get("dlopen", []), "libraries.dlopen"),
         needed=needed,
     )
+
+
+def _as_outside(installed: Iterable[str]) -> set[str]:
+    """Installed paths leaving site-packages, as ``outside`` names them (absolute as given, else ``site-packages/..``)."""
+    return {p if p.startswith("/") else SITE + p for p in installed}
 
 
 def escapes(path: str) -> bool:

@@ -50,6 +50,7 @@ class RunOutcome:
 
     exit_code: int
     output: str
+    collected: bytes = b""  # run(collect=PATH): that path of the stopped container, as the engine's tar
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,12 @@ class Engine(Protocol):
         cap_drop: Sequence[str] = ("ALL",),
         security_opt: Sequence[str] = ("no-new-privileges",),
         timeout: float,
+        env: Mapping[str, str] = _EMPTY,
+        files: bytes = b"",
+        collect: str = "",
     ) -> RunOutcome:
-        """Run argv (replacing ENTRYPOINT and CMD) in a throwaway locked-down container."""
+        """Run argv (replacing ENTRYPOINT and CMD) in a throwaway locked-down container; ``files`` (a tar) is put
+        into it at ``/`` before it starts (needs ``read_only=False``), ``collect`` fetched from it after it ends."""
         ...
 
     def tag(self, image_id: str, refs: Sequence[str]) -> None:
@@ -354,8 +359,12 @@ class DockerEngine:
         cap_drop: Sequence[str] = ("ALL",),
         security_opt: Sequence[str] = ("no-new-privileges",),
         timeout: float,
+        env: Mapping[str, str] = _EMPTY,
+        files: bytes = b"",
+        collect: str = "",
     ) -> RunOutcome:
-        """Run argv (replacing ENTRYPOINT and CMD) as user in a throwaway container; always removed.
+        """Run argv (replacing ENTRYPOINT and CMD) as user in a throwaway container; always removed, never committed
+        (``files``, a tar put at ``/`` before the start, and ``collect``, a path fetched after the end: see Engine).
 
         ``output`` is stdout and stderr as the engine logged them; their relative order is not guaranteed.
         """
@@ -366,26 +375,22 @@ class DockerEngine:
         try:
             with _sigterm_raises():
                 host_config = client.create_host_config(
-                    read_only=read_only,
-                    network_mode=network,
-                    tmpfs=dict(tmpfs),
-                    cap_drop=list(cap_drop),
+                    read_only=read_only, network_mode=network, tmpfs=dict(tmpfs), cap_drop=list(cap_drop),
                     security_opt=list(security_opt),
-                )
+                )  # fmt: skip
                 created = client.create_container(
-                    image_id,
-                    entrypoint=[argv[0]],
-                    command=list(argv[1:]) or None,
-                    user=user,
-                    host_config=host_config,
-                    network_disabled=network == "none",
+                    image_id, entrypoint=[argv[0]], command=list(argv[1:]) or None, user=user,
+                    environment=dict(env) or None, host_config=host_config, network_disabled=network == "none",
                     labels={"slimbuild.run": "1"},
-                )
+                )  # fmt: skip
                 container = str(created["Id"])
+                if files:
+                    client.put_archive(container, "/", files)
                 client.start(container)
                 status = self._wait(container, image_id, argv, timeout)
                 output = client.logs(container, stdout=True, stderr=True)
-                return RunOutcome(int(status.get("StatusCode", -1)), bytes(output).decode("utf-8", "replace"))
+                collected = b"".join(client.get_archive(container, collect)[0]) if collect else b""
+                return RunOutcome(int(status.get("StatusCode", -1)), bytes(output).decode("utf-8", "replace"), collected)
         except _INTERRUPTS:
             raise Interrupted(f"run of {' '.join(argv)!r} interrupted", "") from None
         except docker.errors.APIError as exc:

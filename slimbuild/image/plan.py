@@ -33,6 +33,8 @@ CONTEXT_APP_DIR = "image/app"
 RUNTIME_UID = 10001  # the numeric uid:gid the bundled templates' runtime stage runs as (USER uid:uid)
 CONTEXT_STAGE_SCRIPT = "slimbuild-stage.py"  # slimbuild/stage_venv.py, run in the builder stage
 CONTEXT_STAGE_RULES = "stage_prune.py"  # slimbuild/stage_prune.py: the pruning rules it imports (beside it)
+CONTEXT_TRACED = "slimbuild-traced.json"  # prune = "traced": the keep spec (image/traced.py)
+CONTEXT_PRUNE_SCRIPT = "slimbuild-prune.py"  # slimbuild/image/prune_traced.py, run in the builder stage after it
 CONTEXT_LAYERS = "slimbuild-layers.txt"  # the venv's layers (image/layers.py), when it has one per distribution
 
 # Installers that only a build needs; the plan drops an entry when the analysis imports it.
@@ -109,6 +111,8 @@ class BuildPlan:
     deps_image: str = ""
     # The venv's layers, one per distribution or group (image/layers.py); () is one layer for the whole venv.
     layers: tuple[LayerUnit, ...] = ()
+    # prune = "traced": the builder prunes the staged venv to CONTEXT_TRACED with CONTEXT_PRUNE_SCRIPT
+    traced: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,6 +353,7 @@ def make_plan(
     sdists: Sequence[str] = (),
     debs: Sequence[str] = (),
     layers: Sequence[LayerUnit] = (),
+    traced: bool = False,
 ) -> BuildPlan:
     """The BuildPlan the template renders; pip/setuptools/wheel are pruned unless the analysis needs them."""
     keep = {n.lower() for n in needed}
@@ -374,6 +379,7 @@ def make_plan(
         sdists=tuple(sorted(sdists)),
         debs=tuple(sorted(debs)),
         layers=tuple(layers),
+        traced=traced,
     )
 
 

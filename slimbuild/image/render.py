@@ -38,9 +38,11 @@ from slimbuild.image.plan import (
     CONTEXT_DEBS_DIR,
     CONTEXT_LAYERS,
     CONTEXT_LOCK,
+    CONTEXT_PRUNE_SCRIPT,
     CONTEXT_ROOT_DIR,
     CONTEXT_STAGE_RULES,
     CONTEXT_STAGE_SCRIPT,
+    CONTEXT_TRACED,
     CONTEXT_WHEELS_DIR,
     BuildPlan,
 )
@@ -147,6 +149,11 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         "prune": sorted(set(plan.prune), key=str.encode),
         "keep_files": list(plan.keep_files),
         "keep_locales": list(plan.keep_locales),
+        "traced": bool(plan.traced),
+        "traced_source": CONTEXT_TRACED,
+        "traced_dest": f"/tmp/{CONTEXT_TRACED}",
+        "traced_script_source": CONTEXT_PRUNE_SCRIPT,
+        "traced_script_dest": f"/tmp/{CONTEXT_PRUNE_SCRIPT}",
     }
 
 

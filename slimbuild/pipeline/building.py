@@ -63,12 +63,13 @@ from slimbuild.image.plan import (
 from slimbuild.image.reference import check_image, check_tag
 from slimbuild.image.render import render_dockerfile
 from slimbuild.image.secrets import allow_spec, check_contents
+from slimbuild.image.traced import KeepSpec, summary
 from slimbuild.locking.lockfile import Lock, LockedDist
 from slimbuild.locking.target import Target
 from slimbuild.locking.wheels import fetch_wheels, verified_sha256
 from slimbuild.models import Entrypoint
 from slimbuild.paths import cache_dir
-from slimbuild.pipeline import outputs, pushing
+from slimbuild.pipeline import outputs, pruning, pushing
 from slimbuild.pipeline.base_python import Base, pin_base, resolve_base
 from slimbuild.pipeline.imaging import discard, no_cache, sbom_in_app, untagged_image
 from slimbuild.pipeline.locking import LockOutcome, lock, target_of
@@ -104,6 +105,9 @@ class BuildInputs:
     template_dir: Path | None = None  # a user's template directory (None: the bundled templates)
     sbom: bool = False  # build --sbom: a CycloneDX document beside the embedded manifest (pipeline/sbomming.py)
     system_packages: tuple[Mapping[str, str], ...] = ()  # the .deb files installed (system-packages): name, version, sha256
+    # prune = "traced": the keep spec in the context, and the traced commands the pruned image must pass
+    keep: KeepSpec | None = None
+    proof: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,8 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
         app_files = sorted({*app_files, sbom_in_app()})
     debs = [(f"{CONTEXT_DEBS_DIR}/{path.name}", path, pkg.sha256) for pkg, path in system.debs]
     units = venv_layers(settings, o.wheels)
+    keep, proof, keep_files = pruning.keep_files(settings, o.wheels, run.cache) if settings.prune == "traced" else (None, (), ())
+    build_files.extend(keep_files)
     plan, template_dir, dockerfile = _render(
         settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run,
         [path.name for _, path in system.debs], units,
@@ -257,7 +263,7 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
     warnings = (*run.warnings, *o.warnings, *large, *skipped)
     return BuildInputs(
         o, entry, plan, dockerfile, ordered, excluded, run.base_reference, run.base_local_only, run.epoch, git, tag,
-        smoke, warnings, template_dir, sbom, system.records(),
+        smoke, warnings, template_dir, sbom, system.records(), keep, proof,
     )  # fmt: skip
 
 
@@ -332,6 +338,7 @@ def _render(
         sdists=sdists,
         debs=debs,
         layers=units,
+        traced=settings.prune == "traced",
     )
     template_dir = user_template_dir(settings.template, settings.root)
     if template_dir is not None:
@@ -356,6 +363,7 @@ def build(
     nocache: bool = False,
     sbom: bool = False,
     push: bool = False,
+    trace_in_image: bool = False,
 ) -> tuple[BuildResult, ...]:
     """Check the references and where the outputs go; lock, render, build untagged and smoke-run every entrypoint;
     stage every manifest; then tag them all (and with ``push``, push them: pipeline/pushing.py) and commit the
@@ -391,7 +399,8 @@ def build(
         for inputs in prepared:
             built.append(
                 _build_one(
-                    settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh, push
+                    settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh, push,
+                    trace_in_image,
                 )
             )
         return _publish(reach(), built, tags if push else None, env, on_progress)
@@ -438,6 +447,7 @@ def _build_one(
     data_inputs: Sequence[Mapping[str, Any]] = (),
     deps_cache: Path | None = None,
     push: bool = False,
+    trace_in_image: bool = False,
 ) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
     """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged.
 
@@ -455,7 +465,10 @@ def _build_one(
             f.discard()
         raise
     try:
+        # prune = "traced": every traced command first (the first failure names the file it lacks), then the smoke run
+        proven = pruning.prove(engine, image_id, inputs.proof, inputs.plan.uid) if inputs.keep is not None else None
         smoke_results = _smoke(engine, inputs, image_id)
+        extra = _runtime_records(engine, inputs, image_id, proven, trace_in_image)
         info = engine.inspect_image(image_id)
         base_info = engine.inspect_image(inputs.base_reference)
         project = str(settings.project.get("name") or settings.root.name)
@@ -463,7 +476,7 @@ def _build_one(
         if push:
             refs = list(dict.fromkeys([*refs, *pushing.refs_to_push(refs, user_tags)]))
         final = manifest.with_image(pre, provenance.image_record(image_id, info, base_info, refs), smoke=smoke_results)
-        final = provenance.with_index_sources(final, inputs.outcome.index_sources)
+        final = provenance.with_index_sources({**final, **extra}, inputs.outcome.index_sources)
         path = outputs.manifest_file(settings, a.entrypoint_name, several)
         manifest.validate_manifest(final, str(path))
         payload = manifest.manifest_bytes(final)
@@ -476,6 +489,19 @@ def _build_one(
     size = int(info.get("Size", 0))
     result = BuildResult(image_id, tuple(refs), size, size - int(base_info.get("Size", 0)), path, final, inputs.warnings)
     return result, tuple(staged)
+
+
+def _runtime_records(
+    engine: Engine, inputs: BuildInputs, image_id: str, proven: list[dict[str, object]] | None, trace_in_image: bool
+) -> dict[str, Any]:
+    """The manifest's ``pruned`` (prune = "traced": the keep spec's counts, the traced commands proven) and, with
+    --trace-in-image, ``trace_in_image`` (the smoke commands traced in the image)."""
+    extra: dict[str, Any] = {}
+    if inputs.keep is not None and proven is not None:
+        extra["pruned"] = {**summary(inputs.keep, ()), "proven": proven}
+    if trace_in_image:
+        extra["trace_in_image"] = pruning.trace_in_image(engine, image_id, inputs.smoke, inputs.plan.uid)
+    return extra
 
 
 def _smoke(engine: Engine, inputs: BuildInputs, image_id: str) -> list[dict[str, object]]:

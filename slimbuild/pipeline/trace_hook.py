@@ -17,6 +17,8 @@ it happens (a child ending in ``os._exit`` loses nothing):
   event, so ``importlib.import_module`` is wrapped to know its caller);
 * ``["o", path]``: a file opened for reading (the ``open`` audit event);
 * ``["d", name]``: a library loaded with ``ctypes`` (the ``ctypes.dlopen`` audit event);
+* ``["m", path]``: a file the process has mapped as it ends (``/proc/self/maps``, where there is one): what the
+  dynamic loader loaded, which no audit event shows;
 * ``["p", argv]``: a process started (``subprocess.Popen``, ``os.posix_spawn``, ``os.exec``).
 
 It must run on any Python the user's project uses (3.8 and later), so it imports nothing of slimbuild.
@@ -72,6 +74,21 @@ class _Tracer:
                 file = next((f"{p}/" for p in getattr(module, "__path__", ()) or () if isinstance(p, str)), None)
             importer, line = self.asked.get(name) or outer
             self.emit(["i", name, file if isinstance(file, str) else None, importer, line])
+
+    def finish(self) -> None:
+        """At the process's end: the modules still unwritten, and the files mapped (the loader's own loads)."""
+        self.sync()
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="surrogateescape") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            parts = line.split(None, 5)
+            path = parts[5] if len(parts) == 6 else ""
+            if path.startswith("/") and not path.endswith(" (deleted)") and ("m", path) not in self.seen:
+                self.seen.add(("m", path))
+                self.emit(["m", path])
 
     def on_import(self, name: str) -> None:
         self.sync()
@@ -219,11 +236,11 @@ def install() -> None:
         real_exit = os._exit
 
         def _exit(code: int) -> None:  # multiprocessing's forked children end here, past atexit
-            tracer.sync()
+            tracer.finish()
             real_exit(code)
 
         os._exit = _exit  # type: ignore[assignment]
-        atexit.register(tracer.sync)
+        atexit.register(tracer.finish)
         tracer.wrap_builtin_import()
         tracer.known = set(sys.modules)
         sys.addaudithook(tracer.on_event)

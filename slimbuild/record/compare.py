@@ -224,7 +224,7 @@ def _with_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 # Fields only the manifest beside the project holds: the image's own copy is made before the smoke run, and leaves
 # out the indexes used (an index or mirror must not change the image) and the registry digests (it cannot hold its own).
-_PROJECT_ONLY = ("smoke", "index_sources", "pushed")
+_PROJECT_ONLY = ("smoke", "index_sources", "pushed", "pruned", "trace_in_image")
 
 
 def _project_only(path: str) -> bool:

@@ -55,7 +55,7 @@ SHA256_DIGEST = _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex dig
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pushed", "pythonpath", "sbom", "system_packages"})
+_OPTIONAL_KEYS = frozenset({"pins", "pruned", "pushed", "pythonpath", "sbom", "system_packages", "trace_in_image"})
 _SCHEMA_V1: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -85,6 +85,10 @@ _SCHEMA_V1: dict[str, Any] = {
     # where build --push put the image: each reference (host/repo:tag) and the digest the registry serves it by;
     # sorted, optional (absent when never pushed), see _OPTIONAL_KEYS. `slimbuild spec` pins run specs by it.
     "pushed": [{"digest": _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex digits"), "reference": str}],
+    # prune = "traced" (issue 15): what the keep spec kept (counts) and the traced commands that passed in the pruned
+    # image; optional, see _OPTIONAL_KEYS
+    "pruned": {"kept_files": int, "kept_modules": int, "kept_packages": int, "mode": _OneOf("traced"),
+               "proven": [{"command": [str], "exit_code": int, "ok": bool}]},
     # the image's PYTHONPATH when the configuration sets pythonpath (A50); optional, see _OPTIONAL_KEYS
     "pythonpath": [str],
     # where build --sbom wrote the CycloneDX SBOM in the image (issue 16); optional, see _OPTIONAL_KEYS
@@ -96,6 +100,10 @@ _SCHEMA_V1: dict[str, Any] = {
     # the Debian packages installed from .deb files (system-packages); optional, see _OPTIONAL_KEYS
     "system_packages": [{"name": str, "sha256": HEX64, "version": str}],
     "target": {"platform": str, "python": str},
+    # build --trace-in-image (issue 15): the smoke commands traced in the image, the installed files (relative to
+    # site-packages) they opened or mapped, and the bytes of the installed files they never did; optional
+    "trace_in_image": {"commands": [[str]], "installed_bytes": int, "installed_files": int, "never_opened_bytes": int,
+                       "never_opened_files": int, "opened": [str], "opened_bytes": int},
     "template": {"dockerfile_sha256": HEX64, "name": str},
     "unparsed": [str],
     "unresolved_dynamic": [str],

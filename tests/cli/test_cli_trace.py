@@ -70,7 +70,7 @@ def test_L5_trace_records_imports_opens_and_python_children(
     out = capfd.readouterr().out
     assert "rows 2 fancy" in out and "fork [2, 4]" in out and "spawn [2, 4]" in out  # its output passes through
     doc = _doc(root)
-    assert doc["schema"] == "slimbuild-trace" and doc["version"] == 1 and doc["project"] == "demo"
+    assert doc["schema"] == "slimbuild-trace" and doc["version"] == 2 and doc["project"] == "demo"
     modules = doc["modules"]
     assert isinstance(modules, dict)
     assert modules["helper"] == {"file": "helper.py", "imported_by": ["main.py:7"]}

@@ -117,7 +117,7 @@ def test_L2_file_round_trips_sorted_and_stable(trace: Trace) -> None:
     [
         ('{"schema": "slimbuild-trace",\n "version": 1,\n "modules": {,}\n}', "slimbuild.trace.json:3:"),
         ('{"schema": "other", "version": 1}', "not a slimbuild trace"),
-        ('{"schema": "slimbuild-trace", "version": 2}', "newer than this slimbuild reads (1)"),
+        ('{"schema": "slimbuild-trace", "version": 3}', "newer than this slimbuild reads (2)"),
         ('{"schema": "slimbuild-trace", "version": 0}', "unknown trace schema version 0"),
         ('{"schema": "slimbuild-trace", "version": 1, "opened": "a.csv"}', "'opened' must be a list of strings"),
         ('{"schema": "slimbuild-trace", "version": 1, "commands": [{"argv": []}]}', "commands[0].argv"),
