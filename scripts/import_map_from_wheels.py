@@ -146,8 +146,8 @@ def compare(table: Table, wheels: Sequence[Wheel]) -> list[tuple[str, str, str, 
             if kind != "wrong":
                 confirmed.setdefault(key, {})[w.dist] = w.filename
         for top in w.top_level:
-            if top in table.modules or canonicalize_name(top) == w.dist or (top[:1] == "_" and top[1:] in w.top_level):
-                continue  # known, the distribution's own name, or the private extension of a listed module
+            if top in table.modules or canonicalize_name(top) == w.dist or top[:1] == "_":
+                continue  # known, the distribution's own name, or private (_distutils_hack, pynacl's _sodium)
             if any(k.startswith(top + ".") for k in table.modules):
                 continue  # a shared namespace the table knows by its members
             out.add(("add", top, w.dist, w.filename))

@@ -139,6 +139,8 @@ class Requirement:
     declared: bool
     specifier: str = ""
     optional_only: bool = False
+    # not declared, but declared distributions the image installs depend on it (SB020): it comes through them
+    through: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

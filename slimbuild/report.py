@@ -57,6 +57,7 @@ def _req(r: Requirement) -> dict[str, Any]:
         "declared": r.declared,
         "specifier": r.specifier,
         "optional": r.optional_only,
+        "through": list(r.through),
     }
 
 
@@ -156,7 +157,7 @@ def analysis_text(a: Analysis) -> str:
     for d in a.declared:
         where.setdefault(d.name, d.source)
     for r in a.required:
-        state = "declared" if r.declared else "NOT DECLARED"
+        state = "declared" if r.declared else f"through {r.through[0]}" if r.through else "NOT DECLARED"
         sites = _sites_text(r.imports) if r.imports else "(keep list)" if "keep" in r.via else "(third-party import)"
         at = f" (declared in {where[r.name]})" if r.declared and r.name in where else ""
         out.append(f"    {r.name:<{width}}  {state:<12}  via {', '.join(r.via)}: {sites}{at}")

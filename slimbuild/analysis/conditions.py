@@ -9,7 +9,10 @@ membership in) string literals, ``sys.platform.startswith(...)``, and ``not``/``
 beyond what type checkers do, ``platform.system()`` compared with string literals.
 
 Also the guards that make an import optional: ``except ImportError`` (or ``ModuleNotFoundError``, or a
-catch-all), and ``contextlib.suppress`` of one of them.
+catch-all), and ``contextlib.suppress`` of one of them; and the probes whose success a block depends on, as it
+depends on a guarded import: an import flag (``HAS_X = True`` beside a guarded import), a function that returns a
+true value only from a guarded ``try`` (``if is_running_trio():``), and the ``else`` of a ``try`` that probes a
+name only a host defines (``try: get_ipython() except NameError: ... else: ...``).
 
 Pure. The parser records a condition as a small tuple (picklable, so parse results can be cached
 whatever the target); the trace evaluates it for the target, in three-valued logic: a check it cannot
@@ -324,3 +327,100 @@ def flag_branch(test: ast.expr, flags: frozenset[str]) -> str | None:
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and isinstance(test.operand, ast.Name):
         return "orelse" if test.operand.id in flags else None
     return None
+
+
+def _guarded_import_try(node: ast.stmt) -> bool:
+    """A ``try`` whose body imports something and whose handlers catch ImportError (``try: import x``)."""
+    return (
+        isinstance(node, ast.Try) and any(catches_import_error(h) for h in node.handlers)
+        and any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in node.body)
+    )
+
+
+def _may_be_true(value: ast.expr | None) -> bool:
+    return not (value is None or (isinstance(value, ast.Constant) and not value.value))
+
+
+def flag_function(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``fn`` returns a true value only from the body of a ``try`` that imports and catches ImportError.
+
+    Such a function is an import flag called instead of read: ``def is_running_trio(): try: import sniffio;
+    return sniffio.current_async_library() == "trio" except ImportError: pass; return False``. It is true
+    only when that import succeeded, so an ``if is_running_trio():`` block is as optional as the import.
+    """
+    returns: list[bool] = []  # for each return that may give a true value: whether a guarded try holds it
+
+    def walk(stmts: list[ast.stmt], guarded: bool) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue  # its returns are its own
+            if isinstance(stmt, ast.Return):
+                if _may_be_true(stmt.value):
+                    returns.append(guarded)
+                continue
+            if isinstance(stmt, ast.Try):
+                walk(stmt.body, guarded or _guarded_import_try(stmt))
+                for h in stmt.handlers:
+                    walk(h.body, guarded)
+                walk(stmt.orelse, guarded)
+                walk(stmt.finalbody, guarded)
+                continue
+            for field_name in ("body", "orelse", "finalbody"):
+                inner = getattr(stmt, field_name, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                    walk(inner, guarded)
+            for case in getattr(stmt, "cases", ()):
+                walk(case.body, guarded)
+
+    walk(fn.body, False)
+    return bool(returns) and all(returns)
+
+
+def called_flag(test: ast.expr, is_flag: Callable[[str], bool]) -> str | None:
+    """Which branch of ``if test:`` runs only when a flag function (:func:`flag_function`) returned true:
+    ``"body"`` for ``if f():`` (or ``if f() and ...``), ``"orelse"`` for ``if not f():``, else None."""
+
+    def called(node: ast.expr) -> bool:
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and is_flag(node.func.id)
+
+    if called(test):
+        return "body"
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) and any(called(v) for v in test.values):
+        return "body"
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and called(test.operand):
+        return "orelse"
+    return None
+
+
+def _names_name_error(node: ast.expr | None) -> bool:
+    names = node.elts if isinstance(node, ast.Tuple) else [node] if node is not None else []
+    return bool(names) and all(
+        (n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else "") == "NameError" for n in names
+    )
+
+
+def probed_names(node: ast.Try) -> frozenset[str]:
+    """The names a ``try: get_ipython() except NameError: ... else: ...`` probes: the names its body reads, when
+    every handler catches NameError alone (a host may define them: IPython's ``get_ipython``); else nothing."""
+    if not node.handlers or not all(_names_name_error(h.type) for h in node.handlers):
+        return frozenset()
+    return frozenset(
+        n.id for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    )
+
+
+def module_bindings(tree: ast.Module) -> frozenset[str]:
+    """Every name a module binds anywhere (assignments, defs, classes, imports, ``global``): what it may define itself."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            out.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            out.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.add(n.name)
+    return frozenset(out)

@@ -34,7 +34,7 @@ ANSWER_TIMEOUT = 120.0  # seconds the child may take to start, or to parse one f
 SHIPPED = (
     "__init__.py", "errors.py", "models.py", "cache/__init__.py", "cache/evidence.py", "analysis/__init__.py",
     "analysis/aliases.py", "analysis/conditions.py", "analysis/imports.py", "analysis/notebook.py",
-    "analysis/notebook_run.py", "analysis/parsing.py",
+    "analysis/notebook_run.py", "analysis/parsing.py", "analysis/token_scan.py",
     "analysis/grammar_child.py",
 )
 _PICKLE_PROTOCOL = 4  # read by every Python slimbuild targets (3.8+)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import ast
 import bisect
+import builtins
 import codecs
 import io
 import re
 import sys
-import token
 import tokenize
 from collections import deque
 from collections.abc import Iterator
 
 from slimbuild.analysis import aliases, conditions
+from slimbuild.analysis.token_scan import scan_tokens as scan_tokens  # the fallback parse.py and tests call here
 from slimbuild.errors import AnalysisError
-from slimbuild.models import Finding, Location, ParsedSource, RawImport, Severity
+from slimbuild.models import Finding, Location, ParsedSource, RawImport
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
@@ -301,9 +302,13 @@ class _Visitor:
         self.findings: list[Finding] = []
         self.conditions: tuple[conditions.Cond, ...] = ()  # the sys.version_info/sys.platform checks around the walk
         self.flags: frozenset[str] = frozenset()  # names set True only when a guarded import succeeded (HAS_X)
+        self.tree: ast.Module | None = None
+        self._flag_functions: dict[str, bool] = {}  # module-level function name -> conditions.flag_function
+        self._bindings: frozenset[str] | None = None  # conditions.module_bindings, when a NameError probe asks
 
     def run(self, tree: ast.Module) -> ParsedSource:
         """Walk the module's body once; what it says about imports."""
+        self.tree = tree
         self._body(tree.body, optional=False, type_checking=False)
         return ParsedSource(
             path=self.path,
@@ -386,7 +391,8 @@ class _Visitor:
             self._body(node.body, optional=optional or guarded, type_checking=type_checking)  # type: ignore[attr-defined]
             for h in node.handlers:  # type: ignore[attr-defined]
                 self._body(h.body, optional=optional or guarded, type_checking=type_checking)
-            self._body(node.orelse, optional=optional, type_checking=type_checking)  # type: ignore[attr-defined]
+            probe = isinstance(node, ast.Try) and self._probes_host(node)
+            self._body(node.orelse, optional=optional or probe, type_checking=type_checking)  # type: ignore[attr-defined]
             self._body(node.finalbody, optional=optional, type_checking=type_checking)  # type: ignore[attr-defined]
             return
         # Generic statement: scan expressions, then nested statement lists.
@@ -414,6 +420,11 @@ class _Visitor:
             self._body(node.body, optional=optional or branch == "body", type_checking=type_checking)
             self._body(node.orelse, optional=optional or branch == "orelse", type_checking=type_checking)
             return True
+        if (branch := conditions.called_flag(node.test, self._is_flag_function)) is not None:
+            self._exprs(node.test, optional, type_checking)
+            self._body(node.body, optional=optional or branch == "body", type_checking=type_checking)
+            self._body(node.orelse, optional=optional or branch == "orelse", type_checking=type_checking)
+            return True
         cond = conditions.from_test(node.test)
         if cond is not None:  # a check of the running Python: the trace decides for its target
             self._exprs(node.test, optional, type_checking)
@@ -425,6 +436,26 @@ class _Visitor:
             self.conditions = outer
             return True
         return False
+
+    def _is_flag_function(self, name: str) -> bool:
+        """Whether the module defines ``name`` at its top level as an import flag function (conditions.flag_function)."""
+        if name not in self._flag_functions:
+            defs = [
+                s for s in (self.tree.body if self.tree is not None else ())
+                if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name
+            ]
+            self._flag_functions[name] = len(defs) == 1 and conditions.flag_function(defs[0])
+        return self._flag_functions[name]
+
+    def _probes_host(self, node: ast.Try) -> bool:
+        """``try: get_ipython() except NameError: ... else: ...`` where the module never defines the name and it is
+        not a builtin: only a host (IPython) defines it, so the ``else`` runs only there, as optional as a guard."""
+        probed = conditions.probed_names(node)
+        if not probed:
+            return False
+        if self._bindings is None:
+            self._bindings = conditions.module_bindings(self.tree) if self.tree is not None else frozenset()
+        return any(not hasattr(builtins, n) and n not in self._bindings for n in probed)
 
     def _walk_any(self, node: ast.AST, optional: bool, type_checking: bool) -> None:
         if isinstance(node, ast.stmt):
@@ -526,69 +557,3 @@ class _Visitor:
 DYNAMIC_SYS_PATH = "<computed>:"  # a sys_path_entries item for a computed entry, with its line (never a root)
 
 _IMPORT_START = re.compile(r"^(\s*)(import|from)\b")
-
-
-def scan_tokens(text: str, path: str, *, cell: int | None = None, reason: str = "") -> ParsedSource:
-    """Find static imports with the tokenizer, for files ``ast`` cannot parse (newer syntax)."""
-    imports: list[RawImport] = []
-    try:
-        for line, col, module, names, level in _token_imports(text):
-            imports.append(RawImport(line, col, module, names, level, False, False, False, cell))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        pass  # keep what was found before the tokenizer gave up
-    note = Finding(
-        Location(path, 0, 0, cell),
-        "SB005",
-        f"could not parse ({reason or 'syntax error'}); imports found by a token scan only",
-        Severity.WARNING,
-    )
-    return ParsedSource(path=path, imports=tuple(imports), findings=(note,), fallback=True)
-
-
-def _token_imports(text: str) -> Iterator[tuple[int, int, str | None, tuple[str, ...], int]]:
-    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
-    logical: list[tokenize.TokenInfo] = []
-    for tok in tokens:
-        if tok.type in (token.NEWLINE, token.ENDMARKER) or (tok.type == token.OP and tok.string == ";"):
-            yield from _import_from_logical(logical)
-            logical = []
-        elif tok.type in (token.COMMENT, token.NL, token.INDENT, token.DEDENT):
-            continue
-        else:
-            logical.append(tok)
-    yield from _import_from_logical(logical)
-
-
-def _import_from_logical(toks: list[tokenize.TokenInfo]) -> Iterator[tuple[int, int, str | None, tuple[str, ...], int]]:
-    if not toks or toks[0].type != token.NAME or toks[0].string not in {"import", "from"}:
-        return
-    words = [t.string for t in toks]
-    line, col = toks[0].start[0], toks[0].start[1] + 1
-    if words[0] == "import":
-        for part in " ".join(words[1:]).replace(" . ", ".").split(","):
-            name = part.strip().split(" as ")[0].replace(" ", "")
-            if name and all(p.isidentifier() for p in name.split(".")):
-                yield line, col, name, (), 0
-        return
-    try:
-        idx = words.index("import")
-    except ValueError:
-        return
-    head = "".join(words[1:idx])
-    level = len(head) - len(head.lstrip("."))
-    module = head[level:] or None
-    tail = [w for w in words[idx + 1 :] if w not in {"(", ")"}]
-    names: list[str] = []
-    skip = False
-    for w in tail:
-        if w == ",":
-            skip = False
-            continue
-        if w == "as":
-            skip = True
-            continue
-        if not skip and w.isidentifier() and w != "*":
-            names.append(w)
-            skip = True
-    if module is None or all(p.isidentifier() for p in module.split(".")):
-        yield line, col, module, tuple(names), level

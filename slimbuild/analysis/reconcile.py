@@ -17,20 +17,25 @@ SB012 warning  lock is missing (error when stale: inputs changed since slimbuild
 SB013 warning  locked distribution provides none of the imports mapped to it
 SB017 info     declared distribution kept because third-party code imports it (analysis/thirdparty.py)
 SB019 warning  several declared distributions provide one import (they install the same files)
+SB020 warning  import of a distribution declared only through another: a declared distribution depends on it
+               (transitive dependency; it is in the image, pinned by the lock, but the project should declare it)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from typing import Protocol
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as Pep508
 from packaging.utils import canonicalize_name
 
 from slimbuild.analysis.conditions import marker_environment
 from slimbuild.errors import ResolutionError
-from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Requirement, Resolved, Severity
+from slimbuild.models import Analysis, Declared, Finding, ImportGraph, ImportSite, Location, Requirement, Resolved, Severity
 
 
 class _Pinned(Protocol):
@@ -295,6 +300,83 @@ def _runtime_findings(graph: ImportGraph, have: set[str]) -> list[Finding]:
             Finding(loc, "SB010", f"{why}: add '{hint_name}' to keep (and declare it) if this call runs", Severity.INFO)
         )
     return findings
+
+
+def _dependency_edges(requires: Mapping[str, Iterable[str]], target_python: str) -> dict[str, frozenset[str]]:
+    """Distribution -> the distributions it needs on the target (Requires-Dist lines whose marker holds with no extra)."""
+    edges: dict[str, frozenset[str]] = {}
+    for dist, lines in requires.items():
+        names = set()
+        for line in lines:
+            try:
+                req = Pep508(line)
+            except InvalidRequirement:
+                continue
+            marker = str(req.marker) if req.marker is not None else ""
+            if applies_to(Declared(req.name, "", Location("", 0, 0), marker), target_python):
+                names.add(canonicalize_name(req.name))
+        edges[canonicalize_name(dist)] = frozenset(names)
+    return edges
+
+
+def _reach(start: str, edges: Mapping[str, frozenset[str]]) -> set[str]:
+    """Every distribution ``start`` brings, directly or through others."""
+    seen: set[str] = set()
+    todo = list(edges.get(start, ()))
+    while todo:
+        dist = todo.pop()
+        if dist not in seen:
+            seen.add(dist)
+            todo.extend(edges.get(dist, ()))
+    return seen
+
+
+def transitive(a: Analysis, requires: Mapping[str, Iterable[str]]) -> Analysis:
+    """``a`` with each missing distribution that a declared, required one depends on marked as coming through it.
+
+    ``import markupsafe`` in a project that declares only Jinja2 is satisfied: Jinja2 requires MarkupSafe, so
+    the lock pins it and the image has it. It stays required, leaves ``missing``, and its SB001 becomes an
+    SB020 warning (like deptry's DEP003): a release of Jinja2 may drop the dependency, so declare it.
+    ``requires``: distribution -> Requires-Dist lines (the environment's metadata) or names (the lock's ``# via``).
+    A declared distribution the image leaves out (unused) brings nothing.
+    """
+    if not a.missing or not requires:
+        return a
+    edges = _dependency_edges(requires, a.target_python)
+    roots = sorted(r.name for r in a.required if r.declared)
+    brought = {root: _reach(root, edges) for root in roots}
+    through = {
+        r.name: tuple(root for root in roots if r.name in brought[root] and root != r.name) for r in a.missing
+    }
+    moved = {name for name, via in through.items() if via}
+    if not moved:
+        return a
+    required = tuple(replace(r, through=through[r.name]) if r.name in moved else r for r in a.required)
+    findings = [f for f in a.findings if not _is_missing_finding(f, a.missing, moved)]
+    for r in required:
+        if r.name in moved:
+            top = r.imports[0].module.split(".")[0]
+            findings.append(
+                Finding(
+                    r.imports[0].location, "SB020",
+                    f"'{top}' is imported directly, but '{r.name}' is declared only through "
+                    f"{', '.join(repr(t) for t in r.through)} (a dependency of it); it is in the image, but a "
+                    f"release of {r.through[0]} may drop it: declare it",
+                    Severity.WARNING,
+                )
+            )
+    return replace(
+        a, required=required, missing=tuple(r for r in a.missing if r.name not in moved),
+        findings=tuple(sorted(set(findings), key=_finding_key)),
+    )
+
+
+def _is_missing_finding(f: Finding, missing: Iterable[Requirement], moved: AbstractSet[str]) -> bool:
+    """Whether ``f`` is the SB001 :func:`_missing_findings` made for one of the ``moved`` distributions."""
+    return f.code == "SB001" and any(
+        r.name in moved and r.imports and f.location == r.imports[0].location and f"distribution '{r.name}'" in f.message
+        for r in missing
+    )
 
 
 def applies_to(d: Declared, target_python: str) -> bool:

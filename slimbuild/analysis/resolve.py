@@ -40,10 +40,11 @@ from slimbuild.paths import WHEEL_MODULES_FILE
 
 POPULAR = "popular distribution of the same name"
 
-# Run in the project's interpreter: dist name -> dotted module prefixes (depth <= 3).
+# Run in the project's interpreter: {"modules": dist name -> dotted module prefixes (depth <= 3),
+# "requires": dist name -> its Requires-Dist lines, markers and extras as written}.
 PROBE = r"""
 import json, importlib.metadata as md
-out = {}
+out, requires = {}, {}
 for d in md.distributions():
     name = d.metadata.get("Name")
     if not name:
@@ -64,7 +65,9 @@ for d in md.distributions():
     if top:
         mods.update(t.strip().replace("/", ".") for t in top.splitlines() if t.strip())
     out.setdefault(name, set()).update(m for m in mods if all(p.isidentifier() for p in m.split(".")))
-print(json.dumps({k: sorted(v) for k, v in sorted(out.items())}))
+    requires.setdefault(name, set()).update(d.requires or ())
+print(json.dumps({"modules": {k: sorted(v) for k, v in sorted(out.items())},
+                  "requires": {k: sorted(v) for k, v in sorted(requires.items())}}))
 """
 
 
@@ -74,15 +77,20 @@ class ModuleIndex:
 
     source: str
     providers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # canonical distribution -> its Requires-Dist lines (an environment's metadata; what a dependency brings)
+    requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_dists(cls, source: str, dists: Mapping[str, Iterable[str]]) -> ModuleIndex:
-        """Index a mapping of distribution -> module names."""
+    def from_dists(
+        cls, source: str, dists: Mapping[str, Iterable[str]], requires: Mapping[str, Iterable[str]] | None = None
+    ) -> ModuleIndex:
+        """Index a mapping of distribution -> module names (and of distribution -> Requires-Dist lines)."""
         providers: dict[str, set[str]] = {}
         for dist, mods in dists.items():
             for m in mods:
                 providers.setdefault(m, set()).add(canonicalize_name(dist))
-        return cls(source, {m: tuple(sorted(d)) for m, d in providers.items()})
+        needs: dict[str, tuple[str, ...]] = {canonicalize_name(d): tuple(sorted(set(r))) for d, r in (requires or {}).items()}
+        return cls(source, {m: tuple(sorted(d)) for m, d in providers.items()}, needs)
 
     def lookup_all(self, module: str) -> tuple[str, ...]:
         """Every distribution providing the longest known prefix of ``module`` (sorted), or ()."""
@@ -99,13 +107,14 @@ class ModuleIndex:
         return dists[0] if len(dists) == 1 else None
 
 
-def probe_environment(python: str, timeout: float = 60.0) -> dict[str, list[str]]:
-    """Run the metadata probe in another interpreter; raises OSError/ValueError on failure."""
+def probe_environment(python: str, timeout: float = 60.0) -> dict[str, dict[str, list[str]]]:
+    """Run the metadata probe in another interpreter: ``{"modules": ..., "requires": ...}`` (see PROBE);
+    raises OSError/ValueError on failure."""
     proc = subprocess.run([python, "-I", "-c", PROBE], capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise ValueError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
     data = json.loads(proc.stdout)
-    if not isinstance(data, dict):
+    if not (isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ("modules", "requires"))):
         raise ValueError("probe printed no mapping")
     return data
 

@@ -14,8 +14,8 @@ from slimbuild.paths import atomic_write
 
 # 3: catch-all handlers and contextlib.suppress make imports optional; 4: import flags (HAS_X);
 # 5: aliases of importlib and its import functions, a notebook's %run scripts (ParsedSource.run_scripts), SB008 cells
-# 6: computed sys.path entries
-_FORMAT = 6
+# 6: computed sys.path entries; 7: flag functions (if f():) and NameError probes make imports optional
+_FORMAT = 7
 _MAX_ENTRIES = 50_000
 Cache = dict[tuple[str, str], ParsedSource]
 

@@ -317,6 +317,42 @@ def parse_lock(text: str, source: str = "slimbuild.lock") -> Lock:
     )
 
 
+_PIN_START = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==")
+_VIA = re.compile(r"^\s+#\s+via(?:\s+(.*))?$")
+_VIA_MORE = re.compile(r"^\s+#\s{2,}(\S.*)$")
+
+
+def lock_requires(text: str) -> dict[str, tuple[str, ...]]:
+    """What each locked distribution brings, from pip-compile's ``# via`` annotations: parent -> children.
+
+    ``markupsafe==3.0.2`` annotated ``# via jinja2`` makes ``{"jinja2": ("markupsafe",)}``; ``-r``/``-c``
+    sources (the inputs) are no parents. A lock without annotations gives nothing.
+    """
+    out: dict[str, set[str]] = {}
+    current = ""
+    in_via = False
+    for line in text.splitlines():
+        pin = _PIN_START.match(line)
+        if pin:
+            current, in_via = canonicalize_name(pin.group(1)), False
+            continue
+        via = _VIA.match(line)
+        more = _VIA_MORE.match(line) if in_via and via is None else None
+        if via is not None:
+            in_via = True
+            parents = [via.group(1)] if via.group(1) else []
+        elif more is not None:
+            parents = [more.group(1)]
+        else:
+            in_via = in_via and line.strip().startswith("#") and not line.startswith("#")
+            continue
+        for parent in parents:
+            name = parent.strip().split(" ")[0]
+            if current and name and not name.startswith("-") and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                out.setdefault(canonicalize_name(name), set()).add(current)
+    return {k: tuple(sorted(v)) for k, v in sorted(out.items())}
+
+
 def render_lock_text(
     body: str, target: Target, inputs_sha256: str, pins: Sequence[Pin] = (), pins_ignored: Sequence[str] = ()
 ) -> str:

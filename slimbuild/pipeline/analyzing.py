@@ -16,7 +16,7 @@ from slimbuild.analysis.entrypoint import resolve_entrypoint, select_entrypoints
 from slimbuild.analysis.grammar import find_grammar
 from slimbuild.analysis.graph import trace_cached
 from slimbuild.analysis.mapping import is_namespace_root
-from slimbuild.analysis.reconcile import failing, reconcile
+from slimbuild.analysis.reconcile import failing, reconcile, transitive
 from slimbuild.analysis.resolve import ModuleIndex, probe_environment, resolve_modules, shadowed_namespaces, wheel_index
 from slimbuild.analysis.runtime import Trace
 from slimbuild.analysis.thirdparty import ChainReader, Reader, SiteReader, WheelReader, keep_evidenced, scan
@@ -37,9 +37,11 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
     if not exe.exists():
         raise ConfigError(f"--python {python}: no such interpreter", hint="pass the path of the project's python")
     key = replay.environment_key(python)
-    cache = cache_dir(env) / "environments" / f"{key}.json"
+    cache = cache_dir(env) / "environments" / f"{key}.dists.json"  # the probe's modules and requires
     try:
         dists = json.loads(cache.read_text())
+        if not isinstance(dists, dict) or not isinstance(dists.get("modules"), dict):
+            raise ValueError(cache)
     except (OSError, ValueError):
         try:
             dists = probe_environment(str(exe))
@@ -49,7 +51,7 @@ def environment_index(settings: Settings, env: Mapping[str, str]) -> ModuleIndex
             atomic_write(cache, json.dumps(dists, sort_keys=True).encode(), durable=False)
         except OSError:
             pass
-    return ModuleIndex.from_dists(str(exe), dists)
+    return ModuleIndex.from_dists(str(exe), dists["modules"], dists.get("requires") or {})
 
 
 def _entrypoints(
@@ -160,6 +162,27 @@ def _locked_wheels(settings: Settings, name: str, cache: Path, record: replay.Re
             if record is not None:
                 record.file(found[0])
     return wheels
+
+
+def _dependencies(
+    settings: Settings, name: str, environment: ModuleIndex | None, record: replay.Recorder | None
+) -> dict[str, tuple[str, ...]]:
+    """What each distribution needs: the environment's Requires-Dist, and the ``# via`` graph of entrypoint
+    ``name``'s lock (read as evidence; an unreadable lock adds nothing)."""
+    from slimbuild.locking.lockfile import lock_requires
+    from slimbuild.pipeline.locking import lock_path  # not at the top: pipeline.locking imports this module
+
+    out: dict[str, tuple[str, ...]] = dict(environment.requires) if environment is not None else {}
+    path = lock_path(settings, name)
+    if record is not None:
+        record.file(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return out
+    for dist, brings in lock_requires(text).items():
+        out[dist] = (*out.get(dist, ()), *brings)
+    return out
 
 
 def _site_dirs(python: str) -> list[Path]:
@@ -292,6 +315,8 @@ def analyze(
         if analysis.unused:  # third-party code may import one of them: read it (wheels after a lock, the environment)
             wheels = _locked_wheels(settings, entry.name, cache_dir(env), record)
             analysis = keep_third_party(settings, analysis, wheels, env_index, wheels_index, cache_dir(env) / "thirdparty")
+        if analysis.missing:  # a declared distribution may bring one of them (SB020): the lock's, the environment's graph
+            analysis = transitive(analysis, _dependencies(settings, entry.name, env_index, record))
         results.append(analysis)
     if loaded:
         parsecache.save(cache_path, loaded[0], used)

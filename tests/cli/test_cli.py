@@ -51,6 +51,7 @@ def test_J3_json_schema_keys_are_pinned(project: Project, run_cli: CLI) -> None:
             "name": "pandas",
             "optional": False,
             "specifier": "",
+            "through": [],
             "via": ["bundled table"],
         }
     ]

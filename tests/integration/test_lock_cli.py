@@ -213,3 +213,23 @@ def test_C11_pip_magic_targets_are_hints_never_locked(offline: Path, tmp_path: P
     names = [d["name"] for d in json.loads(run.out)["locks"][0]["distributions"]]
     assert names == ["pyyaml"]
     assert "attrs" not in names and "idna" not in names
+
+
+def test_A60_a_real_locks_via_lines_make_an_import_the_declarations_bring_a_warning(
+    offline: Path, tmp_path: Path, run_cli: CLI
+) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "main.py").write_text("from dateutil import parser\nimport six\n")
+    (root / "requirements.txt").write_text("python-dateutil\nsix\n")
+    assert run_cli("lock", str(root)).code == OK  # pip-compile's lock: six "# via python-dateutil" (and -r)
+    (root / "requirements.txt").write_text("python-dateutil\n")  # six is declared only through python-dateutil now
+    after = run_cli("check", str(root))
+    assert after.code == OK, after.err
+    assert "main.py:2:1: SB020 'six' is imported directly, but 'six' is declared only through 'python-dateutil'" in after.err
+    assert "SB001" not in after.err and "SB012" not in after.err  # the same required set: the lock still holds
+    doc = json.loads(run_cli("analyze", str(root), "--json").out)
+    assert {r["name"]: r["through"] for r in doc["required"]} == {"python-dateutil": [], "six": ["python-dateutil"]}
+    relock = run_cli("lock", str(root))
+    assert relock.code == OK, relock.err  # satisfied: lock no longer refuses it as undeclared
+    assert [d.name for d in parse_lock((root / "slimbuild.lock").read_text()).dists] == ["python-dateutil", "six"]

@@ -136,3 +136,17 @@ def test_A41_fuzzed_wheels_never_traceback(tmp_path: Path, content: bytes, membe
         except SCRIPT.ScriptError:
             continue
         assert all(all(p.isidentifier() for p in m.split(".")) for m in wheel.modules)
+
+
+def test_A64_private_top_level_names_are_never_added(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``_distutils_hack`` (setuptools) or pynacl's ``_sodium`` are nobody's import name: no entry for them."""
+    table = _table_copy(tmp_path)
+    wheel = _wheel(
+        tmp_path / "acme_tools-1.0-py3-none-any.whl",
+        {"acmelib/__init__.py": "", "_acme_hack/__init__.py": "", "_sodiumish.abi3.so": ""},
+    )
+    assert SCRIPT.main([str(wheel), "--table", str(table), "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "add       acmelib = acme-tools" in out and "_acme_hack" not in out and "_sodiumish" not in out
+    modules = tomllib.loads(table.read_text(encoding="utf-8"))["modules"]
+    assert modules["acmelib"] == "acme-tools" and "_acme_hack" not in modules and "_sodiumish" not in modules

@@ -285,3 +285,43 @@ def test_A43_older_target_keeps_today_s_error_for_broken_code() -> None:
 def test_A43_parse_cache_key_names_an_older_target() -> None:
     salts = {Parser(None, allow_unparseable=False, max_bytes=MAX, feature_version=v).key_salt for v in (None, (3, 9), (3, 10))}
     assert len(salts) == 3
+
+
+def test_A63_the_parser_copy_shipped_to_the_target_interpreter_holds_every_slimbuild_module_it_imports() -> None:
+    """What the shipped modules import of slimbuild is shipped too (the host-side grammar module excepted: parsing.py
+    imports it only to start the child, which never does that)."""
+    import ast
+
+    from slimbuild.analysis.grammar import SHIPPED
+
+    package = Path(__file__).resolve().parents[3] / "slimbuild"
+    shipped = set(SHIPPED)
+    todo, seen, absent = list(SHIPPED), set(), []
+    while todo:
+        rel = todo.pop()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        tree = ast.parse((package / rel).read_text(encoding="utf-8"))
+        typing_only = {  # imports under `if TYPE_CHECKING:` never run
+            id(n) for i in ast.walk(tree) if isinstance(i, ast.If) and ast.unparse(i.test) == "TYPE_CHECKING"
+            for stmt in i.body for n in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if not name.startswith("slimbuild.") or name == "slimbuild.analysis.grammar":
+                    continue
+                parts = name.split(".")[1:]
+                rel_mod = "/".join(parts) + ".py"
+                rel_pkg = "/".join(parts) + "/__init__.py"
+                target = rel_mod if (package / rel_mod).exists() else rel_pkg
+                if not (package / target).exists():
+                    continue
+                if target not in shipped:
+                    absent.append(f"{rel} imports {name}")
+                todo.append(target)
+    assert not absent, absent
