@@ -154,9 +154,12 @@ def test_M10_ssh_hosts_go_through_the_ssh_binary_like_the_cli() -> None:
     assert host.ssh and ssh_command(host.url) == (
         "ssh", "-l", "builder", "-p", "2222", "-o ConnectTimeout=30", "-T", "--", "build-host", "docker system dial-stdio"
     )  # fmt: skip
-    assert ssh_command("ssh://build-host") == ("ssh", "-o ConnectTimeout=30", "-T", "--", "build-host", "docker system dial-stdio")
-    assert ssh_command("ssh://h/run/user/1000/docker.sock")[-1] == "docker --host=unix:///run/user/1000/docker.sock system dial-stdio"
-    for bad, why in [("ssh://u:pw@h", "password"), ("ssh://", "hostname is empty"), ("ssh://h?x=1", "query"), ("ssh://h:port", "port")]:
+    plain = ("ssh", "-o ConnectTimeout=30", "-T", "--", "build-host", "docker system dial-stdio")
+    assert ssh_command("ssh://build-host") == plain
+    socket_path = "/run/user/1000/docker.sock"
+    assert ssh_command(f"ssh://h{socket_path}")[-1] == f"docker --host=unix://{socket_path} system dial-stdio"
+    bad_urls = [("ssh://u:pw@h", "password"), ("ssh://", "hostname is empty"), ("ssh://h?x=1", "query"), ("ssh://h:port", "port")]
+    for bad, why in bad_urls:
         with pytest.raises(EngineUnavailable, match=why) as info:
             ssh_command(bad)
         assert "pw" not in info.value.message
