@@ -18,7 +18,7 @@ from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed
+from slimbuild.errors import BuildFailed, NoSuchImage
 from slimbuild.image import stage_venv
 from slimbuild.image.build_stream import ProgressEvent
 from slimbuild.image.context import (
@@ -172,7 +172,10 @@ def _base_layers(engine: Engine | None, reference: str) -> int | None:
     """How many layers the pinned base has (its RootFS), from the engine; None when it cannot say."""
     if engine is None:
         return None
-    layers = (engine.inspect_image(reference).get("RootFS") or {}).get("Layers")
+    try:
+        layers = (engine.inspect_image(reference).get("RootFS") or {}).get("Layers")
+    except NoSuchImage:  # a base the engine pulls at build time: the default budget holds
+        return None
     return len(layers) if isinstance(layers, list) else None
 
 
