@@ -3,7 +3,7 @@
 # Docker test tier.  Idempotent: a second run does nothing but print the
 # summary line (well under a second when everything is already up).
 #
-#   1. apt-get install docker.io / debootstrap / docker-registry / diffoscope-minimal / podman when missing
+#   1. apt-get install docker.io / debootstrap / docker-registry / diffoscope-minimal / podman / openssh-server when missing
 #   2. start dockerd (no iptables, no bridge: containers have no network on purpose)
 #      unless the unix socket already answers; wait for it (bounded)
 #   3. build `slimbuild-test/debian-python:bookworm` once (debootstrap minbase +
@@ -60,6 +60,9 @@ command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v diffoscope >/dev/null 2>&1 || need_pkgs+=(diffoscope-minimal)
 # podman's Docker-compatible API is tested as an engine (tests/docker/test_podman_engine.py: its own service and storage)
 command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
+# ssh:// engines (tests/docker/ssh_server.py starts a private sshd on 127.0.0.1; the system's is never started)
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || die "need root to apt-get install ${need_pkgs[*]}"
     log "installing ${need_pkgs[*]} (apt-get)"
@@ -70,6 +73,10 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     # Debian's package enables a registry service on every interface (:5000) where systemd runs: never leave one
     if [[ " ${need_pkgs[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
         systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
+    # likewise the ssh service openssh-server enables: the tests run their own sshd, never the system's
+    if [[ " ${need_pkgs[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
     fi
 fi
 command -v docker >/dev/null 2>&1 || die "no docker CLI on PATH (docker.io should provide /usr/bin/docker)"

@@ -32,9 +32,10 @@ from slimbuild.image.build_stream import (
     one_line,
     parse_build_stream,
 )
-from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, unavailable
+from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, ssh_command, ssh_unavailable, unavailable
 from slimbuild.image.push import credentials_for, push_reference, registry_of
 from slimbuild.image.push_stream import PushOutcome
+from slimbuild.image.ssh_transport import SSHDialer, ssh_client
 
 MIN_API_VERSION = "1.41"
 DEFAULT_TIMEOUT = 60.0
@@ -176,10 +177,8 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _client_kwargs(host: EngineHost) -> dict[str, Any]:
-    """docker.APIClient's connection arguments for HOST (TLS files, ssh through the ``ssh`` binary like the CLI)."""
+    """docker.APIClient's connection arguments for HOST (its TLS files; ssh engines: image/ssh_transport.py)."""
     kwargs: dict[str, Any] = {"base_url": host.url}
-    if host.ssh:
-        kwargs["use_ssh_client"] = True
     if host.tls is not None:
         pair = (host.tls.cert, host.tls.key) if host.tls.cert and host.tls.key else None
         try:
@@ -205,11 +204,16 @@ def _ignore_ca_bundle_variables(client: Any) -> None:
 
 def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> DockerEngine:
     """Connect to the engine the docker CLI would use: DOCKER_HOST and its TLS variables, else the current context."""
-    host = resolve_host(dict(os.environ if env is None else env))
+    environ = dict(os.environ if env is None else env)
+    host = resolve_host(environ)
     url = host.url
+    dialer: SSHDialer | None = None
     try:
-        client = docker.APIClient(version=MIN_API_VERSION, timeout=timeout, **_client_kwargs(host))
-        _ignore_ca_bundle_variables(client)
+        if host.ssh:
+            client, dialer = ssh_client(url, ssh_command(url), environ, version=MIN_API_VERSION, timeout=timeout)
+        else:
+            client = docker.APIClient(version=MIN_API_VERSION, timeout=timeout, **_client_kwargs(host))
+            _ignore_ca_bundle_variables(client)
     except docker.errors.DockerException as exc:
         if "Invalid bind address" in str(exc) or "Invalid port" in str(exc):
             raise EngineUnavailable(
@@ -219,8 +223,9 @@ def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TI
     try:
         version = client.version(api_version=False)
     except (docker.errors.DockerException, OSError) as exc:
+        reason = dialer.failure() if dialer is not None else ""
         client.close()
-        raise unavailable(url, exc) from None
+        raise (ssh_unavailable(url, reason) if reason else unavailable(url, exc)) from None
     api = str(version.get("ApiVersion", "0"))
     if _version_tuple(api) < _version_tuple(MIN_API_VERSION):
         client.close()

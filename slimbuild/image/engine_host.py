@@ -12,7 +12,11 @@ The CLI's rules (docker/cli 20.10 to 28, checked against the CLI itself):
 * a named context: ``contexts/meta/<sha256(name)>/meta.json`` names the docker endpoint's ``Host`` and
   ``SkipTLSVerify``; its TLS files are ``contexts/tls/<sha256(name)>/docker/{ca,cert,key}.pem``. TLS is on when
   any of them exists or verification is skipped.
-* ``ssh://[user@]host[:port]``: the CLI runs ``ssh … docker system dial-stdio``; so does slimbuild (``ssh``).
+* ``ssh://[user@]host[:port][/socket]``: the CLI runs, per connection, ``ssh -l USER -p PORT -o ConnectTimeout=30 -T
+  -- HOST 'docker system dial-stdio'`` (``docker --host=unix:///socket system dial-stdio`` with a path), the ``ssh``
+  found on PATH, with the user's own ssh configuration (keys, known_hosts, agent); a password, a query or a fragment in
+  the URL is refused (docker/cli cli/connhelper). slimbuild runs the same command (``ssh_command``;
+  image/ssh_transport.py), not paramiko.
 
 Only small files are read here (no engine, no network); ``engine.connect`` turns the result into a client.
 The failures to reach an engine are worded here too (``unavailable``): the host, the reason, never a certificate.
@@ -24,13 +28,16 @@ import errno
 import hashlib
 import json
 import os
+import shlex
 import ssl
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from slimbuild.errors import EngineUnavailable
 from slimbuild.image.build_stream import one_line
+from slimbuild.redact import redact as redact_url
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_CONTEXT = "default"
@@ -149,6 +156,35 @@ def _client_pair(cert: Path, key: Path, url: str) -> tuple[str | None, str | Non
     return None, None
 
 
+def ssh_command(url: str) -> tuple[str, ...]:
+    """The command the docker CLI runs for an ``ssh://`` engine (one per connection), checked as the CLI checks the URL."""
+    hint = "use ssh://[user@]host[:port][/path/to/docker.sock], with the key in your ssh configuration or agent"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise EngineUnavailable(f"invalid ssh engine URL {url!r}: {exc}", hint) from None
+    problem = ""
+    if parts.password is not None:
+        problem = "a plain-text password is not supported"
+    elif not parts.hostname:
+        problem = "the hostname is empty"
+    elif parts.query or parts.fragment:
+        problem = "query parameters and fragments are not allowed"
+    if problem:
+        raise EngineUnavailable(f"invalid ssh engine URL {redact_url(url)!r}: {problem}", hint)
+    argv = ["ssh"]
+    if parts.username:
+        argv += ["-l", shlex.quote(parts.username)]
+    if port is not None:
+        argv += ["-p", str(port)]
+    argv += ["-o ConnectTimeout=30", "-T", "--", shlex.quote(str(parts.hostname))]
+    remote = ["docker", "system", "dial-stdio"]
+    if parts.path.strip("/"):
+        remote = ["docker", f"--host=unix://{parts.path}", "system", "dial-stdio"]
+    return (*argv, " ".join(shlex.quote(arg) for arg in remote))
+
+
 # --------------------------------------------------------------------------- connection errors
 
 
@@ -208,4 +244,13 @@ def unavailable(url: str, exc: BaseException) -> EngineUnavailable:
     return EngineUnavailable(
         f"Docker daemon not reachable at {url} ({root_cause(exc)})",
         "start the Docker daemon (dockerd / systemctl start docker) or point DOCKER_HOST at a running engine",
+    )
+
+
+def ssh_unavailable(url: str, reason: str) -> EngineUnavailable:
+    """An ``ssh://`` engine whose ssh failed (unreachable host, a key refused, an unknown host key, no docker there)."""
+    return EngineUnavailable(
+        f"Docker daemon not reachable at {url} ({reason})",
+        f"check that '{' '.join(ssh_command(url)[:-1])} docker version' works: the host, your key or agent, its"
+        " known_hosts entry, and Docker 18.09 or later on the remote host",
     )

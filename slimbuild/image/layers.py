@@ -6,10 +6,15 @@ below are the same, pushed once to a registry. The builder stage stages each uni
 ``/stage/<key>/`` (image/stage_venv.py, from the layout file this module writes) and the deps stage copies
 them one ``COPY`` each, then the venv's skeleton (``/stage/skel/``: pyvenv.cfg, bin/python, passwd).
 
-The engine stacks at most 128 layers (overlay2), the base's included: with more than ``MAX_LAYERS``
-distributions the largest ``MAX_LAYERS - BUCKETS`` keep a layer each and the rest share ``BUCKETS`` layers
-by the hash of their name, so a build never fails on the count and a distribution's group does not depend
-on the lock's order.
+The engine limits how many layers an image stacks: overlay2 mounts at most 128 lower directories (moby's
+``maxDepth``), and on docker 20.10's classic builder every step, a ``LABEL`` or ``USER`` too, runs a container on
+the image below it, which fails with "max depth exceeded" once that image has 125 layers (measured): an image
+whose Dockerfile ends with a config step has at most ``ENGINE_LAYER_LIMIT`` (124) layers, the base's included.
+So the venv gets at most ``MAX_LAYERS`` layers, fewer when the base's own layers (read from the engine once per
+build) and the template's other layer steps (``layer_steps``, from the rendered Dockerfile) leave less room
+(``layer_budget``). Past the budget the largest ``budget - buckets`` keep a layer each and the rest share the
+buckets by the hash of their name, so a build never fails on the count and a distribution's group does not
+depend on the lock's order.
 """
 
 from __future__ import annotations
@@ -23,10 +28,15 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from slimbuild.config import VENV_LAYERS
 from slimbuild.errors import ConfigError
+from slimbuild.image.dockerfile import parse_dockerfile
 
-# Distribution layers at most: 128 (overlay2) less the skeleton, the app, and room for the base's own layers.
+# Distribution layers at most, when the base leaves room: start-up mounts every layer, so no more than this.
 MAX_LAYERS = 64
-BUCKETS = 16  # the groups the smaller distributions share beyond MAX_LAYERS
+BUCKETS = 16  # the groups the smaller distributions share beyond the budget (fewer for a small budget)
+# The layers of a built image at most (base included): docker 20.10, overlay2, classic builder (see above).
+ENGINE_LAYER_LIMIT = 124
+# The steps that may add a layer (WORKDIR only when it creates the directory: counted, to stay on the safe side).
+_LAYER_STEPS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
 SKELETON_KEY = "skel"
 LAYOUT_VERSION = "slimbuild-layers v1"
 _KEY = re.compile(r"[0-9a-f]{16}")
@@ -79,15 +89,54 @@ def _bucket(name: str, buckets: int) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % buckets
 
 
+def layer_steps(dockerfile: str) -> tuple[str, int]:
+    """The image the final stage's chain starts from, and the layer steps along that chain (stage by stage)."""
+    stages: list[tuple[str, str, int]] = []  # (name, parent, steps)
+    for ins in parse_dockerfile(dockerfile):
+        if ins.keyword == "FROM":
+            words = [w for w in ins.value.split() if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else ""
+            stages.append((name.lower(), words[0] if words else "", 0))
+        elif stages and ins.keyword in _LAYER_STEPS:
+            name, parent, steps = stages[-1]
+            stages[-1] = (name, parent, steps + 1)
+    by_name = {name: i for i, (name, _, _) in enumerate(stages) if name}
+    total, index, seen = 0, len(stages) - 1, set()
+    while index >= 0 and index not in seen:
+        seen.add(index)
+        _, parent, steps = stages[index]
+        total += steps
+        earlier = by_name.get(parent.lower(), int(parent) if parent.isdigit() else -1)
+        if earlier < 0 or earlier >= index:
+            return parent, total
+        index = earlier
+    return "", total
+
+
+def layer_budget(base_layers: int, other_layers: int, limit: int = ENGINE_LAYER_LIMIT) -> int:
+    """How many venv layers fit on a base of ``base_layers`` with ``other_layers`` more (skeleton, app, builder
+    steps of the final chain): ``MAX_LAYERS``, or fewer; ConfigError when not even one does."""
+    room = limit - base_layers - other_layers
+    if room < 1:
+        raise ConfigError(
+            f"the base image has {base_layers} layers: with the {other_layers} more of the template and the venv the"
+            f" image would pass the engine's limit of {limit} layers",
+            hint="use a base image with fewer layers (squash it: docker export | docker import), or a template with fewer steps",
+        )
+    return min(MAX_LAYERS, room)
+
+
 def group_layers(wheels: Sequence[WheelInfo], max_layers: int = MAX_LAYERS, buckets: int = BUCKETS) -> tuple[LayerUnit, ...]:
     """The venv's layers for these distributions, largest first (ties by name), deterministically.
 
     Up to ``max_layers`` distributions: one layer each. Beyond: the ``max_layers - buckets`` largest alone,
-    every other one in the group ``sha256(name) % buckets`` (empty groups dropped). Largest first, so that
+    every other one in the group ``sha256(name) % buckets`` (empty groups dropped); a budget under
+    ``4 * buckets`` uses a quarter of it as buckets (one layer: everything in it). Largest first, so that
     the big shared distributions sit low in every stage's chain, where the engine can store them once.
     """
-    if not 0 < buckets < max_layers:
-        raise ValueError(f"buckets ({buckets}) must be between 1 and max_layers ({max_layers})")
+    if max_layers < 1 or buckets < 1:
+        raise ValueError(f"max_layers ({max_layers}) and buckets ({buckets}) must be at least 1")
+    buckets = min(buckets, max(1, max_layers // 4))
     by_name = {w.name: w for w in wheels}
     ordered = sorted(by_name.values(), key=lambda w: (-w.size, w.name))
     if len(ordered) <= max_layers:

@@ -18,7 +18,7 @@ from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
 from slimbuild.config import Settings
-from slimbuild.errors import BuildFailed
+from slimbuild.errors import BuildFailed, NoSuchImage
 from slimbuild.image import stage_prune, stage_venv
 from slimbuild.image.build_stream import ProgressEvent
 from slimbuild.image.context import (
@@ -29,7 +29,17 @@ from slimbuild.image.context import (
     with_digests,
 )
 from slimbuild.image.engine import Engine
-from slimbuild.image.layers import LayerUnit, WheelInfo, group_layers, layered, layout_text, wheel_name
+from slimbuild.image.layers import (
+    MAX_LAYERS,
+    LayerUnit,
+    WheelInfo,
+    group_layers,
+    layer_budget,
+    layer_steps,
+    layered,
+    layout_text,
+    wheel_name,
+)
 from slimbuild.image.plan import (
     APP_PREFIX,
     BUILD_BACKEND,
@@ -139,6 +149,7 @@ class _RunValues:
     warnings: tuple[str, ...]
     project: str
     version: str
+    base_layers: int | None = None  # the pinned base's own layers, as the engine reports them (None: no engine)
 
 
 def _fetch_one(dist: LockedDist, run_target: Target, cache: Path, env: Mapping[str, str]) -> Path:
@@ -147,8 +158,8 @@ def _fetch_one(dist: LockedDist, run_target: Target, cache: Path, env: Mapping[s
     return path
 
 
-def _run_values(settings: Settings, base: Base, env: Mapping[str, str]) -> _RunValues:
-    """Fetch pip's wheel, read git and take the epoch: once per build, in this order."""
+def _run_values(settings: Settings, base: Base, env: Mapping[str, str], engine: Engine | None = None) -> _RunValues:
+    """Fetch pip's wheel, read git, take the epoch and count the base's layers: once per build, in this order."""
     target = target_of(settings)
     cache = cache_dir(env)
     pip_path = _fetch_one(PIP_WHEEL, target, cache, env)
@@ -156,7 +167,21 @@ def _run_values(settings: Settings, base: Base, env: Mapping[str, str]) -> _RunV
     epoch = source_date_epoch(env, git)
     project = str(settings.project.get("name") or settings.root.name)
     version = str(settings.project.get("version") or "")
-    return _RunValues(target, cache, env, pip_path, git, epoch, base.reference, base.local_only, base.warnings, project, version)
+    return _RunValues(
+        target, cache, env, pip_path, git, epoch, base.reference, base.local_only, base.warnings, project, version,
+        _base_layers(engine, base.reference),
+    )  # fmt: skip
+
+
+def _base_layers(engine: Engine | None, reference: str) -> int | None:
+    """How many layers the pinned base has (its RootFS), from the engine; None when it cannot say."""
+    if engine is None:
+        return None
+    try:
+        layers = (engine.inspect_image(reference).get("RootFS") or {}).get("Layers")
+    except NoSuchImage:  # a base the engine pulls at build time: the default budget holds
+        return None
+    return len(layers) if isinstance(layers, list) else None
 
 
 def prepare_build(
@@ -196,7 +221,7 @@ def prepare_build(
         settings.system_packages, engines[0] if engines else None, bases[0].reference,
         [w for o in outcomes for w in o.wheels], settings.machine, cache_dir(env), env, refresh=upgrade,
     )  # fmt: skip
-    run = _run_values(settings, bases[0], env)
+    run = _run_values(settings, bases[0], env, engines[0] if engines else None)
     return tuple(_prepare_one(settings, o, run, system, sbom) for o in outcomes)
 
 
@@ -239,10 +264,18 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
     units = venv_layers(settings, o.wheels)
     keep, proof, keep_files = pruning.keep_files(settings, o.wheels, run.cache) if settings.prune == "traced" else (None, (), ())
     build_files.extend(keep_files)
-    plan, template_dir, dockerfile = _render(
-        settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run,
-        [path.name for _, path in system.debs], units,
-    )  # fmt: skip
+
+    def render(units: Sequence[LayerUnit]) -> tuple[BuildPlan, Path | None, str]:
+        return _render(
+            settings, o, app_files, [w for w, _ in wheel_files], launch, labels, sdists, run,
+            [path.name for _, path in system.debs], units,
+        )  # fmt: skip
+
+    plan, template_dir, dockerfile = render(units)
+    fit = _venv_budget(dockerfile, len(units), run)
+    if fit is not None and len(units) > fit:  # the base's own layers leave less room: group more, render again
+        units = venv_layers(settings, o.wheels, fit)
+        plan, template_dir, dockerfile = render(units)
     if units:
         build_files.append(ContextFile(CONTEXT_LAYERS, None, layout_text(units), 0o644))
     files = (
@@ -267,14 +300,24 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
     )  # fmt: skip
 
 
-def venv_layers(settings: Settings, wheels: Sequence[Path]) -> tuple[LayerUnit, ...]:
+def venv_layers(settings: Settings, wheels: Sequence[Path], max_layers: int = MAX_LAYERS) -> tuple[LayerUnit, ...]:
     """The venv's layers for the lock's distribution files (none: the venv is one layer), per ``venv-layers``."""
     if not layered(settings.venv_layers, len(settings.entrypoints)):
         return ()
     return group_layers([
         WheelInfo(wheel_name(p.name), verified_sha256(p) or hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
         for p in wheels
-    ])  # fmt: skip
+    ], max_layers)  # fmt: skip
+
+
+def _venv_budget(dockerfile: str, venv_steps: int, run: _RunValues) -> int | None:
+    """How many venv layers the engine's limit leaves on this base (None: not known, the default budget holds).
+
+    Checked for the single-layer venv too: a base too deep for the template fails here (exit 2), not in the engine."""
+    root, steps = layer_steps(dockerfile)
+    if run.base_layers is None or root != run.base_reference:
+        return None
+    return layer_budget(run.base_layers, steps - (venv_steps or 1))  # the single venv COPY is its one layer
 
 
 def _shipped_paths(root: Path, project_files: Sequence[ContextFile], files: Sequence[str]) -> list[str]:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +55,39 @@ class RemoteDaemon:
 
     def __post_init__(self) -> None:
         self.certs = write_client_certs(self.root / "client", self.ca, self.ca.issue_cert("slimbuild-test-client"))
-        server = self.ca.issue_cert("127.0.0.1")  # not "localhost": tcp://localhost:PORT is a hostname mismatch
+        self.write_server_cert()
+        (self.root / "daemon.json").write_text("{}\n", encoding="utf-8")
+
+    def write_server_cert(
+        self, *, not_before: datetime.datetime | None = None, not_after: datetime.datetime | None = None
+    ) -> None:
+        """The daemon's certificate (read at ``start``), for 127.0.0.1, valid now unless the dates say otherwise."""
+        dates = {k: v for k, v in (("not_before", not_before), ("not_after", not_after)) if v is not None}
+        server = self.ca.issue_cert("127.0.0.1", **dates)  # not "localhost": tcp://localhost:PORT is a hostname mismatch
         server.cert_chain_pems[0].write_to_path(str(self.root / "server-cert.pem"))
         server.private_key_pem.write_to_path(str(self.root / "server-key.pem"))
-        (self.root / "daemon.json").write_text("{}\n", encoding="utf-8")
+
+    @contextlib.contextmanager
+    def serving_cert(self, *, not_before: datetime.datetime, not_after: datetime.datetime) -> Iterator[None]:
+        """The daemon restarted with a server certificate of these dates (listening, not checked); valid again after."""
+        self.stop()
+        self.write_server_cert(not_before=not_before, not_after=not_after)
+        try:
+            self._spawn()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    break
+                except OSError:
+                    if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the second dockerd did not listen") from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            self.stop()
+            self.write_server_cert()
+            self.start().close()
 
     @property
     def url(self) -> str:
@@ -73,6 +103,20 @@ class RemoteDaemon:
         return write_client_certs(self.root / "expired", self.ca, cert)
 
     def start(self, timeout: float = 60) -> DockerEngine:
+        self._spawn()
+        assert self.proc is not None
+        r = self.root
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return connect(self.env, timeout=30)
+            except EngineUnavailable as exc:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (r / "dockerd.log").read_text(errors="replace")[-1500:]
+                    raise RuntimeError(f"the second dockerd did not start ({exc.one_line()}): {tail}") from None
+                time.sleep(0.3)
+
+    def _spawn(self) -> None:
         assert DOCKERD is not None
         r = self.root
         argv = [
@@ -84,15 +128,6 @@ class RemoteDaemon:
         log = (r / "dockerd.log").open("ab")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return connect(self.env, timeout=30)
-            except EngineUnavailable as exc:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (r / "dockerd.log").read_text(errors="replace")[-1500:]
-                    raise RuntimeError(f"the second dockerd did not start ({exc.one_line()}): {tail}") from None
-                time.sleep(0.3)
 
     def kill(self, containers: list[str]) -> None:
         """SIGKILL dockerd (a crash or a dropped remote host), then end what it left running (by pid).

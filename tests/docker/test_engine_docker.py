@@ -96,7 +96,7 @@ def _nobody_pythonpath() -> Path:
     (dest / "slimbuild" / "image").mkdir(parents=True)
     for module in (
         "__init__.py", "errors.py", "redact.py", "image/__init__.py", "image/engine.py", "image/engine_host.py",
-        "image/build_stream.py", "image/push.py", "image/push_stream.py",
+        "image/build_stream.py", "image/push.py", "image/push_stream.py", "image/ssh_transport.py",
     ):
         shutil.copyfile(ROOT / "slimbuild" / module, dest / "slimbuild" / module)
     for path in dest.rglob("*"):

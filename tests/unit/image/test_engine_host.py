@@ -10,7 +10,7 @@ import pytest
 
 from slimbuild.errors import EngineUnavailable
 from slimbuild.image.engine import _client_kwargs
-from slimbuild.image.engine_host import DEFAULT_HOST, EngineHost, TLSFiles, resolve_host
+from slimbuild.image.engine_host import DEFAULT_HOST, EngineHost, TLSFiles, resolve_host, ssh_command
 from tests.constants import ENGINE
 
 
@@ -149,9 +149,21 @@ def test_M10_context_tls_files_and_skip_verify(tmp_path: Path) -> None:
 
 
 def test_M10_ssh_hosts_go_through_the_ssh_binary_like_the_cli() -> None:
-    kwargs = _client_kwargs(resolve_host({"DOCKER_HOST": "ssh://builder@build-host:2222"}))
-    assert kwargs == {"base_url": "ssh://builder@build-host:2222", "use_ssh_client": True}
-    assert "use_ssh_client" not in _client_kwargs(resolve_host({"DOCKER_HOST": "tcp://h:2375"}))
+    """The docker CLI's connhelper (28.x): ssh -l USER -p PORT -o ConnectTimeout=30 -T -- HOST 'docker system dial-stdio'."""
+    host = resolve_host({"DOCKER_HOST": "ssh://builder@build-host:2222"})
+    assert host.ssh and ssh_command(host.url) == (
+        "ssh", "-l", "builder", "-p", "2222", "-o ConnectTimeout=30", "-T", "--", "build-host", "docker system dial-stdio"
+    )  # fmt: skip
+    plain = ("ssh", "-o ConnectTimeout=30", "-T", "--", "build-host", "docker system dial-stdio")
+    assert ssh_command("ssh://build-host") == plain
+    socket_path = "/run/user/1000/docker.sock"
+    assert ssh_command(f"ssh://h{socket_path}")[-1] == f"docker --host=unix://{socket_path} system dial-stdio"
+    bad_urls = [("ssh://u:pw@h", "password"), ("ssh://", "hostname is empty"), ("ssh://h?x=1", "query"), ("ssh://h:port", "port")]
+    for bad, why in bad_urls:
+        with pytest.raises(EngineUnavailable, match=why) as info:
+            ssh_command(bad)
+        assert "pw" not in info.value.message
+    assert "use_ssh_client" not in _client_kwargs(host)
 
 
 def test_M10_context_without_a_docker_endpoint_is_exit_6(tmp_path: Path) -> None:

@@ -18,10 +18,13 @@ from slimbuild.errors import ConfigError
 from slimbuild.image import stage_venv
 from slimbuild.image.layers import (
     BUCKETS,
+    ENGINE_LAYER_LIMIT,
     MAX_LAYERS,
     LayerUnit,
     WheelInfo,
     group_layers,
+    layer_budget,
+    layer_steps,
     layered,
     layout_text,
     unit_key,
@@ -30,7 +33,6 @@ from slimbuild.image.layers import (
 from slimbuild.image.plan import BuildPlan
 from slimbuild.image.render import render_dockerfile
 
-ENGINE_LAYER_LIMIT = 128  # overlay2
 SCRIPT = Path(stage_venv.__file__)
 SITE = "lib/python3.11/site-packages"
 BASE = "python:3.11-slim@sha256:" + "a" * 64
@@ -80,7 +82,7 @@ def test_M1_a_lock_of_130_distributions_stays_within_the_engines_layer_limit_det
     deps = dockerfile.split("AS deps", 1)[1].split("AS runtime", 1)[0]
     copies = [line for line in deps.splitlines() if line.startswith("COPY --from=builder")]
     assert copies == [f"COPY --from=builder /stage/{u.key}/ /" for u in units] + ["COPY --from=builder /stage/skel/ /"]
-    assert len(copies) + 1 + 62 <= ENGINE_LAYER_LIMIT  # the app's layer, and room for a base of 62 layers
+    assert len(copies) + 2 + 57 <= ENGINE_LAYER_LIMIT  # WORKDIR, the app, a base of 57 layers (deeper: M18)
     assert "--layers /tmp/slimbuild-layers.txt" in dockerfile
     assert layout_text(units).decode().splitlines()[1:] == [f"{u.key} {' '.join(u.names)}" for u in units]
 
@@ -101,6 +103,51 @@ def test_M1_single_layer_renders_todays_dockerfile() -> None:
     )  # fmt: skip
     dockerfile = render_dockerfile(plan)
     assert "COPY --from=builder /stage/ /" in dockerfile and "--layers" not in dockerfile and "/stage/skel/" not in dockerfile
+
+
+def _layered_dockerfile(units: tuple[LayerUnit, ...]) -> str:
+    plan = BuildPlan(
+        base_image=BASE, pip_wheel="pip-25.3-py3-none-any.whl", wheel_files=(), app_files=("a.py",),
+        entrypoint=("/opt/venv/bin/python", "/app/a.py"), source_date_epoch=1_700_000_000, layers=units,
+    )  # fmt: skip
+    return render_dockerfile(plan)
+
+
+@pytest.mark.parametrize("base_layers", [1, 60, 100, 118])
+def test_M18_the_venv_budget_leaves_room_for_a_deep_base_and_the_templates_other_layers(base_layers: int) -> None:
+    rng = random.Random(base_layers)
+    lock = [_wheel(f"dist-{i:03d}", rng.randrange(1_000, 5_000_000)) for i in range(90)]
+    first = group_layers(lock)  # the default budget, as the first render has it
+    root, steps = layer_steps(_layered_dockerfile(first))
+    assert root == BASE and steps == len(first) + 3  # the venv's COPYs, then the skeleton, WORKDIR /app and the app
+    budget = layer_budget(base_layers, steps - len(first))
+    units = group_layers(lock, budget)
+    _, total = layer_steps(_layered_dockerfile(units))
+    assert base_layers + total <= ENGINE_LAYER_LIMIT and len(units) <= budget <= MAX_LAYERS  # empty buckets are dropped
+    assert budget == min(MAX_LAYERS, ENGINE_LAYER_LIMIT - base_layers - 3)
+    assert sorted(n for u in units for n in u.names) == sorted(w.name for w in lock)  # each distribution once
+    shuffled = lock[:]
+    rng.shuffle(shuffled)
+    assert group_layers(shuffled, budget) == units  # deterministic: not the lock's order
+    if budget < len(lock):  # the largest keep their own layer, the rest share the buckets
+        solo = [u for u in units if len(u.names) == 1]
+        biggest = sorted(lock, key=lambda w: -w.size)[: budget - min(BUCKETS, max(1, budget // 4))]
+        assert all(LayerUnit(unit_key([w]), (w.name,)) in solo for w in biggest)
+
+
+def test_M18_a_base_too_deep_for_any_venv_layer_is_exit_2_and_tiny_budgets_still_group() -> None:
+    with pytest.raises(ConfigError, match="the base image has 121 layers: with the 3 more") as info:
+        layer_budget(121, 3)
+    assert "124 layers" in info.value.message and "fewer layers" in (info.value.hint or "")
+    assert layer_budget(120, 3) == 1
+    lock = [_wheel(f"d{i}", 10 + i) for i in range(9)]
+    (one,) = group_layers(lock, 1)
+    assert sorted(one.names) == sorted(w.name for w in lock)
+    assert len(group_layers(lock, 5)) <= 5 and len(group_layers(lock, 9)) == 9
+    # a FROM chain through named stages, a --platform flag, and a stage named by index
+    text = "FROM --platform=linux/amd64 img:1 AS a\nRUN x\nFROM a AS b\nCOPY y /\nWORKDIR /w\n"
+    text += "FROM other AS c\nRUN z\nFROM 1\nADD q /\n"
+    assert layer_steps(text) == ("img:1", 4)
 
 
 # ---------------------------------------------------------------- staging
