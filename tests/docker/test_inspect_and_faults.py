@@ -79,7 +79,8 @@ def test_E12_full_disk_while_writing_the_context(tmp_path: Path) -> None:
         assert locked.returncode == OK, locked.stderr
         env["TMPDIR"] = str(small)  # the lock is done: the disk fills while the context is written
         proc = subprocess.run(
-            [sys.executable, "-m", "slimbuild", "build", str(root), "--base-image", BASE_IMAGE],
+            # --no-cache: a deps image recorded in the shared cache would leave only the small app context to write
+            [sys.executable, "-m", "slimbuild", "build", str(root), "--base-image", BASE_IMAGE, "--no-cache"],
             env=env,
             capture_output=True,
             text=True,
