@@ -358,6 +358,10 @@ def _input_state(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if record is None else {k: record.get(k) for k in ("digest", "outs", "sha256", "type")}
 
 
+def _traced_state(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if record is None else {k: record.get(k) for k in ("included", "missing", "sha256", "size")}
+
+
 def _split(items: Sequence[Any], old: Callable[[Any], Any], new: Callable[[Any], Any]) -> dict[str, list[Any]]:
     """Changes as ``added`` (no old value), ``removed`` (no new value) and ``changed``."""
     return {
@@ -372,6 +376,7 @@ def diff_dict(c: Comparison) -> dict[str, Any]:
     dists = _split(c.distributions, lambda d: d.old, lambda d: d.new)
     files = _split(c.files, lambda f: f.old_sha256, lambda f: f.new_sha256)
     inputs = _split(c.inputs, lambda i: i.old, lambda i: i.new)
+    traced = _split(c.traced_data, lambda t: t.old, lambda t: t.new)
     base = c.base
     return {
         "old": _side_dict(c.old),
@@ -394,6 +399,10 @@ def diff_dict(c: Comparison) -> dict[str, Any]:
         "inputs": {
             key: [{"kind": i.kind, "ref": i.ref, "old": _input_state(i.old), "new": _input_state(i.new)} for i in group]
             for key, group in inputs.items()
+        },
+        "traced_data": {
+            key: [{"path": t.path, "old": _traced_state(t.old), "new": _traced_state(t.new)} for t in group]
+            for key, group in traced.items()
         },
         "sizes": {
             "source": c.sizes.source,
@@ -418,6 +427,10 @@ def _signed(n: int | None) -> str:
 
 def _short(sha: str | None) -> str:
     return "-" if sha is None else sha[:12]
+
+
+def _traced_sha(record: Mapping[str, Any] | None) -> str:
+    return "missing" if record is not None and record.get("missing") else _short(None if record is None else record["sha256"])
 
 
 # long: one section per kind of difference, each a few lines
@@ -450,6 +463,11 @@ def diff_text(c: Comparison) -> str:
             mark = "+" if i.old is None else "-" if i.new is None else "~"
             old, new = (None if r is None else (r.get("digest") or r.get("sha256")) for r in (i.old, i.new))
             lines.append(f"  {mark} {i.kind} {i.ref} {_short(old)} -> {_short(new)}")
+    if c.traced_data:
+        lines.append(f"data files the traced runs opened ({len(c.traced_data)}):")
+        for t in c.traced_data:
+            mark = "+" if t.old is None else "-" if t.new is None else "~"
+            lines.append(f"  {mark} {t.path} sha256 {_traced_sha(t.old)} -> {_traced_sha(t.new)}")
     if c.other:
         lines.append(f"other changes ({len(c.other)}):")
         lines.extend(f"  {ch.render()}" for ch in c.other)
@@ -506,6 +524,18 @@ def _inputs_lines(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"data inputs ({len(inputs)}):", *_table(rows)]
 
 
+def _traced_lines(traced: Sequence[Mapping[str, Any]] | None, shown: int = 10) -> list[str]:
+    """The data files the traced runs opened (at most ``shown`` of them); nothing without a trace."""
+    if not traced:
+        return []
+    size, held = format_size(sum(r["size"] or 0 for r in traced)), sum(1 for r in traced if r["included"])
+    head = f"data files the traced runs opened ({len(traced)}, {size}, {held} in the image):"
+    rows = [[r["path"], "-" if r["missing"] else format_size(r["size"]), _traced_sha(r),
+             "in the image" if r["included"] else "not in the image"] for r in traced[:shown]]  # fmt: skip
+    more = [f"  ... and {len(traced) - shown} more (inspect --json lists them all)"] if len(traced) > shown else []
+    return [head, *_table(rows), *more]
+
+
 def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool = True) -> str:
     """The manifest as human text: base, target, distributions by size, files, how it was built."""
     m = manifest
@@ -539,6 +569,7 @@ def _render_inspect_text(manifest: Mapping[str, Any], *, declared_left_out: bool
     lines.append(f"first-party files ({len(files)}, {format_size(sum(f['size'] for f in files))}):")
     lines.extend(_table([[f["path"], f["kind"], format_size(f["size"]), f["sha256"][:12]] for f in files]))
     lines.extend(_inputs_lines(m.get("inputs") or []))  # none in a version 1 manifest
+    lines.extend(_traced_lines(m.get("traced_data")))  # only with a trace
     lines.append("built with:")
     git = m["git"]
     git_text = "not a git checkout" if git is None else git["commit"] + (" (uncommitted changes)" if git["dirty"] else "")

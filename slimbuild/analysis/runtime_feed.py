@@ -66,6 +66,15 @@ def _reached(trace: Trace, start: Iterable[str]) -> list[Module]:
     return sorted(reached.values())
 
 
+def data_files(trace: Trace) -> tuple[str, ...]:
+    """The project's data files the traced runs opened (sorted, project-relative): never a source, bytecode or notebook,
+    slimbuild's own files, an installed file, or a path a hand-edited trace puts outside the project."""
+    return tuple(sorted({
+        p for p in trace.opened
+        if p and not p.startswith(SITE) and not p.endswith(_SOURCES) and p not in _OWN_FILES and not escapes(p)
+    }))  # fmt: skip
+
+
 def _line(imp: str) -> tuple[str, int]:
     file, _, line = imp.rpartition(":")
     return file, int(line) if line.isdigit() else 0
@@ -163,8 +172,8 @@ def apply(
             Severity.INFO,
         ))
     have = set(analysis.files)
-    for path in trace.opened:
-        if path.startswith(SITE) or path.endswith(_SOURCES) or path in have or path in _OWN_FILES:
+    for path in data_files(trace):
+        if path in have:
             continue
         if any(path == inc.strip("/") or path.startswith(inc.strip("/") + "/") for inc in include if inc.strip("/") != "."):
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slimbuild.analysis.notebook import notebook_script
+from slimbuild.analysis.runtime_feed import data_files
 from slimbuild.config import Settings
 from slimbuild.errors import BuildFailed, NoSuchImage
 from slimbuild.image import stage_prune, stage_venv
@@ -89,7 +90,7 @@ from slimbuild.record.provenance import git_state, source_date_epoch
 
 __all__ = [
     "APP_PREFIX", "DEPS_STAGE", "MANIFEST_IN_APP", "BuildInputs", "BuildResult", "build", "deps_key", "git_state",
-    "pin_base", "prepare_build", "resolve_base", "sensitive_names", "source_date_epoch",
+    "pin_base", "prepare_build", "resolve_base", "sensitive_names", "source_date_epoch", "traced_data",
 ]  # fmt: skip
 
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
@@ -300,6 +301,17 @@ def _prepare_one(settings: Settings, o: LockOutcome, run: _RunValues, system: Sy
     )  # fmt: skip
 
 
+def traced_data(settings: Settings) -> tuple[list[dict[str, Any]] | None, tuple[str, ...]]:
+    """The manifest's ``traced_data`` before ``included`` (record/data.py: the project's data files the traced runs
+    opened, each hashed) and the warnings for those gone since; (None, ()) when the project has no trace."""
+    from slimbuild.pipeline.tracing import read_trace
+
+    trace = read_trace(settings)
+    if trace is None:
+        return None, ()
+    return data.traced_records(settings.root, data_files(trace))
+
+
 def venv_layers(settings: Settings, wheels: Sequence[Path], max_layers: int = MAX_LAYERS) -> tuple[LayerUnit, ...]:
     """The venv's layers for the lock's distribution files (none: the venv is one layer), per ``venv-layers``."""
     if not layered(settings.venv_layers, len(settings.entrypoints)):
@@ -435,6 +447,8 @@ def build(
     prepared = prepare_build(
         settings, requested, connect=reach, locked=locked, base_image=base_image, env=env, upgrade=upgrade, sbom=sbom
     )
+    traced, traced_warnings = traced_data(settings)  # the data the traced runs opened, hashed once for every entrypoint
+    prepared = tuple(replace(p, warnings=(*p.warnings, *traced_warnings)) for p in prepared)
     fresh = Path(tempfile.mkdtemp(prefix="slimbuild-nocache-")) if nocache else None  # no recorded deps image either
     built: list[tuple[BuildResult, tuple[outputs.Staged, ...]]] = []
     several = len(settings.entrypoints) > 1
@@ -443,7 +457,7 @@ def build(
             built.append(
                 _build_one(
                     settings, inputs, reach(), tags, on_progress, keep_context, several, cache, data_inputs, fresh, push,
-                    trace_in_image,
+                    trace_in_image, traced,
                 )
             )
         return _publish(reach(), built, tags if push else None, env, on_progress)
@@ -491,6 +505,7 @@ def _build_one(
     deps_cache: Path | None = None,
     push: bool = False,
     trace_in_image: bool = False,
+    traced: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[BuildResult, tuple[outputs.Staged, ...]]:
     """Build one entrypoint's image untagged and smoke-run it; stage its manifest (and kept context). Untagged.
 
@@ -501,7 +516,7 @@ def _build_one(
     try:
         pre, image_id = untagged_image(
             settings, inputs, engine, on_progress, cache=cache, data_inputs=data_inputs, deps_cache=deps_cache,
-            keep=staged.append if keep_context else None,
+            keep=staged.append if keep_context else None, traced_data=traced,
         )  # fmt: skip
     except BaseException:
         for f in staged:

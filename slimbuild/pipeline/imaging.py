@@ -124,12 +124,14 @@ def untagged_image(
     data_inputs: Sequence[Mapping[str, Any]] = (),
     keep: Callable[[outputs.Staged], None] | None = None,
     prune: bool = False,
+    traced_data: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """One entrypoint's image, built untagged with its manifest embedded, and normalised: (that manifest, its id).
 
     ``keep`` receives the staged ``--keep-context`` tar. ``deps_cache`` is where the deps image of a lock is recorded
     and looked up (default ``cache``; ``verify`` gives an empty one so that nothing is reused), and with ``prune``
-    the image as the builder made it goes with the intermediates only it used.
+    the image as the builder made it goes with the intermediates only it used. ``traced_data``: building.py's
+    ``traced_data`` (None: no trace).
     """
     a = inputs.outcome.analysis
     app = [f for f in inputs.files if f.arcname.startswith(APP_PREFIX)]
@@ -150,6 +152,7 @@ def untagged_image(
         excluded=inputs.excluded,
         inputs=data_inputs,
         system_packages=inputs.system_packages,
+        traced_data=traced_data,
         # the image's sys.path beyond the entrypoint's directory, when the configuration sets it (A50)
         pythonpath=[d for k, v in inputs.plan.env if k == "PYTHONPATH" for d in v.split(":")] if settings.pythonpath else (),
         sbom=f"/app/{sbom_in_app()}" if inputs.sbom else "",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from slimbuild.analysis.runtime import escapes
 from slimbuild.config import load_settings
 from slimbuild.errors import IntegrityError, SlimbuildError, UsageError
 from slimbuild.paths import atomic_write, cache_dir
@@ -75,6 +76,8 @@ def _check_data(record: Mapping[str, Any], data_dir: Path) -> int:
     if not data_dir.is_dir():
         raise UsageError(f"--data {data_dir}: no such directory", "pass the directory that holds the project's data files")
     files = [f for f in record.get("files") or [] if isinstance(f, Mapping)]
+    # the data the traced runs opened that the image does not hold (an included one is a data file above)
+    files.extend({"kind": "data", "path": t["path"], "sha256": t["sha256"]} for t in _traced_outside_image(record))
     bad = [f"{m.path}: recorded {m.recorded[:12]}, found {m.found[:12]}" for m in data_mismatches(files, data_dir)]
     inputs = [i for i in record.get("inputs") or [] if isinstance(i, Mapping)]
     bad.extend(m.describe() for m in data.check_inputs(inputs, data_dir))
@@ -86,6 +89,12 @@ def _check_data(record: Mapping[str, Any], data_dir: Path) -> int:
         )
     local = sum(1 for i in inputs if i.get("kind") == "path" and isinstance(i.get("digest"), str))
     return sum(1 for f in files if f.get("kind") == "data") + local
+
+
+def _traced_outside_image(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The recorded ``traced_data`` files not in the image and present at build, their paths inside the project."""
+    traced = [t for t in record.get("traced_data") or [] if isinstance(t, Mapping)]
+    return [t for t in traced if not t.get("included") and not t.get("missing") and not escapes(str(t.get("path")))]
 
 
 def base_moved(engine: Engine, reference: str) -> str:
@@ -120,7 +129,7 @@ def verify(
     on_progress: Callable[[ProgressEvent], None] | None = None,
 ) -> Verification:
     """Rebuild TARGET's image from its record; the caller maps ``same`` to exit 0 or 9."""
-    from slimbuild.pipeline.building import prepare_build
+    from slimbuild.pipeline.building import prepare_build, traced_data
     from slimbuild.pipeline.imaging import no_cache, untagged_image
 
     env = os.environ if env is None else env
@@ -154,6 +163,7 @@ def verify(
         _, rebuilt = untagged_image(
             settings, inputs, no_cache(engine), on_progress, cache=cache_dir(run_env), deps_cache=Path(tmp),
             data_inputs=data.input_records(settings.inputs, settings.root), prune=True,
+            traced_data=traced_data(settings)[0],  # the data the traced runs opened, as at build (its sha256s)
         )
     outcome = Verification(target, recorded_id, rebuilt, (), "", checked, refusal, base_moved(engine, base))
     if outcome.same:

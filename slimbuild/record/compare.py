@@ -8,6 +8,8 @@ the image itself. ``compare`` sorts the differences into what a reader asks firs
 * the base image changed (reference, digest or id; ``same_tag`` when only the digest moved under one tag);
 * first-party and data files added, removed or changed, by the sha256 of the manifests' ``files``;
 * the data inputs (``inputs``: record/data.py) added, removed or changed;
+* the data files the traced runs opened (``traced_data``) added, removed, changed (another sha256 or size) or gone
+  (``missing``); whether the image includes one is reported by the files above, or as ``other``;
 * the size of each layer and in total, with the difference: from the two images' own layer sizes when
   both sides are images or tars (measured the same way on both), else from the manifests'
   ``image.layer_sizes`` and ``image.size_bytes``;
@@ -34,6 +36,8 @@ def _covered(path: str) -> bool:
     head = path.split(".", 1)[0].split("[", 1)[0]
     if head in ("base_image", "inputs"):
         return True
+    if path.startswith("traced_data["):
+        return path.endswith(("]", "].sha256", "].size", "].missing"))
     if path.startswith("files["):
         return path.endswith(("]", "].sha256", "].size", "].kind"))
     if path.startswith("distributions["):
@@ -99,6 +103,16 @@ class InputChange:
 
 
 @dataclass(frozen=True)
+class TracedChange:
+    """A data file the traced runs opened: added (``old`` None), removed (``new`` None), or with another sha256, size
+    or ``missing`` flag; each side its ``traced_data`` record."""
+
+    path: str
+    old: Mapping[str, Any] | None
+    new: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
 class LayerSize:
     index: int
     old: int | None
@@ -141,11 +155,12 @@ class Comparison:
     sizes: Sizes
     other: tuple[Change, ...]
     include_volatile: bool = False
+    traced_data: tuple[TracedChange, ...] = ()
 
     @property
     def differs(self) -> bool:
         """Whether the two differ (sizes only with ``include_volatile``)."""
-        found = self.distributions or self.base or self.files or self.inputs or self.other
+        found = self.distributions or self.base or self.files or self.inputs or self.traced_data or self.other
         return bool(found) or (self.include_volatile and self.sizes.changed)
 
 
@@ -196,6 +211,21 @@ def _inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[InputChange
                  for kind, ref in sorted(set(a) | set(b)) if a.get((kind, ref)) != b.get((kind, ref)))  # fmt: skip
 
 
+_TRACED_STATE = ("missing", "sha256", "size")
+
+
+def _traced(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[TracedChange, ...]:
+    """The traced data files of either side (none recorded: a manifest made without a trace, or before the field)."""
+    a = {str(r["path"]): r for r in old.get("traced_data") or ()}
+    b = {str(r["path"]): r for r in new.get("traced_data") or ()}
+    out = []
+    for path in sorted(set(a) | set(b)):
+        x, y = a.get(path), b.get(path)
+        if x is None or y is None or any(x.get(k) != y.get(k) for k in _TRACED_STATE):
+            out.append(TracedChange(path, x, y))
+    return tuple(out)
+
+
 def _recorded(side: Side) -> tuple[tuple[int, ...], int | None]:
     image = side.manifest.get("image") or {}
     total = image.get("size_bytes")
@@ -241,7 +271,8 @@ def compare(old: Side, new: Side, *, include_volatile: bool = False) -> Comparis
         if not _covered(c.path) and (both_files or not _project_only(c.path))
     )
     return Comparison(
-        old, new, _dists(a, b), _base(a, b), _files(a, b), _inputs(a, b), _sizes(old, new), other, include_volatile
+        old, new, _dists(a, b), _base(a, b), _files(a, b), _inputs(a, b), _sizes(old, new), other, include_volatile,
+        _traced(a, b),
     )
 
 

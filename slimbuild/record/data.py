@@ -34,6 +34,10 @@ of depth and one 1 MiB read buffer, never the whole tree. To compute one by hand
 
     python -c 'from slimbuild.record.data import tree_hash; print(tree_hash("data/raw"))'
 
+The manifest's ``traced_data`` (when the project has a ``slimbuild.trace.json``) lists the project's data files the
+traced runs opened: ``{"path", "sha256", "size", "included", "missing"}`` (:func:`traced_records`, then
+:func:`with_included` per image); a file gone since is listed with ``missing`` true and null sha256 and size.
+
 ``check_inputs(records, data_dir)`` (what ``verify --data DIR`` calls) recomputes the digest of every
 local-path record below ``data_dir`` and returns the mismatches; other kinds are not checked (no network).
 """
@@ -43,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -259,3 +263,82 @@ def check_inputs(records: Sequence[Mapping[str, Any]], data_dir: Path) -> list[M
         elif found != (kind, digest):
             mismatches.append(Mismatch(ref, kind, digest, found[0], found[1]))
     return mismatches
+
+
+# --------------------------------------------------------------------------- the data traced runs opened
+
+
+def _traced_file(real: Path, rel: str) -> tuple[str, int]:
+    """(sha256, size) of one regular file, streamed; opened without blocking (a FIFO swapped in never hangs)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(real, flags)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise IsADirectoryError(0, "no longer a regular file")
+            sha, size = hashlib.sha256(), 0
+            while chunk := fh.read(_CHUNK):
+                sha.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise UsageError(
+            f"{rel}: the traced run opened it, but it cannot be read to record its sha256: {exc.strerror or exc}",
+            "fix its permissions, or trace again with 'slimbuild trace --replace -- COMMAND'",
+        ) from None
+    return sha.hexdigest(), size
+
+
+def _listed(what: str, paths: Sequence[str]) -> str:
+    more = f" (+{len(paths) - 5} more)" if len(paths) > 5 else ""
+    return f"{len(paths)} file(s) the traced runs opened {what}: {', '.join(paths[:5])}{more}"
+
+
+def traced_records(root: Path, paths: Sequence[str]) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """The data files the traced runs opened (project-relative ``paths``, runtime_feed.data_files), each with its
+    sha256 and size, or ``missing`` when it no longer exists; and the warnings to show.
+
+    A path whose file (through symlinks) lies outside the project, or is not a regular file, is never read nor
+    listed (a warning says so); an unreadable one is UsageError (exit 2). Sorted by path; ``included`` is filled in
+    per image by :func:`with_included`.
+    """
+    real_root = root.resolve()
+    records: list[dict[str, Any]] = []
+    missing, outside, special = [], [], []
+    for rel in sorted(set(paths)):
+        try:
+            real = (root / rel).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            special.append(rel)
+            continue
+        if not real.is_relative_to(real_root):
+            outside.append(rel)
+            continue
+        try:
+            mode = real.stat().st_mode
+        except FileNotFoundError:
+            missing.append(rel)
+            records.append({"missing": True, "path": rel, "sha256": None, "size": None})
+            continue
+        except OSError:
+            mode = stat.S_IFREG  # _traced_file names why it cannot be read
+        if not stat.S_ISREG(mode):
+            special.append(rel)
+            continue
+        sha, size = _traced_file(real, rel)
+        records.append({"missing": False, "path": rel, "sha256": sha, "size": size})
+    warnings = []
+    if missing:
+        warnings.append(_listed("no longer exist (recorded as missing)", missing)
+                        + "; trace again with 'slimbuild trace --replace -- COMMAND' if the run no longer reads them")
+    if outside:
+        warnings.append(_listed("are links to files outside the project (never hashed nor copied)", outside))
+    if special:
+        warnings.append(_listed("are no longer regular files (not recorded)", special))
+    return records, tuple(warnings)
+
+
+def with_included(records: Sequence[Mapping[str, Any]], shipped: Iterable[str]) -> list[dict[str, Any]]:
+    """``records`` of :func:`traced_records`, each with ``included``: whether the image holds it (``shipped``: the
+    project-relative paths of the image's app files)."""
+    held = set(shipped)
+    return [{**r, "included": r["path"] in held} for r in records]

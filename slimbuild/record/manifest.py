@@ -202,12 +202,14 @@ def make_manifest(
     pythonpath: Sequence[str] = (),
     sbom: str = "",
     system_packages: Iterable[Mapping[str, str]] = (),
+    traced_data: Iterable[Mapping[str, Any]] | None = None,
     slimbuild_version: str = __version__,
 ) -> dict[str, Any]:
     """A schema-valid manifest from JSON-ready values: keys and lists sorted, URL credentials masked.
 
     ``size_bytes`` of a distribution and ``local_only`` of the base default to null and false; index
-    sources keep pip's order; smoke runs keep the order they ran in.
+    sources keep pip's order; smoke runs keep the order they ran in. ``traced_data`` (None: the project has no
+    trace, and the key is absent) is sorted by path.
     """
     manifest: dict[str, Any] = {
         "audit": None if audit is None else sorted((dict(v) for v in audit), key=lambda v: (v["name"], v["id"])),
@@ -231,7 +233,7 @@ def make_manifest(
         "unparsed": sorted(set(unparsed)),
         "unresolved_dynamic": sorted({str(loc) for loc in unresolved_dynamic}, key=_natural),
     }
-    manifest.update(_optional_keys(pins, pythonpath, system_packages))
+    manifest.update(_optional_keys(pins, pythonpath, system_packages, traced_data))
     manifest.update({"sbom": sbom} if sbom else {})  # optional: where build --sbom wrote it (verify rebuilds with it)
     result: dict[str, Any] = _sort_keys(manifest)
     validate_manifest(result, "new manifest")
@@ -239,7 +241,10 @@ def make_manifest(
 
 
 def _optional_keys(
-    pins: Iterable[Mapping[str, str]], pythonpath: Sequence[str], system_packages: Iterable[Mapping[str, str]]
+    pins: Iterable[Mapping[str, str]],
+    pythonpath: Sequence[str],
+    system_packages: Iterable[Mapping[str, str]],
+    traced_data: Iterable[Mapping[str, Any]] | None,
 ) -> dict[str, Any]:
     """The optional top-level keys that have a value (absent otherwise: older manifests read the same)."""
     out: dict[str, Any] = {}
@@ -251,6 +256,8 @@ def _optional_keys(
     packages = sorted((dict(p) for p in system_packages), key=lambda p: p["name"])
     if packages:  # the Debian packages system-packages installed (name, version, sha256 of the .deb)
         out["system_packages"] = packages
+    if traced_data is not None:  # the data files the traced runs opened (record/data.py): with a trace only, even none
+        out["traced_data"] = sorted((dict(r) for r in traced_data), key=lambda r: str(r["path"]))
     return out
 
 
@@ -432,7 +439,7 @@ def check_sha(actual: str, expected: str, source: str) -> None:
 
 
 # Lists of objects compared item by item under this key; lists whose order matters compared index by index.
-_KEYED_LISTS = {"distributions": "name", "files": "path", "pins": "name"}
+_KEYED_LISTS = {"distributions": "name", "files": "path", "pins": "name", "traced_data": "path"}
 _INDEXED_LISTS = ("image.layer_diff_ids", "image.layer_sizes")
 
 

@@ -17,7 +17,7 @@ from slimbuild.image.plan import APP_PREFIX, DEFAULT_SOURCE_DATE_EPOCH, parse_so
 from slimbuild.locking.lockfile import Lock
 from slimbuild.locking.target import Target
 from slimbuild.models import Analysis
-from slimbuild.record import manifest
+from slimbuild.record import data, manifest
 from slimbuild.redact import mask_url, without_credentials
 
 if TYPE_CHECKING:
@@ -112,6 +112,11 @@ def file_records(files: Iterable[ContextFile], sizes: Mapping[str, int]) -> list
     return out
 
 
+def _app_paths(files: Iterable[ContextFile]) -> list[str]:
+    """The project-relative paths of the context's app files (what the image holds of the project)."""
+    return [f.arcname[len(APP_PREFIX) :] for f in files if f.arcname.startswith(APP_PREFIX)]
+
+
 def distributions(lock: Lock, analysis: Analysis) -> list[dict[str, object]]:
     """The locked distributions, each with the modules of the analysis that import it."""
     return [
@@ -145,11 +150,14 @@ def build_manifest(
     inputs: Sequence[Mapping[str, Any]] = (),
     sbom: str = "",
     system_packages: Sequence[Mapping[str, str]] = (),
+    traced_data: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a build before its image exists (embedded in the image, completed after tagging).
 
-    ``inputs`` are the data records of record/data.py's ``input_records``.
+    ``inputs`` are the data records of record/data.py's ``input_records``; ``traced_data`` its ``traced_records``
+    (None without a trace), each marked ``included`` here when an app file of ``files`` is that path.
     """
+    files = tuple(files)  # read twice: the file records, and what the image holds of the traced data
     return manifest.make_manifest(
         slimbuild_version=__version__,
         target={"python": target.python_version, "platform": target.describe()},
@@ -177,6 +185,7 @@ def build_manifest(
         sbom=sbom,
         inputs=inputs,
         system_packages=system_packages,
+        traced_data=None if traced_data is None else data.with_included(traced_data, _app_paths(files)),
         audit=None
         if audit is None
         else [{"name": v.name, "version": v.version, "id": v.id, "fix_versions": list(v.fix_versions)} for v in audit],

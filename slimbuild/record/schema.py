@@ -3,7 +3,8 @@
 Version 2 (what this slimbuild writes) adds ``inputs``: the data the analysis reads at run time, as the
 configuration lists it (record/data.py makes the records). Version 1 manifests, written before it, still
 read and validate against the version 1 schema; they are returned as they are (no ``inputs`` key), so
-the sha256 of an old image's label still matches. Readers take ``manifest.get("inputs", [])``.
+the sha256 of an old image's label still matches. Readers take ``manifest.get("inputs", [])``. Version 2 also
+has the optional ``traced_data`` (the data files traced runs opened), absent without a trace: ``.get("traced_data")``.
 
 A manifest file written by ``write_manifest`` also carries ``sha256``: the hex sha256 of its canonical
 bytes without that key. ``read_manifest_file`` checks it (a file edited after it was written is
@@ -55,7 +56,9 @@ SHA256_DIGEST = _Match(r"sha256:[0-9a-f]{64}", "sha256: and 64 lowercase hex dig
 
 # The whole schema, version 1. Every key is required but those of _OPTIONAL_KEYS (top level); unknown keys are
 # refused (bump SCHEMA_VERSION to add a required one).
-_OPTIONAL_KEYS = frozenset({"pins", "pruned", "pushed", "pythonpath", "sbom", "system_packages", "trace_in_image"})
+_OPTIONAL_KEYS = frozenset(
+    {"pins", "pruned", "pushed", "pythonpath", "sbom", "system_packages", "trace_in_image", "traced_data"}
+)
 _SCHEMA_V1: dict[str, Any] = {
     # pip-audit's findings when the lock was audited (C12), else null
     "audit": _Nullable([{"fix_versions": [str], "id": str, "name": str, "version": str}]),
@@ -122,6 +125,10 @@ _SCHEMA: dict[str, Any] = {
             "type": _Nullable(_OneOf(*INPUT_TYPES)),
         }
     ],
+    # issue 15: the project's data files the traced runs opened (slimbuild.trace.json), sorted by path: sha256 and size
+    # (null, with missing true, for a file gone since the trace), and whether the image holds it; optional (absent
+    # without a trace), see _OPTIONAL_KEYS
+    "traced_data": [{"included": bool, "missing": bool, "path": str, "sha256": _Nullable(HEX64), "size": _Nullable(int)}],
 }
 _SCHEMAS = {1: _SCHEMA_V1, 2: _SCHEMA}
 
