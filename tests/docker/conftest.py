@@ -180,3 +180,30 @@ def registry_digest(address: str, repo: str, tag: str) -> str:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return str(resp.headers["Docker-Content-Digest"])
+
+
+def write_platform_wheel(out: Path, dist: str, files: Mapping[str, bytes]) -> Path:
+    """A manylinux wheel ``<dist>-1.0`` in the new find-links dir ``out``: ``files`` plus METADATA, WHEEL,
+    top_level.txt and a RECORD with every member's sha256 (as pip writes it)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{dist}-1.0.dist-info"
+    members = {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n",
+        f"{info}/top_level.txt": f"{dist}\n".encode(),
+    }
+
+    def record_line(name: str, data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return f"{name},sha256={digest},{len(data)}"
+
+    record = "\n".join([*(record_line(n, d) for n, d in members.items()), f"{info}/RECORD,,"]) + "\n"
+    out.mkdir()
+    with zipfile.ZipFile(out / f"{dist}-1.0-py3-none-manylinux_2_17_x86_64.whl", "w") as zf:
+        for name, data in [*members.items(), (f"{info}/RECORD", record.encode())]:
+            zf.writestr(name, data)
+    return out

@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +21,8 @@ import pytest
 from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
 from tests.constants import BUILD, OK
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, write_platform_wheel
 from tests.docker.test_build_examples import SHARED_CACHE
-from tests.docker.test_system_libs import _record_line
 
 pytestmark = pytest.mark.docker
 
@@ -68,17 +66,8 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{DIST}.libs/libsbhelper.so": (tmp / "libsbhelper.so").read_bytes(),
         f"{DIST}.libs/libunused.so": (tmp / "libunused.so").read_bytes(),
         f"{info}/LICENSE": b"MIT\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {DIST.replace('_', '-')}\nVersion: 1.0\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n",
-        f"{info}/top_level.txt": f"{DIST}\n".encode(),
     }
-    record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{info}/RECORD,,"]) + "\n"
-    out = tmp / "links"
-    out.mkdir()
-    with zipfile.ZipFile(out / f"{DIST}-1.0-py3-none-manylinux_2_17_x86_64.whl", "w") as zf:
-        for name, data in [*files.items(), (f"{info}/RECORD", record.encode())]:
-            zf.writestr(name, data)
-    return out
+    return write_platform_wheel(tmp / "links", DIST, files)
 
 
 @pytest.fixture

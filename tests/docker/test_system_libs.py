@@ -9,12 +9,10 @@ the library exactly as an extension module's would.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
 from tests.constants import BUILD, OK
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, write_platform_wheel
 from tests.docker.test_build_examples import SHARED_CACHE
 
 pytestmark = pytest.mark.docker
@@ -35,11 +33,6 @@ THREADS = _lib.sbtest_threads()
 """
 
 
-def _record_line(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
-
-
 @pytest.fixture(scope="module")
 def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A find-links dir with one manylinux wheel whose _native.so has DT_NEEDED libgomp.so.1."""
@@ -49,21 +42,8 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("gomp")
     (tmp / "native.c").write_text("#include <omp.h>\nint sbtest_threads(void) { return omp_get_max_threads(); }\n")
     subprocess.run([gcc, "-shared", "-fPIC", "-fopenmp", "-o", tmp / "_native.so", tmp / "native.c"], check=True)
-    info = f"{DIST}-1.0.dist-info"
-    files = {
-        f"{DIST}/__init__.py": INIT.encode(),
-        f"{DIST}/_native.so": (tmp / "_native.so").read_bytes(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {DIST.replace('_', '-')}\nVersion: 1.0\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n",
-        f"{info}/top_level.txt": f"{DIST}\n".encode(),
-    }
-    record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{info}/RECORD,,"]) + "\n"
-    out = tmp / "links"
-    out.mkdir()
-    with zipfile.ZipFile(out / f"{DIST}-1.0-py3-none-manylinux_2_17_x86_64.whl", "w") as zf:
-        for name, data in [*files.items(), (f"{info}/RECORD", record.encode())]:
-            zf.writestr(name, data)
-    return out
+    files = {f"{DIST}/__init__.py": INIT.encode(), f"{DIST}/_native.so": (tmp / "_native.so").read_bytes()}
+    return write_platform_wheel(tmp / "links", DIST, files)
 
 
 def _project(tmp_path: Path, name: str, extra: str = "") -> Path:
