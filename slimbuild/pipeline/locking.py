@@ -107,7 +107,8 @@ def _compile(a: Analysis, inputs: Sequence[str], target: Target, **kwargs: Any) 
         raise ResolutionError(f"{exc.message} [declared: {where}]", hint=exc.hint) from None
 
 
-def _refuse_unlockable(a: Analysis) -> None:
+def _refuse_unmapped(a: Analysis) -> None:
+    """An import off the image's path (SB023) or that maps to no distribution: never locked."""
     off_path = [f for f in a.findings if f.code == "SB023" and f.severity is Severity.ERROR]
     if off_path:  # the image would start and fail with ModuleNotFoundError: never built (A50)
         f = off_path[0]
@@ -122,12 +123,59 @@ def _refuse_unlockable(a: Analysis) -> None:
             + (f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""),
             hint=f'add it to [tool.slimbuild.mapping] (e.g. {s.module.split(".")[0]} = "<distribution>") and declare it',
         )
+
+
+def _refuse_missing(a: Analysis, why: str = "") -> None:
+    """Undeclared distributions that no declared one brings (SB001): never locked. ``why``: the graph was not read."""
     if a.missing:
         names = ", ".join(r.name for r in a.missing)
         raise ResolutionError(
-            f"entrypoint {a.entrypoint_name}: undeclared distributions: {names}",
+            f"entrypoint {a.entrypoint_name}: undeclared distributions: {names}" + (f" ({why})" if why else ""),
             hint="declare them in requirements.txt or [project.dependencies] ('slimbuild check' shows where they are imported)",
         )
+
+
+@dataclass(frozen=True)
+class _FirstResolution:
+    """The declared set resolved to read its ``# via`` graph, with the pins it was resolved under."""
+
+    lock: Lock
+    pins: tuple[Pin, ...]
+
+
+# long: the graph known, the inputs and pins of the declared set, its resolution and what a failure of it means
+def _through_declared(
+    settings: Settings, a: Analysis, sources: PinSources | None, request: _Request, env: Mapping[str, str]
+) -> tuple[Analysis, _FirstResolution | None]:
+    """``a`` with each SB001 that a resolution of the declared set pins through a declared distribution as SB020,
+    when neither the environment nor the lock shows that graph (a first lock); and that resolution, to reuse.
+
+    Offline, or when the declared set does not resolve, the SB001s stay errors and the message says why."""
+    from slimbuild.locking.pins import choose_pins
+    from slimbuild.locking.through import brought, declared_inputs, graph_unknown
+    from slimbuild.pipeline.analyzing import environment_index
+
+    if request.locked or not a.missing:
+        return a, None
+    existing = _read_lock(lock_path(settings, a.entrypoint_name))
+    index = environment_index(settings, env)
+    known = {*(index.requires if index is not None else ()), *((d.name for d in existing.dists) if existing is not None else ())}
+    inputs = declared_inputs(a, a.constraints)
+    if not inputs or not graph_unknown(a, known):
+        return a, None
+    _refuse_conflicts(a)
+    pins, _ = choose_pins(inputs, sources.for_declared(a.declared) if sources is not None else ())
+    used = _effective(pins, request.ignored)
+    try:
+        first = _compile(
+            a, inputs, target_of(settings), previous=existing.text if existing else None, upgrade=request.upgrade,
+            upgrade_packages=request.upgrade_packages, env=env, allow_sdist=settings.allow_sdist, pins=used,
+            pins_ignored=request.ignored,
+        )
+    except ResolutionError as exc:
+        _refuse_missing(a, f"the declared distributions did not resolve, so nothing shows what they bring: {exc.message}")
+        raise
+    return brought(a, first), _FirstResolution(first, used)
 
 
 def _read_lock(path: Path) -> Lock | None:
@@ -318,12 +366,17 @@ class _Request:
         return (ALL_PINS,) if self.upgrade else tuple(sorted({canonicalize_name(n) for n in self.upgrade_packages}))
 
 
+# long: the freshness test, --lock-out's seed, --locked, and the first resolution reused or a new one
 def _current_lock(
-    settings: Settings, a: Analysis, inputs: Sequence[str], pins: Sequence[Pin], request: _Request, env: Mapping[str, str]
+    settings: Settings, a: Analysis, inputs: Sequence[str], pins: Sequence[Pin], request: _Request, env: Mapping[str, str],
+    first: _FirstResolution | None = None,
 ) -> tuple[Lock, bool]:
-    """The entrypoint's lock, re-locked unless it is fresh (and refused under --locked); whether it is fresh."""
+    """The entrypoint's lock, re-locked unless it is fresh (and refused under --locked); whether it is fresh.
+
+    ``first``: the declared set's resolution, the lock when it pins every input under the same pins."""
     from slimbuild.locking.hashpins import user_hashes
     from slimbuild.locking.lockfile import inputs_digest, write_lock
+    from slimbuild.locking.through import restamped, satisfies
 
     target = target_of(settings)
     path = lock_path(settings, a.entrypoint_name)
@@ -345,6 +398,11 @@ def _current_lock(
         why = "is missing" if existing is None else "is stale (the analysis, the declared versions or the pins changed)"
         raise ResolutionError(f"{path.name} {why}; --locked refuses to re-lock", hint="run 'slimbuild lock' and commit the lock")
     _refuse_conflicts(a)
+    used = _effective(pins, request.ignored)
+    if first is not None and set(first.pins) == set(used) and satisfies(first.lock, inputs):
+        current = restamped(first.lock, inputs, target, used, request.ignored, user_hashes(hash_pins(a)))
+        write_lock(path, current)
+        return current, False
     current = _compile(
         a,
         inputs,
@@ -392,10 +450,12 @@ def lock(
     for a in analyses:
         declared, constraints = a.declared, a.constraints
         _refuse_unhashable(a, declared)
-        _refuse_unlockable(a)
+        _refuse_unmapped(a)
+        a, first = _through_declared(settings, a, sources, request, env)  # SB001s a declared one brings: SB020
+        _refuse_missing(a)
         inputs = lock_inputs(a, constraints)
         pins, pin_findings = choose_pins(inputs, sources.for_declared(declared) if sources is not None else ())
-        current, fresh = _current_lock(settings, a, inputs, pins, request, env)
+        current, fresh = _current_lock(settings, a, inputs, pins, request, env, first)
         path = lock_path(settings, a.entrypoint_name)
         if before_wheels is not None:
             before_wheels()
@@ -411,7 +471,8 @@ def lock(
             pin_findings = tuple(dict.fromkeys((*pin_findings, *more)))
             current, wheel_paths = _relock(settings, a, path, inputs, current, request, pins, env)
         provides = wheel_modules(cache, wheel_paths)
-        findings = pin_findings + extra_index_findings(a.index_options) + verify_provides(a, current, provides)
+        brought = tuple(f for f in a.findings if f.code == "SB020") if first is not None else ()  # shown once, here
+        findings = pin_findings + extra_index_findings(a.index_options) + verify_provides(a, current, provides) + brought
         vulns = _audit(path, env) if audit or settings.audit else None
         used = current.sources or pip_index(env, a.index_options).sources
         outcomes.append(LockOutcome(a, path, current, not fresh, wheel_paths, findings, current.warnings, vulns, used))
