@@ -182,11 +182,18 @@ def registry_digest(address: str, repo: str, tag: str) -> str:
         return str(resp.headers["Docker-Content-Digest"])
 
 
+def record_line(name: str, data: bytes) -> str:
+    """A wheel RECORD row for a member: its name, urlsafe-base64 sha256 and size."""
+    import base64
+    import hashlib
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
 def write_platform_wheel(out: Path, dist: str, files: Mapping[str, bytes]) -> Path:
     """A manylinux wheel ``<dist>-1.0`` in the new find-links dir ``out``: ``files`` plus METADATA, WHEEL,
     top_level.txt and a RECORD with every member's sha256 (as pip writes it)."""
-    import base64
-    import hashlib
     import zipfile
 
     info = f"{dist}-1.0.dist-info"
@@ -196,10 +203,6 @@ def write_platform_wheel(out: Path, dist: str, files: Mapping[str, bytes]) -> Pa
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n",
         f"{info}/top_level.txt": f"{dist}\n".encode(),
     }
-
-    def record_line(name: str, data: bytes) -> str:
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        return f"{name},sha256={digest},{len(data)}"
 
     record = "\n".join([*(record_line(n, d) for n, d in members.items()), f"{info}/RECORD,,"]) + "\n"
     out.mkdir()

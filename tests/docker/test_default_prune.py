@@ -19,9 +19,8 @@ import pytest
 from slimbuild.image.engine import DockerEngine
 from tests.conftest import Run
 from tests.constants import OK
-from tests.docker.conftest import BASE_IMAGE
+from tests.docker.conftest import BASE_IMAGE, record_line
 from tests.docker.test_build_examples import SHARED_CACHE
-from tests.docker.test_system_libs import _record_line
 
 pytestmark = pytest.mark.docker
 
@@ -90,7 +89,7 @@ def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         f"{info}/licenses/LICENSE": b"MIT\n",
     }
-    record = "\n".join([*(_record_line(n, d) for n, d in files.items()), f"{info}/RECORD,,"]) + "\n"
+    record = "\n".join([*(record_line(n, d) for n, d in files.items()), f"{info}/RECORD,,"]) + "\n"
     out = tmp_path_factory.mktemp("prune") / "links"
     out.mkdir()
     with zipfile.ZipFile(out / f"{DIST}-1.0-py3-none-any.whl", "w") as zf:
