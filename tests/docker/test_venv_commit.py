@@ -3,7 +3,8 @@
 The bundled slim template takes that path for a wheels-only lock; a user template directory holding only the same
 Dockerfile.j2 (no venv.sh.j2) takes the Dockerfile's builder stage. Both images of the same project and lock must hold
 the same files, modes, owners, sizes, contents and mtimes under /opt/venv, the same passwd, group and /app, and /opt,
-/etc and /tmp alike, mtimes included (nothing is ignored): the venv step works in /opt/slimbuild-venv (TMPDIR too) and
+/etc and /tmp alike (but /etc's mtime in an export, which the export's own container sets), and the same layer diff
+ids, so nothing is left out: the venv step works in /opt/slimbuild-venv (TMPDIR too) and
 removes it, so the layers are the same layers, diff id for diff id.
 A venv script that fails is a build failure with its output, no tag and no container left.
 """
@@ -101,8 +102,10 @@ def test_G23_the_venv_image_holds_the_files_the_builder_stage_gives_and_no_work_
     assert in_venv and in_venv == {n for n in builder if n.startswith("opt/venv")}
     for n in sorted(in_venv | {"etc/passwd", "etc/group", "app"}):
         assert venv[n] == builder[n], n  # type, mode, owner, size, link, content and mtime
-    for n in ("opt", "etc", "tmp"):
+    for n in ("opt", "tmp"):
         assert venv[n] == builder[n], n  # the same directory, mtime included
+    # /etc's mtime in an export is the export container's (the engine writes its hostname, hosts, resolv.conf there)
+    assert venv["etc"][:7] == builder["etc"][:7]
     assert not any(n.startswith("opt/slimbuild-venv") for n in venv)
     layers = [engine.inspect_image(ids[p])["RootFS"]["Layers"] for p in ("venv", "builder")]
     # byte for byte the same base and venv layers (the app layers differ: the embedded manifests name other templates)
