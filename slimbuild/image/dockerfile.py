@@ -125,8 +125,9 @@ def _check_images_and_numbers(plan: BuildPlan) -> None:
     for name in plan.keep_sources:
         if not name.isidentifier():
             raise ConfigError(f"keep-sources entry {name!r} is not a package name", hint='e.g. keep-sources = ["numba"]')
-    if plan.deps_image and not re.fullmatch(r"sha256:[0-9a-f]{64}", plan.deps_image):
-        raise PolicyViolation(f"deps image {plan.deps_image!r} is not an image id", hint="expected sha256:<64 hex digits>")
+    for what, value in (("deps", plan.deps_image), ("venv", plan.venv_image)):
+        if value and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise PolicyViolation(f"{what} image {value!r} is not an image id", hint="expected sha256:<64 hex digits>")
     if isinstance(plan.uid, bool) or not 0 < plan.uid < 2**31 - 1:
         raise PolicyViolation(f"uid {plan.uid!r} is not a non-root numeric uid", hint="use e.g. 10001")
     if not 0 <= plan.source_date_epoch < 2**33:

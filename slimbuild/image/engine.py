@@ -32,6 +32,7 @@ from slimbuild.image.build_stream import (
     one_line,
     parse_build_stream,
 )
+from slimbuild.image.engine_commit import commit_run
 from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, ssh_command, ssh_unavailable, unavailable
 from slimbuild.image.push import credentials_for, push_reference, registry_of
 from slimbuild.image.push_stream import PushOutcome
@@ -63,6 +64,7 @@ class EngineInfo:
     engine_version: str
     os: str
     arch: str
+    podman: bool = False  # podman's compat API (its version names a "Podman Engine" component)
 
 
 class Engine(Protocol):
@@ -105,6 +107,11 @@ class Engine(Protocol):
     ) -> RunOutcome:
         """Run argv (replacing ENTRYPOINT and CMD) in a throwaway locked-down container; ``files`` (a tar) is put
         into it at ``/`` before it starts (needs ``read_only=False``), ``collect`` fetched from it after it ends."""
+        ...
+
+    def commit_run(self, image: str, archive: BinaryIO | bytes, argv: Sequence[str], *, timeout: float) -> str:
+        """Run argv in a container of IMAGE with ARCHIVE (a tar) put in /opt, and commit it, untagged: the new id
+        (image/engine_commit.py: the venv image; what the container may change is checked first)."""
         ...
 
     def tag(self, image_id: str, refs: Sequence[str]) -> None:
@@ -240,6 +247,7 @@ def connect(env: Mapping[str, str] | None = None, *, timeout: float = DEFAULT_TI
         engine_version=str(version.get("Version", "?")),
         os=str(version.get("Os", "?")),
         arch=str(version.get("Arch", "?")),
+        podman=any("podman" in str(c.get("Name", "")).lower() for c in version.get("Components") or [] if isinstance(c, dict)),
     )
     return DockerEngine(client, info)
 
@@ -411,6 +419,16 @@ class DockerEngine:
                     client.remove_container(container, force=True, v=True)
                 except (docker.errors.DockerException, OSError):
                     pass
+
+    def commit_run(self, image: str, archive: BinaryIO | bytes, argv: Sequence[str], *, timeout: float) -> str:
+        """The venv image: argv run in a container of IMAGE and committed (image/engine_commit.py); never tagged."""
+        try:
+            with _sigterm_raises():
+                return commit_run(self._client, image, archive, argv, timeout=timeout)
+        except _INTERRUPTS:
+            raise Interrupted(f"venv step {' '.join(argv)!r} interrupted", "no image was tagged") from None
+        except OSError as exc:
+            raise self._lost(exc) from None
 
     def _wait(self, container: str, image_id: str, argv: Sequence[str], timeout: float) -> dict[str, Any]:
         """The container's exit status; past the timeout it is killed and the run fails (BuildFailed)."""

@@ -109,6 +109,9 @@ class BuildPlan:
     # An image built earlier from this plan's builder and deps stages (``build`` does that in a first
     # step): the Dockerfile then starts from it instead of repeating those stages.
     deps_image: str = ""
+    # The venv image committed from a container of the base (image/engine_commit.py, the template's venv.sh.j2): the
+    # deps stage then starts from it, with no builder stage and no COPY.
+    venv_image: str = ""
     # The venv's layers, one per distribution or group (image/layers.py); () is one layer for the whole venv.
     layers: tuple[LayerUnit, ...] = ()
     # prune = "traced": the builder prunes the staged venv to CONTEXT_TRACED with CONTEXT_PRUNE_SCRIPT

@@ -47,7 +47,9 @@ from slimbuild.image.plan import (
     BuildPlan,
 )
 
-__all__ = ["bundled_template_dir", "copy_list", "dq", "json_list", "json_str", "render_dockerfile"]
+__all__ = ["bundled_template_dir", "copy_list", "dq", "json_list", "json_str", "render_dockerfile", "render_venv_script"]
+
+VENV_WORK = "/opt/slimbuild-venv"  # where venv.sh and its inputs lie in the venv container (image/engine_commit.py)
 
 _BUILTIN_TEMPLATES = ("distroless", "slim")
 
@@ -142,6 +144,7 @@ def _template_vars(plan: BuildPlan) -> Mapping[str, object]:
         else "",
         "uid": int(plan.uid),
         "deps_image": plan.deps_image,
+        "venv_image": plan.venv_image,
         # the venv's layers: keys in COPY order (empty: one layer), and the layout file stage_venv reads
         "layers": [u.key for u in plan.layers],
         "layers_source": CONTEXT_LAYERS,
@@ -205,3 +208,27 @@ def render_dockerfile(plan: BuildPlan, template_dir: Path | None = None) -> str:
     return text
 
 
+
+
+def render_venv_script(plan: BuildPlan, template_dir: Path | None = None) -> str | None:
+    """The template's ``venv.sh.j2`` for PLAN (the venv step run in a container of the base and committed), with the
+    paths under ``VENV_WORK``; None when the template has none (its Dockerfile's builder stage makes the venv)."""
+    validate_plan(plan)
+    env = _environment(template_dir)
+    name = f"{plan.template}/venv.sh.j2"
+    if template_dir is not None and (template_dir / "Dockerfile.j2").is_file():
+        name = "venv.sh.j2"
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateNotFound:
+        return None
+    paths = {
+        "work_dir": VENV_WORK,
+        "wheels_dest": f"{VENV_WORK}/{CONTEXT_WHEELS_DIR}/",
+        "lock_dest": f"{VENV_WORK}/{CONTEXT_LOCK}",
+        "stage_dest": f"{VENV_WORK}/{CONTEXT_STAGE_SCRIPT}",
+    }
+    try:
+        return template.render(**{**_template_vars(plan), **paths})
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"template {name}: {exc}", hint="fix the template") from None

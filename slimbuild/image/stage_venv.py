@@ -551,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--install", metavar="LOCK", help="install this lock first, one pip per group (pip's command after --)")
     ap.add_argument("--wheels", default="/wheels/", help="the wheelhouse (to group the lock by what each wheel writes)")
     ap.add_argument("--layers", metavar="LAYOUT", help="stage one root per unit of this layout file (image/layers.py)")
+    ap.add_argument("--in-place", metavar="WORK", help="finish the venv where it is, no --stage (stage_inplace.py); remove WORK")
     ap.add_argument("pip", nargs=argparse.REMAINDER, help="-- PIP_MAIN install ARGS...: how to run pip, without -r")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--compile-unit"]:
@@ -562,7 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not pip:
             ap.error("--install needs pip's command after --")
         install_and_compile(
-            args.install, pip, args.wheels, args.site_packages, work="/tmp/slimbuild-groups", prune_patterns=args.prune,
+            args.install, pip, args.wheels, args.site_packages, work=os.path.join(args.in_place or "/tmp", "slimbuild-groups"),
+            prune_patterns=args.prune,
             rules=rules, pyc=args.pyc and not args.layers, strip_sources=args.strip_sources, keep_sources=args.keep_source,
         )
     stage_prune.prune(args.site_packages, args.prune, rules)
@@ -575,6 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         compile_units(roots, args.site_packages, strip_sources=args.strip_sources, keep_sources=args.keep_source)
     for site in [root + args.site_packages for root in roots] or [args.site_packages]:
         stage_prune.rewrite_records(site)  # after the bytecode: a stripped source's row names its .pyc
+    if args.in_place:  # the bundled venv.sh (no --deb, no --layers): stage_inplace.py lies beside this script
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import stage_inplace  # type: ignore[import-not-found]
+
+        stage_inplace.finish_in_place(args.venv, args.uid, args.epoch, args.in_place, etc=args.etc)
+        return 0
     skeleton = os.path.join(args.stage, SKELETON) if args.layers else args.stage
     stage(args.venv, skeleton, args.uid, args.passwd, args.etc)
     install_debs(args.deb, skeleton)  # system-packages travel with the venv's skeleton (its own layer when layered)

@@ -8,6 +8,7 @@ with it from a record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from slimbuild.config import Settings
 from slimbuild.errors import BuildFailed, NoSuchImage, SlimbuildError
+from slimbuild.image import stage_inplace
 from slimbuild.image.build_stream import BuildOutcome, ProgressEvent
 from slimbuild.image.context import (
     ContextFile,
@@ -27,18 +29,22 @@ from slimbuild.image.context import (
     write_context_tar,
 )
 from slimbuild.image.engine import Engine
+from slimbuild.image.engine_commit import ARCHIVE_AT
 from slimbuild.image.plan import (
     APP_PREFIX,
     DEPS_STAGE,
     deps_key,
 )
-from slimbuild.image.render import render_dockerfile
+from slimbuild.image.render import VENV_WORK, render_dockerfile, render_venv_script
 from slimbuild.paths import atomic_write
 from slimbuild.pipeline import outputs
 from slimbuild.pipeline.locking import target_of
 from slimbuild.pipeline.normalizing import normalize_image
 from slimbuild.record import manifest, provenance
 
+VENV_SCRIPT = "venv.sh"
+INPLACE_MODULE = "stage_inplace.py"  # imported by slimbuild-stage.py --in-place, from beside it
+VENV_TIMEOUT = 3600.0  # the venv step's container: a lock of big wheels on a slow engine
 MANIFEST_IN_APP = manifest.MANIFEST_PATH_IN_IMAGE.removeprefix("/app/")  # copied with the app files
 
 
@@ -68,7 +74,11 @@ def _deps_image(
     engine: Engine, inputs: BuildInputs, key: str, cache: Path, on_progress: Callable[[ProgressEvent], None] | None
 ) -> str:
     """The image of the builder and deps stages: the one recorded for this key if the engine still has it,
-    else built now (target ``deps``, from the wheelhouse, lock and stage script only) and recorded."""
+    else built now and recorded: from the venv image (``_venv_route``) or as target ``deps`` from the wheelhouse,
+    lock and stage script only."""
+    script = _venv_route(engine, inputs)
+    if script is not None:  # another key: the venv step's script and its staging module make the image too
+        key = hashlib.sha256(f"{key}\0venv\0{script}\0".encode() + Path(stage_inplace.__file__).read_bytes()).hexdigest()
     record = cache / "deps" / f"{key}.json"
     try:
         image_id = str(json.loads(record.read_text(encoding="utf-8"))["image_id"])
@@ -77,11 +87,57 @@ def _deps_image(
     except (OSError, ValueError, KeyError, TypeError, BuildFailed, NoSuchImage):
         pass  # no record, or the engine no longer has that image (pruned, another engine): build it
     deps_files = [f for f in inputs.files if not f.arcname.startswith(APP_PREFIX)]
-    outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
+    if script is not None:
+        image_id = _venv_deps(engine, inputs, deps_files, script, on_progress)
+    else:
+        outcome = _send(engine, deps_files, inputs.source_date_epoch, labels={}, on_progress=on_progress, target=DEPS_STAGE)
+        image_id = outcome.image_id
     try:
-        atomic_write(record, json.dumps({"image_id": outcome.image_id}, sort_keys=True).encode() + b"\n")
+        atomic_write(record, json.dumps({"image_id": image_id}, sort_keys=True).encode() + b"\n")
     except OSError:
         pass  # a cache that cannot be written costs the next build this step again, nothing else
+    return image_id
+
+
+def _venv_route(engine: Engine, inputs: BuildInputs) -> str | None:
+    """The rendered venv.sh when the deps image is made from a committed venv container: the template has one and
+    the plan is the common case (wheels only: no sdists, no system-packages, one venv layer, no traced pruning, the
+    runtime on the builder's base) on an engine other than podman; else None (the Dockerfile's builder stage)."""
+    plan = inputs.plan
+    if plan.sdists or plan.debs or plan.layers or plan.traced or plan.runtime_image not in ("", plan.base_image):
+        return None
+    if engine.info().podman:  # README "Podman": its compat API's commit and diff differ; the builder stage works there
+        return None
+    return render_venv_script(plan, inputs.template_dir)
+
+
+def _venv_deps(
+    engine: Engine, inputs: BuildInputs, deps_files: Sequence[ContextFile], script: str,
+    on_progress: Callable[[ProgressEvent], None] | None,
+) -> str:  # fmt: skip
+    """The venv image committed from a container of the base, then target ``deps`` on it (metadata only)."""
+    work = VENV_WORK.removeprefix(f"{ARCHIVE_AT}/")
+    files = [replace(f, arcname=f"{work}/{f.arcname}") for f in deps_files if f.arcname != "Dockerfile"]
+    files.append(ContextFile(f"{work}/{VENV_SCRIPT}", None, script.encode(), 0o644))
+    files.append(ContextFile(f"{work}/{INPLACE_MODULE}", Path(stage_inplace.__file__), None, 0o644))
+    if on_progress is not None:
+        on_progress(ProgressEvent("log", "venv: installing the lock in a container of the base"))
+    with tempfile.TemporaryDirectory(prefix="slimbuild-venv-") as tmp:
+        os.chmod(tmp, 0o700)
+        tar = Path(tmp) / "venv.tar"
+        _write_context(tar, files, inputs.source_date_epoch)
+        with tar.open("rb") as fh:
+            argv = ["/bin/sh", f"{VENV_WORK}/{VENV_SCRIPT}"]
+            venv_id = engine.commit_run(inputs.plan.base_image, fh, argv, timeout=VENV_TIMEOUT)
+    try:
+        dockerfile = render_dockerfile(replace(inputs.plan, venv_image=venv_id), inputs.template_dir)
+        outcome = _send(
+            engine, [ContextFile("Dockerfile", None, dockerfile.encode(), 0o644)], inputs.source_date_epoch, labels={},
+            on_progress=on_progress, target=DEPS_STAGE,
+        )  # fmt: skip
+    except BaseException:
+        discard(engine, venv_id)  # nothing refers to it yet
+        raise
     return outcome.image_id
 
 

@@ -20,6 +20,7 @@ from tests.constants import INTERRUPTED, OK, USAGE
 from tests.unit.pipeline.test_build_orchestration import (  # noqa: F401 - fixtures used by name
     BASE,
     NORMALISE,
+    VENV_DEPS,
     FakeEngine,
     _cli,
     _write_project,
@@ -107,7 +108,7 @@ def test_E18_lock_out_and_manifest_out_write_there_and_nothing_in_the_read_only_
     assert run.code == OK, run.err
     assert (out / "slimbuild.lock").read_bytes() == project_lock  # the project's fresh lock, where it was asked for
     assert (out / "m.json").is_file() and _project_files(proj) == before
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag"]
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "tag"]
 
 
 # ----------------------------------------------------------------------------- E19: undo this run's tags
@@ -133,7 +134,7 @@ def test_E19_a_manifest_that_cannot_be_put_in_place_after_tagging_undoes_every_t
     assert "cannot write slimbuild.manifest.json" in run.err and "no tag of this run was kept" in run.err
     (tag_call,) = [c for c in engine.calls if c[0] == "tag" and c[2] != ("team/orch:dev",)]
     new_refs = [r for r in tag_call[2] if r != "team/orch:dev"]
-    assert engine.kinds()[:6] == ["build", "build", *NORMALISE, "run", "tag"]
+    assert engine.kinds()[:7] == [*VENV_DEPS, "build", *NORMALISE, "run", "tag"]
     assert {("untag", r) for r in new_refs} <= set(engine.calls)  # the new refs removed
     assert ("tag", OLD_ID, ("team/orch:dev",)) in engine.calls and engine.refs == {"team/orch:dev": OLD_ID}
     assert tag_call[1] not in engine.images  # the image of the failed run is gone too

@@ -62,6 +62,7 @@ class FakeEngine:
         self.smoke_exit, self.fail_run, self.fail_tag = smoke_exit, fail_run, fail_tag
         self.calls: list[tuple[Any, ...]] = []
         self.contexts: list[tuple[str, bytes]] = []  # (target, context tar bytes) of each build
+        self.archives: list[bytes] = []  # the tar each commit_run put into its container
         self.images: dict[str, dict[str, Any]] = {
             BASE: {"Id": "sha256:" + "b" * 64, "Size": 100_000, "Config": {"Env": [f"PYTHON_VERSION={BASE_PYTHON}"]}}
         }
@@ -87,6 +88,16 @@ class FakeEngine:
         if self.fail_run is not None:
             raise self.fail_run
         return RunOutcome(self.smoke_exit, "slimbuild smoke: ok\n" if self.smoke_exit == 0 else "Traceback\nImportError: x\n")
+
+    def commit_run(self, image: str, archive: Any, argv: Sequence[str], *, timeout: float) -> str:
+        """The venv image: a fresh id from the archive (what the venv container got in /tmp) and the command."""
+        data = archive if isinstance(archive, bytes) else archive.read()
+        self.calls.append(("commit_run", image, tuple(argv)))
+        self.archives.append(data)
+        image_id = "sha256:" + hashlib.sha256(b"commit\0" + data + " ".join(argv).encode()).hexdigest()
+        self.images[image_id] = {"Id": image_id, "Size": 100_000 + len(data), "RootFS": {"Layers": [f"sha256:{'1' * 64}"]},
+                                 "Config": {}}
+        return image_id
 
     def tag(self, image_id: str, refs: Sequence[str]) -> None:
         self.calls.append(("tag", image_id, tuple(refs)))
@@ -156,6 +167,8 @@ class FakeEngine:
 # The normalisation step after every build: the twin with the config at SOURCE_DATE_EPOCH is loaded and the
 # image as the builder made it is removed (pipeline/normalizing.py).
 NORMALISE = ["load", "remove_image"]
+# The deps image of the bundled slim template (pipeline/imaging.py): the venv container committed, then target deps on it.
+VENV_DEPS = ["commit_run", "build"]
 
 
 def _typed(engine: FakeEngine) -> Engine:
@@ -321,9 +334,10 @@ def test_F12_E19_smoke_runs_before_any_tag_the_manifest_is_written_before_taggin
     monkeypatch.setattr(outputs, "stage", stage)
     monkeypatch.setattr(outputs.Staged, "commit", commit)
     (result,) = _build(root, engine, tags=["team/orch:dev"])
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag"]  # deps image, app image, smoke, then every ref at once
+    # the deps image (the venv committed, deps on it), the app image, smoke, then every ref at once
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "tag"]
     assert [t for t, _ in engine.contexts] == ["deps", ""]
-    assert staged == [["build", "build", *NORMALISE, "run"]] and committed == [["build", "build", *NORMALISE, "run", "tag"]]
+    assert staged == [[*VENV_DEPS, "build", *NORMALISE, "run"]] and committed == [[*VENV_DEPS, "build", *NORMALISE, "run", "tag"]]
     (tag_call,) = [c for c in engine.calls if c[0] == "tag"]
     assert tag_call[1] == result.image_id and tag_call[2] == result.tags
     repo = "slimbuild/orch"
@@ -342,10 +356,12 @@ def test_the_app_context_carries_the_manifest_and_never_a_secret(tmp_path: Path,
     engine = FakeEngine()
     _build(root, engine)
     deps, app = (_members(data) for _, data in engine.contexts)
-    assert f"{APP}main.py" not in deps and any(n.startswith("wheels/tinypkg-") for n in deps)
+    venv = _members(engine.archives[0])  # what the venv container got in /tmp
+    assert f"slimbuild-venv/{APP}main.py" not in venv and any(n.startswith("slimbuild-venv/wheels/tinypkg-") for n in venv)
+    assert set(deps) == {"Dockerfile"} and b"FROM sha256:" in deps["Dockerfile"]  # the deps stage on the venv image
     assert set(app) == APP_MEMBERS
     assert json.loads(app[f"{APP}{building.MANIFEST_IN_APP}"])["image"] is None  # the pre-build manifest
-    assert not any(".env" in n for n in (*deps, *app))
+    assert not any(".env" in n for n in (*venv, *deps, *app))
     assert b"FROM sha256:" in app["Dockerfile"]  # built on the deps image
 
 
@@ -480,7 +496,7 @@ def test_F12_a_failing_smoke_run_removes_the_untagged_image_and_applies_no_tag(
     run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD and "smoke run failed (exit 3)" in run.err and "ImportError: x" in run.err
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "remove_image"]
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "remove_image"]
     assert ("remove_image", app_id) in engine.calls and app_id not in engine.images
     assert engine.refs == {} and not (root / "slimbuild.manifest.json").exists()
 
@@ -493,7 +509,7 @@ def test_E4_a_failing_tag_call_keeps_no_tag_and_records_no_success(
     run = _cli("build", str(root), "--tag", "team/orch:dev", engine=engine, monkeypatch=monkeypatch)
     assert run.code == BUILD, run.err
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag", "remove_image"] and engine.refs == {}
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "tag", "remove_image"] and engine.refs == {}
     assert app_id not in engine.images  # the untagged image is not left behind either
     assert not (root / "slimbuild.manifest.json").exists() and run.out == ""
 
@@ -515,7 +531,7 @@ def test_F12_E10_a_smoke_run_that_raises_removes_the_untagged_image_and_applies_
     run = _cli("build", str(root), engine=engine, monkeypatch=monkeypatch)
     assert run.code == code, (case, run.err)
     app_id = next(c[1] for c in engine.calls if c[0] == "run")
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "remove_image"], case
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "remove_image"], case
     assert app_id not in engine.images and engine.refs == {}
     assert not (root / "slimbuild.manifest.json").exists() and "Traceback" not in run.err
 
@@ -597,9 +613,10 @@ def test_keep_context_writes_the_whole_self_contained_context(tmp_path: Path, fa
     engine = FakeEngine()
     _build(root, engine, keep_context=True)
     kept = _members((root / ".slimbuild-context.tar").read_bytes())
-    deps, app = (_members(data) for _, data in engine.contexts)
-    assert {*deps, *app} - {"Dockerfile"} == set(kept) - {"Dockerfile"}  # every file the two builds had
-    assert kept["Dockerfile"] == deps["Dockerfile"] != app["Dockerfile"]  # the whole Dockerfile, not the derived one
+    _deps, app = (_members(data) for _, data in engine.contexts)
+    venv = {n.removeprefix("slimbuild-venv/") for n in _members(engine.archives[0])} - {"venv.sh", "stage_inplace.py"}
+    assert {*venv, *app} - {"Dockerfile"} == set(kept) - {"Dockerfile"}  # every file the venv step and the builds had
+    assert b"AS builder" in kept["Dockerfile"] and kept["Dockerfile"] != app["Dockerfile"]  # the whole Dockerfile
 
 
 def test_without_keep_context_nothing_is_left_in_the_project(tmp_path: Path, fake_lock: list[int]) -> None:
@@ -640,7 +657,7 @@ def test_build_locked_analyses_once_locks_once_and_reads_pyproject_once(proj: Pa
     run = _cli("build", str(proj), "--locked", engine=engine, monkeypatch=monkeypatch)
     assert run.code == OK, run.err
     assert counts == {"analyze": 1, "lock": 1, "read_pyproject": 1, "resolve_entrypoint": 1}
-    assert engine.kinds() == ["build", "build", *NORMALISE, "run", "tag"]
+    assert engine.kinds() == [*VENV_DEPS, "build", *NORMALISE, "run", "tag"]
 
 
 def test_C17_the_manifest_records_where_each_pin_came_from(tmp_path: Path, fake_lock: list[int]) -> None:
