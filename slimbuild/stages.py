@@ -126,6 +126,8 @@ def _parse_stage(name: str, table: Mapping[str, object], defaults: Mapping[str, 
         if not isinstance(item, str) or item != item.strip() or "\0" in item:
             raise ConfigError(f"{at('stages', name, field_name)}: '{key}.{field_name}' must be a string", hint=_PIPELINE_HINT)
         texts[field_name] = item
+    if "from" in table and not texts["from"]:
+        raise ConfigError(f"{at('stages', name, 'from')}: '{key}.from' is empty: name the stage it follows", hint=_PIPELINE_HINT)
     if "repo" in table and _REPO.fullmatch(texts["repo"]) is None:
         raise ConfigError(
             f"{at('stages', name, 'repo')}: '{key}.repo' {texts['repo']!r} is not a repo name",

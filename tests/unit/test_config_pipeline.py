@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slimbuild.config import load_settings
@@ -103,6 +103,7 @@ _TABLES = st.dictionaries(
 
 @settings(max_examples=200, deadline=None)
 @given(_TABLES)
+@example({"stages": {"ingest": {"from": ""}}})  # found by hypothesis: an empty from was taken as an input
 def test_M5_any_pipeline_table_parses_or_is_a_config_error(table: dict[str, object]) -> None:
     try:
         parsed = parse_pipeline(table, "pyproject.toml")
