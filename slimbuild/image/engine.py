@@ -32,7 +32,8 @@ from slimbuild.image.build_stream import (
     one_line,
     parse_build_stream,
 )
-from slimbuild.image.engine_commit import commit_run
+from slimbuild.image.engine_commit import commit_run, remove_quietly
+from slimbuild.image.engine_commit import short_id as _short
 from slimbuild.image.engine_host import EngineHost, causes, resolve_host, root_cause, ssh_command, ssh_unavailable, unavailable
 from slimbuild.image.push import credentials_for, push_reference, registry_of
 from slimbuild.image.push_stream import PushOutcome
@@ -274,11 +275,6 @@ def _context_chunks(context: BinaryIO | bytes, on_progress: ProgressCallback | N
         yield chunk
 
 
-def _short(image_id: str) -> str:
-    """sha256:abcdef0123456789... -> abcdef012345."""
-    return image_id.removeprefix("sha256:")[:12]
-
-
 class DockerEngine:
     """Engine over the Docker Engine API via ``docker.APIClient`` (classic builder)."""
 
@@ -415,10 +411,7 @@ class DockerEngine:
             raise self._lost(exc) from None
         finally:
             if container is not None:
-                try:
-                    client.remove_container(container, force=True, v=True)
-                except (docker.errors.DockerException, OSError):
-                    pass
+                remove_quietly(client, container)
 
     def commit_run(self, image: str, archive: BinaryIO | bytes, argv: Sequence[str], *, timeout: float) -> str:
         """The venv image: argv run in a container of IMAGE and committed (image/engine_commit.py); never tagged."""

@@ -40,8 +40,17 @@ def unexpected_change(changes: Sequence[dict[str, Any]]) -> str:
     return ""
 
 
-def _short(image_id: str) -> str:
+def short_id(image_id: str) -> str:
+    """sha256:abcdef0123456789... -> abcdef012345."""
     return image_id.removeprefix("sha256:")[:12]
+
+
+def remove_quietly(client: Any, container: str) -> None:
+    """Remove a throwaway container and its volumes, best effort (the first failure is the one to report)."""
+    try:
+        client.remove_container(container, force=True, v=True)
+    except (docker.errors.DockerException, OSError):
+        pass
 
 
 def _wait(client: Any, container: str, argv: Sequence[str], timeout: float) -> int:
@@ -83,7 +92,7 @@ def commit_run(client: Any, image: str, archive: BinaryIO | bytes, argv: Sequenc
         )  # fmt: skip
         container = str(created["Id"])
         if not client.put_archive(container, ARCHIVE_AT, archive):
-            raise BuildFailed(f"the engine refused the venv step's files for image {_short(image)}", "build again")
+            raise BuildFailed(f"the engine refused the venv step's files for image {short_id(image)}", "build again")
         client.start(container)
         code = _wait(client, container, argv, timeout)
         if code != 0:
@@ -96,12 +105,9 @@ def commit_run(client: Any, image: str, archive: BinaryIO | bytes, argv: Sequenc
         return str(client.commit(container, message="slimbuild venv")["Id"])
     except docker.errors.APIError as exc:
         raise BuildFailed(
-            f"image build failed: the venv step in image {_short(image)}: {one_line(str(exc.explanation or exc))}",
+            f"image build failed: the venv step in image {short_id(image)}: {one_line(str(exc.explanation or exc))}",
             "check the base image and the engine",
         ) from None
     finally:
         if container is not None:
-            try:
-                client.remove_container(container, force=True, v=True)
-            except (docker.errors.DockerException, OSError):
-                pass
+            remove_quietly(client, container)

@@ -175,6 +175,14 @@ def _environment(template_dir: Path | None) -> jinja2.Environment:
     return env
 
 
+def _template_file(plan: BuildPlan, template_dir: Path | None, file: str) -> str:
+    """FILE of the plan's template: ``<plan.template>/FILE``, or ``FILE`` at the top of a user's directory that holds
+    its ``Dockerfile.j2`` there (as documented)."""
+    if template_dir is not None and (template_dir / "Dockerfile.j2").is_file():
+        return file
+    return f"{plan.template}/{file}"
+
+
 def render_dockerfile(plan: BuildPlan, template_dir: Path | None = None) -> str:
     """The Dockerfile for PLAN from ``<template_dir or bundled>/<plan.template>/Dockerfile.j2``, checked.
 
@@ -182,9 +190,7 @@ def render_dockerfile(plan: BuildPlan, template_dir: Path | None = None) -> str:
     """
     validate_plan(plan)
     env = _environment(template_dir)
-    name = f"{plan.template}/Dockerfile.j2"
-    if template_dir is not None and (template_dir / "Dockerfile.j2").is_file():
-        name = "Dockerfile.j2"
+    name = _template_file(plan, template_dir, "Dockerfile.j2")
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:
@@ -215,9 +221,7 @@ def render_venv_script(plan: BuildPlan, template_dir: Path | None = None) -> str
     paths under ``VENV_WORK``; None when the template has none (its Dockerfile's builder stage makes the venv)."""
     validate_plan(plan)
     env = _environment(template_dir)
-    name = f"{plan.template}/venv.sh.j2"
-    if template_dir is not None and (template_dir / "Dockerfile.j2").is_file():
-        name = "venv.sh.j2"
+    name = _template_file(plan, template_dir, "venv.sh.j2")
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:
